@@ -2,6 +2,9 @@ module github.com/diffill/diffill
 
 go 1.26.0
 
+// go.lsp.dev/protocol v0.12.0 is that module's only release (it models LSP 3.15) and compiles
+// only against go.lsp.dev/jsonrpc2 v0.10.0; jsonrpc2 v1.x changed the Conn/Handler API. Both are
+// pinned: do not upgrade one without the other. lsp/protocol317.go adds the 3.17/3.18 types.
 require (
 	go.lsp.dev/jsonrpc2 v0.10.0
 	go.lsp.dev/protocol v0.12.0
