@@ -1,41 +1,168 @@
 // Package kernels holds diffill's CPU compute kernels: matrix multiply over
-// packed float32 or bf16 weights, and the small vector operations of a
-// transformer layer. Everything works on raw slices; callers own memory.
+// packed float32, bf16 or f16 weights, and the vector operations of a
+// transformer layer (dot, axpy, softmax, RMSNorm, SwiGLU, attention).
+// Everything works on raw slices; callers own memory.
+//
+// The hot loops are Go assembly for AVX-512 and AVX2+FMA, chosen at run
+// time from the CPU's features, with a pure-Go path for other machines
+// (and for the purego build tag). ISA reports which path runs.
 package kernels
 
+import (
+	"fmt"
+	"unsafe"
+)
+
 // Linear is a weight matrix W of shape [N, K] (PyTorch nn.Linear layout:
-// one row per output feature), prepared for repeated products Y = X·Wᵀ.
+// one row per output feature), packed for repeated products Y = X·Wᵀ.
+//
+// The weights are copied at construction into column panels nr wide
+// (32 for AVX-512, 16 otherwise), each stored k-major, the layout the
+// microkernels stream. bf16 and f16 weights stay 16-bit in the panels and
+// are widened inside the kernel, which halves the memory traffic of the
+// bandwidth-bound small-M products. A Linear is immutable and safe for
+// concurrent use.
 type Linear struct {
 	N, K int
-	w    []float32 // row-major [N][K]
+
+	dt     dtype
+	isa    isa
+	nr     int       // panel width
+	panels int       // ceil(N / nr)
+	f32    []float32 // packed panels, dt == dtF32: [panels][K][nr]
+	u16    []uint16  // packed panels, bf16 or f16
+	pool   *Pool
+	kerns  []microKernel // fewest rows first
 }
 
-// NewLinearF32 prepares float32 weights w ([N][K], row-major).
-func NewLinearF32(w []float32, n, k int) *Linear {
-	return &Linear{N: n, K: k, w: w}
+// An Option configures a Linear.
+type Option func(*options)
+
+type options struct{ pool *Pool }
+
+// WithPool makes the Linear run on p instead of DefaultPool.
+func WithPool(p *Pool) Option { return func(o *options) { o.pool = p } }
+
+// NewLinearF32 packs float32 weights w ([n][k], row-major).
+func NewLinearF32(w []float32, n, k int, opts ...Option) *Linear {
+	checkWeights(len(w), n, k)
+	l := newLinear(dtF32, n, k, curISA, opts)
+	packPanels(l.f32, w, l, false)
+	return l
 }
 
-// NewLinearBF16 prepares bfloat16 weights w ([N][K], row-major, raw bits).
-func NewLinearBF16(w []uint16, n, k int) *Linear {
-	f := make([]float32, len(w))
-	for i, b := range w {
-		f[i] = BF16ToF32(b)
+// NewLinearBF16 packs bfloat16 weights w ([n][k], row-major, raw bits).
+func NewLinearBF16(w []uint16, n, k int, opts ...Option) *Linear {
+	checkWeights(len(w), n, k)
+	l := newLinear(dtBF16, n, k, curISA, opts)
+	packPanels(l.u16, w, l, true)
+	return l
+}
+
+// NewLinearF16 packs IEEE half-precision weights w ([n][k], row-major, raw
+// bits).
+func NewLinearF16(w []uint16, n, k int, opts ...Option) *Linear {
+	checkWeights(len(w), n, k)
+	if curISA == isaAVX2 && !hasF16C {
+		// No in-kernel conversion on this CPU: widen once here.
+		f := make([]float32, n*k)
+		F16ToF32s(f, w[:n*k])
+		return NewLinearF32(f, n, k, opts...)
 	}
-	return &Linear{N: n, K: k, w: f}
+	l := newLinear(dtF16, n, k, curISA, opts)
+	packPanels(l.u16, w, l, false)
+	return l
 }
 
-// Forward computes y[m][N] = x[m][K] · Wᵀ. y is overwritten.
-func (l *Linear) Forward(y, x []float32, m int) {
-	for i := 0; i < m; i++ {
-		xi := x[i*l.K : (i+1)*l.K]
-		yi := y[i*l.N : (i+1)*l.N]
-		for j := 0; j < l.N; j++ {
-			wj := l.w[j*l.K : (j+1)*l.K]
-			var s float32
-			for p, v := range xi {
-				s += v * wj[p]
+func checkWeights(have, n, k int) {
+	if n <= 0 || k <= 0 {
+		panic(fmt.Sprintf("kernels: Linear shape [%d, %d] is empty", n, k))
+	}
+	if have < n*k {
+		panic(fmt.Sprintf("kernels: Linear [%d, %d] needs %d weights, got %d", n, k, n*k, have))
+	}
+}
+
+func newLinear(dt dtype, n, k int, s isa, opts []Option) *Linear {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.pool == nil {
+		o.pool = DefaultPool()
+	}
+	l := &Linear{N: n, K: k, dt: dt, isa: s, pool: o.pool}
+	switch s {
+	case isaAVX512:
+		l.nr = 32
+	default:
+		l.nr = 16
+	}
+	l.kerns = kernelsFor(s, dt)
+	l.panels = (n + l.nr - 1) / l.nr
+	size := l.panels * k * l.nr
+	if dt == dtF32 {
+		l.f32 = alignedF32(size)
+	} else {
+		l.u16 = alignedU16(size)
+	}
+	return l
+}
+
+// DType reports the weight type the panels hold: "f32", "bf16" or "f16".
+func (l *Linear) DType() string { return l.dt.String() }
+
+// packPanels fills dst with the panels of w ([N][K], row-major). Columns
+// past N are zero. Each panel is its own item for the pool: packing a large
+// model is a pass over all its weights. With pairs, lane j of each 32-bit
+// pair holds columns j and j+nr/2 of the panel, so that one shift and one
+// mask widen a whole bf16 row in the kernel.
+func packPanels[T float32 | uint16](dst, w []T, l *Linear, pairs bool) {
+	nr, k, n := l.nr, l.K, l.N
+	half := nr / 2
+	l.pool.Run(l.panels, func(p int) {
+		base := p * k * nr
+		for c := 0; c < nr && p*nr+c < n; c++ {
+			pos := c
+			if pairs {
+				pos = c%half*2 + c/half
 			}
-			yi[j] = s
+			src := w[(p*nr+c)*k : (p*nr+c+1)*k]
+			d := dst[base+pos:]
+			for kk, v := range src {
+				d[kk*nr] = v
+			}
 		}
+	})
+}
+
+// Forward computes y[m][N] = x[m][K] · Wᵀ, overwriting y. It runs on the
+// Linear's pool. y and x must not overlap.
+func (l *Linear) Forward(y, x []float32, m int) {
+	if m <= 0 {
+		return
 	}
+	if len(x) < m*l.K || len(y) < m*l.N {
+		panic(fmt.Sprintf("kernels: Forward of [%d, %d]·[%d, %d]ᵀ: x has %d floats (need %d), y has %d (need %d)",
+			m, l.K, l.N, l.K, len(x), m*l.K, len(y), m*l.N))
+	}
+	l.gemm(y, l.N, x, l.K, m)
+}
+
+func alignedF32(n int) []float32 {
+	b := make([]float32, n+16)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & 63 / 4)
+	if off != 0 {
+		off = 16 - off
+	}
+	return b[off : off+n : off+n]
+}
+
+func alignedU16(n int) []uint16 {
+	b := make([]uint16, n+32)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & 63 / 2)
+	if off != 0 {
+		off = 32 - off
+	}
+	return b[off : off+n : off+n]
 }

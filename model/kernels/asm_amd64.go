@@ -1,0 +1,7 @@
+//go:build amd64 && !purego
+
+package kernels
+
+//go:generate go run ./internal/asmgen -out .
+
+const haveAsm = true

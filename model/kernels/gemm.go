@@ -1,0 +1,241 @@
+package kernels
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// A dtype is the element type of packed weights.
+type dtype uint8
+
+const (
+	dtF32 dtype = iota
+	dtBF16
+	dtF16
+	numDTypes
+)
+
+func (d dtype) String() string {
+	return [...]string{"f32", "bf16", "f16"}[d]
+}
+
+func (d dtype) size() int {
+	if d == dtF32 {
+		return 4
+	}
+	return 2
+}
+
+// A kernelFn computes one tile C[mr][nr] (+)= A[mr][kc] · B[kc][nr]: A is
+// mr rows of X read in place (row stride lda floats), B one packed panel
+// starting at row k0, C rows ldc floats apart. accum != 0 adds to C.
+type kernelFn func(a *float32, lda int, b unsafe.Pointer, c *float32, ldc, kc, accum int)
+
+// A microKernel is a kernelFn for a fixed number of rows.
+type microKernel struct {
+	mr int
+	fn kernelFn
+}
+
+// Cache blocking. A tile's rows of A (mr × kc floats) should stay in L1
+// while the tile walks along a group of panels; the group (kc × nb·nr
+// weights) should stay in L2 while row blocks walk down M.
+const (
+	l1Budget = 24 << 10
+	l2Budget = 1 << 20
+)
+
+func kernelsFor(s isa, dt dtype) []microKernel {
+	if s == isaGeneric {
+		return genericKernels(dt, 16)
+	}
+	return asmKernels[s][dt]
+}
+
+// A rowBlock is rows [r0, r0+k.mr) of X and Y, done by one microkernel.
+type rowBlock struct {
+	r0 int
+	k  microKernel
+}
+
+// rowBlocks splits m rows into microkernel-sized blocks: as many of the
+// largest kernel as fit, then the rest greedily, largest first.
+func rowBlocks(m int, kerns []microKernel) []rowBlock {
+	var out []rowBlock
+	r := 0
+	for i := len(kerns) - 1; i >= 0; i-- {
+		for m-r >= kerns[i].mr {
+			out = append(out, rowBlock{r, kerns[i]})
+			r += kerns[i].mr
+		}
+	}
+	return out
+}
+
+// gemm computes y = x · Wᵀ for m rows, with row strides ldy and ldx.
+func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
+	nr, k, es := l.nr, l.K, l.dt.size()
+	kerns := l.kerns
+	blocks := rowBlocks(m, kerns)
+	maxMR := kerns[len(kerns)-1].mr
+
+	// k blocks: as long as mr rows of A fit l1Budget, split evenly.
+	kcMax := max(l1Budget/(4*maxMR), 64)
+	nk := (k + kcMax - 1) / kcMax
+	kc := (k + nk - 1) / nk
+	kc = (kc + 15) &^ 15
+
+	// Panel groups: as many panels as keep kc rows of them in l2Budget.
+	nb := max(l2Budget/(kc*nr*es), 1)
+	// Row chunks: up to 8 blocks, so A and C of a task stay in L2 too.
+	const chunkBlocks = 8
+	nchunks := (len(blocks) + chunkBlocks - 1) / chunkBlocks
+	// Enough tasks that the pool's goroutines finish close together.
+	if want := 3 * l.pool.Workers(); nchunks*((l.panels+nb-1)/nb) < want && m*l.N*k >= 1<<16 {
+		groups := min((want+nchunks-1)/nchunks, l.panels)
+		nb = (l.panels + groups - 1) / groups
+	}
+	ngroups := (l.panels + nb - 1) / nb
+
+	var base unsafe.Pointer
+	if l.dt == dtF32 {
+		base = unsafe.Pointer(unsafe.SliceData(l.f32))
+	} else {
+		base = unsafe.Pointer(unsafe.SliceData(l.u16))
+	}
+	l.pool.Run(nchunks*ngroups, func(t int) {
+		chunk, group := t/ngroups, t%ngroups
+		bl := blocks[chunk*chunkBlocks : min((chunk+1)*chunkBlocks, len(blocks))]
+		p0, p1 := group*nb, min((group+1)*nb, l.panels)
+		var tile []float32
+		for k0 := 0; k0 < k; k0 += kc {
+			kb := min(kc, k-k0)
+			accum := 0
+			if k0 > 0 {
+				accum = 1
+			}
+			for _, b := range bl {
+				a := &x[b.r0*ldx+k0]
+				for p := p0; p < p1; p++ {
+					bp := unsafe.Add(base, ((p*k+k0)*nr)*es)
+					if (p+1)*nr <= l.N {
+						b.k.fn(a, ldx, bp, &y[b.r0*ldy+p*nr], ldy, kb, accum)
+						continue
+					}
+					// Ragged last panel: compute the full tile aside, keep
+					// the columns that exist.
+					if tile == nil {
+						tile = make([]float32, maxMR*nr)
+					}
+					b.k.fn(a, ldx, bp, &tile[0], nr, kb, 0)
+					cols := l.N - p*nr
+					for r := 0; r < b.k.mr; r++ {
+						dst := y[(b.r0+r)*ldy+p*nr:][:cols]
+						src := tile[r*nr:][:cols]
+						if accum != 0 {
+							for j, v := range src {
+								dst[j] += v
+							}
+						} else {
+							copy(dst, src)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// genericKernels are the pure-Go microkernels, for any panel width.
+func genericKernels(dt dtype, nr int) []microKernel {
+	var out []microKernel
+	for _, mr := range []int{1, 2, 4} {
+		out = append(out, microKernel{mr, genericKernel(dt, nr, mr)})
+	}
+	return out
+}
+
+func genericKernel(dt dtype, nr, mr int) kernelFn {
+	const maxNR = 32
+	if nr > maxNR {
+		panic("kernels: generic panel too wide")
+	}
+	half := nr / 2
+	return func(ap *float32, lda int, bp unsafe.Pointer, cp *float32, ldc, kc, accum int) {
+		a := unsafe.Slice(ap, (mr-1)*lda+kc)
+		c := unsafe.Slice(cp, (mr-1)*ldc+nr)
+		var acc [4][maxNR]float32
+		var row [maxNR]float32
+		for kk := 0; kk < kc; kk++ {
+			switch dt {
+			case dtF32:
+				copy(row[:nr], unsafe.Slice((*float32)(bp), kc*nr)[kk*nr:])
+			case dtBF16:
+				b := unsafe.Slice((*uint16)(bp), kc*nr)[kk*nr:][:nr]
+				for j := range half {
+					row[j] = BF16ToF32(b[2*j])
+					row[j+half] = BF16ToF32(b[2*j+1])
+				}
+			case dtF16:
+				b := unsafe.Slice((*uint16)(bp), kc*nr)[kk*nr:][:nr]
+				for j, h := range b {
+					row[j] = F16ToF32(h)
+				}
+			}
+			for r := range mr {
+				av := a[r*lda+kk]
+				ac := &acc[r]
+				for j := range nr {
+					ac[j] += av * row[j]
+				}
+			}
+		}
+		for r := range mr {
+			dst := c[r*ldc:][:nr]
+			if accum != 0 {
+				for j := range dst {
+					dst[j] += acc[r][j]
+				}
+			} else {
+				copy(dst, acc[r][:nr])
+			}
+		}
+	}
+}
+
+// MatMul computes c[m][n] = a[m][k] · b, where b is [k][n] row-major, or
+// [n][k] (so the product is a·bᵀ) when transB. c is overwritten. It packs b
+// on every call; for a fixed right-hand side make a Linear once instead.
+func MatMul(c, a, b []float32, m, n, k int, transB bool) {
+	if len(a) < m*k || len(b) < n*k || len(c) < m*n {
+		panic(fmt.Sprintf("kernels: MatMul [%d,%d]·[%d,%d]: a has %d floats, b %d, c %d", m, k, k, n, len(a), len(b), len(c)))
+	}
+	if m <= 0 || n <= 0 {
+		return
+	}
+	if k == 0 {
+		clear(c[:m*n])
+		return
+	}
+	var l *Linear
+	if transB {
+		l = NewLinearF32(b, n, k)
+	} else {
+		l = newLinear(dtF32, n, k, curISA, nil)
+		packPanelsT(l.f32, b, n, l)
+	}
+	l.gemm(c, n, a, k, m)
+}
+
+// packPanelsT fills dst with the panels of Wᵀ given as w ([K][N], row
+// stride ldw): panel rows are then contiguous runs of w.
+func packPanelsT(dst, w []float32, ldw int, l *Linear) {
+	nr, k, n := l.nr, l.K, l.N
+	l.pool.Run(l.panels, func(p int) {
+		c0 := p * nr
+		cols := min(nr, n-c0)
+		for kk := 0; kk < k; kk++ {
+			copy(dst[(p*k+kk)*nr:][:cols], w[kk*ldw+c0:][:cols])
+		}
+	})
+}
