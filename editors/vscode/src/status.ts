@@ -1,0 +1,91 @@
+// What the status bar item says. Pure: the extension feeds it events and
+// draws the result. No vscode import: unit-tested under plain Node.
+
+export type ServerState = 'stopped' | 'starting' | 'running' | 'failed';
+
+export interface Status {
+  server: ServerState;
+  model: string;
+  device: string;
+  /** Requests in flight (completions, inline completions, commands). */
+  busy: number;
+  /** Latest denoising step of a running command. */
+  step?: { done: number; total: number };
+  /** Latest error, until the next success or restart. */
+  error?: string;
+  /** From the server's initialize result. */
+  version?: string;
+}
+
+export interface Rendered {
+  text: string;
+  tooltip: string;
+  severity: 'normal' | 'warning' | 'error';
+}
+
+export function initialStatus(model: string, device: string): Status {
+  return { server: 'stopped', model, device, busy: 0 };
+}
+
+export function render(s: Status): Rendered {
+  const where = `${s.model} · ${s.device || 'cpu'}`;
+  let text: string;
+  let state: string;
+  let severity: Rendered['severity'] = 'normal';
+  if (s.server === 'failed') {
+    text = '$(error) diffill';
+    state = 'not running';
+    severity = 'error';
+  } else if (s.server === 'starting') {
+    text = `$(loading~spin) diffill ${where}`;
+    state = 'starting';
+  } else if (s.server === 'stopped') {
+    text = '$(circle-slash) diffill';
+    state = 'stopped';
+  } else if (s.busy > 0) {
+    const step = s.step && s.step.total > 0 ? ` ${s.step.done}/${s.step.total}` : '';
+    text = `$(loading~spin) diffill ${where}${step}`;
+    state = s.step ? `working: step ${s.step.done} of ${s.step.total}` : 'working';
+  } else {
+    text = `$(sparkle) diffill ${where}`;
+    state = 'idle';
+  }
+  if (s.error !== undefined && s.server !== 'failed') {
+    text = text.replace(/^\$\([^)]*\)/, '$(warning)');
+    severity = 'warning';
+  }
+  const lines = [`diffill${s.version ? ' ' + s.version : ''}: ${state}`, `model: ${s.model}`, `device: ${s.device || 'cpu'}`];
+  if (s.error !== undefined) lines.push(`error: ${s.error}`);
+  lines.push('Click to show the log.');
+  return { text, tooltip: lines.join('\n'), severity };
+}
+
+/** The diffill/step notification (issue 5). text is the canvas so far; absent when the server sends counts only. */
+export interface StepParams {
+  uri: string;
+  text?: string;
+  step: number;
+  total: number;
+}
+
+export function isStepParams(v: unknown): v is StepParams {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return typeof o.uri === 'string' && typeof o.step === 'number' && typeof o.total === 'number' && (o.text === undefined || typeof o.text === 'string');
+}
+
+/** One line of forming text for a decoration or a progress message: newlines shown as ⏎, long text cut in the middle. */
+export function oneLine(text: string, max = 80): string {
+  const flat = text.replace(/\r?\n[\t ]*/g, ' ⏎ ').replace(/\t/g, ' ');
+  if (flat.length <= max) return flat;
+  const half = Math.floor((max - 1) / 2);
+  return flat.slice(0, half) + '…' + flat.slice(flat.length - half);
+}
+
+/** The progress message for a step, and how far the bar should move (percent of the whole). */
+export function stepMessage(p: StepParams, lastStep: number): { message: string; increment: number } {
+  const total = Math.max(1, p.total);
+  const increment = (Math.max(0, p.step - lastStep) / total) * 100;
+  const text = p.text !== undefined && p.text !== '' ? `: ${oneLine(p.text, 60)}` : '';
+  return { message: `step ${p.step}/${p.total}${text}`, increment };
+}

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { initialStatus, isStepParams, oneLine, render, stepMessage } from '../src/status';
+
+test('idle, busy with steps, failed, and a warning', () => {
+  const s = { ...initialStatus('built-in', 'cpu'), server: 'running' as const };
+  assert.equal(render(s).text, '$(sparkle) diffill built-in · cpu');
+  assert.match(render(s).tooltip, /idle/);
+  const busy = render({ ...s, busy: 1, step: { done: 3, total: 16 } });
+  assert.equal(busy.text, '$(loading~spin) diffill built-in · cpu 3/16');
+  assert.match(busy.tooltip, /step 3 of 16/);
+  const failed = render({ ...s, server: 'failed', error: 'binary not found' });
+  assert.equal(failed.severity, 'error');
+  assert.match(failed.tooltip, /binary not found/);
+  const warn = render({ ...s, error: 'model failed to load' });
+  assert.equal(warn.severity, 'warning');
+  assert.ok(warn.text.startsWith('$(warning)'));
+  assert.match(render(s).tooltip, /Click to show the log/);
+});
+
+test('isStepParams accepts the diffill/step shape only', () => {
+  assert.ok(isStepParams({ uri: 'file:///a.go', step: 1, total: 8 }));
+  assert.ok(isStepParams({ uri: 'file:///a.go', text: 'x', step: 1, total: 8 }));
+  assert.ok(!isStepParams({ uri: 'file:///a.go', text: 3, step: 1, total: 8 }));
+  assert.ok(!isStepParams({ step: 1, total: 8 }));
+  assert.ok(!isStepParams(null));
+});
+
+test('oneLine flattens newlines and indentation and cuts the middle', () => {
+  assert.equal(oneLine('if x {\n\treturn 1\n}'), 'if x { ⏎ return 1 ⏎ }');
+  const long = oneLine('a'.repeat(50) + 'b'.repeat(50), 21);
+  assert.equal(long, 'a'.repeat(10) + '…' + 'b'.repeat(10));
+});
+
+test('stepMessage moves the bar by the steps since the last report', () => {
+  assert.deepEqual(stepMessage({ uri: 'u', step: 4, total: 16, text: 'return x' }, 2), { message: 'step 4/16: return x', increment: 12.5 });
+  assert.deepEqual(stepMessage({ uri: 'u', step: 1, total: 0 }, 0), { message: 'step 1/0', increment: 100 });
+});
