@@ -98,8 +98,8 @@ func rng(l1, c1, l2, c2 uint32) *protocol.Range {
 func TestApply(t *testing.T) {
 	d := New("file:///t.go", "go", 1, "func main() {\r\n\tfmt.Println(\"😀\")\r\n}\r\n")
 	d2, err := d.Apply([]Change{
-		{Range: rng(1, 14, 1, 16), Text: "中"},   // replace the emoji (2 UTF-16 units)
-		{Range: rng(0, 13, 1, 0), Text: "\n"},   // CRLF -> LF after the brace
+		{Range: rng(1, 14, 1, 16), Text: "中"},    // replace the emoji (2 UTF-16 units)
+		{Range: rng(0, 13, 1, 0), Text: "\n"},    // CRLF -> LF after the brace
 		{Range: rng(3, 0, 3, 0), Text: "// end"}, // the empty last line
 	}, 2, UTF16, 0)
 	if err != nil {
