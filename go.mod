@@ -10,6 +10,7 @@ require (
 	go.lsp.dev/protocol v0.12.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/sys v0.50.0
+	golang.org/x/text v0.44.0
 	golang.org/x/tools v0.52.0
 	gorgonia.org/tensor v0.9.24
 )
