@@ -1,0 +1,167 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"go.lsp.dev/jsonrpc2"
+)
+
+// pipe is an in-memory connection: reads from in, writes to out.
+type pipe struct {
+	in  io.Reader
+	out bytes.Buffer
+}
+
+func (p *pipe) Read(b []byte) (int, error)  { return p.in.Read(b) }
+func (p *pipe) Write(b []byte) (int, error) { return p.out.Write(b) }
+func (p *pipe) Close() error                { return nil }
+
+func frame(body string) string { return fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body) }
+
+const (
+	good1 = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`
+	good2 = `{"jsonrpc":"2.0","method":"initialized","params":{}}`
+)
+
+// readAll reads messages until the input ends and returns their methods
+// (or "response") and the error replies the stream wrote.
+func readAll(t *testing.T, input string, opts ...Option) (methods []string, replies []string) {
+	t.Helper()
+	p := &pipe{in: strings.NewReader(input)}
+	s := NewStream(p, opts...)
+	for {
+		msg, _, err := s.Read(context.Background())
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("Read: %v", err)
+			}
+			break
+		}
+		switch m := msg.(type) {
+		case jsonrpc2.Request:
+			methods = append(methods, m.Method())
+		default:
+			methods = append(methods, "response")
+		}
+	}
+	out := p.out.String()
+	for out != "" {
+		var n int
+		if _, err := fmt.Sscanf(out, "Content-Length: %d\r\n\r\n", &n); err != nil {
+			t.Fatalf("stream wrote a bad frame: %q", out)
+		}
+		i := strings.Index(out, "\r\n\r\n") + 4
+		var reply struct {
+			ID    json.RawMessage `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(out[i:i+n]), &reply); err != nil {
+			t.Fatalf("stream wrote bad JSON %q: %v", out[i:i+n], err)
+		}
+		replies = append(replies, fmt.Sprintf("%s %d", reply.ID, reply.Error.Code))
+		out = out[i+n:]
+	}
+	return methods, replies
+}
+
+func TestStream(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		methods string // the messages delivered
+		replies string // the error replies written: "id code"
+	}{
+		{"two good frames", frame(good1) + frame(good2), "initialize initialized", ""},
+		{"content-type first, odd case", "Content-Type: application/vscode-jsonrpc; charset=utf-8\r\ncontent-length: " +
+			fmt.Sprint(len(good1)) + "\r\n\r\n" + good1, "initialize", ""},
+		{"garbage before a header", "hello\r\nworld" + frame(good1), "initialize", ""},
+		{"length too short", fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(good1)-5, good1) + frame(good2),
+			"initialized", "null -32700"},
+		{"length too long swallows the next frame", fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(good2)+10, good2) +
+			frame(good1) + frame(good2), "initialize initialized", "null -32700"},
+		{"missing content-length", "Content-Type: x\r\n\r\n" + good2 + frame(good1), "initialize", "null -32700"},
+		{"bad content-length", "Content-Length: lots\r\n\r\n" + good2 + frame(good1), "initialize", "null -32700"},
+		{"zero content-length", "Content-Length: 0\r\n\r\n" + frame(good1), "initialize", "null -32700"},
+		{"oversized", frame(`{"jsonrpc":"2.0","id":7,"method":"x","params":"` + strings.Repeat("a", 200) + `"}`) + frame(good1),
+			"initialize", "null -32600"},
+		{"not JSON", frame(`{"jsonrpc":`) + frame(good1), "initialize", "null -32700"},
+		{"batch", frame(`[` + good1 + `]`) + frame(good2), "initialized", "null -32600"},
+		{"wrong version keeps the id", frame(`{"jsonrpc":"1.0","id":5,"method":"x"}`) + frame(good2), "initialized", "5 -32600"},
+		{"string id", frame(`{"jsonrpc":"2.0","id":"a-1","method":"x"}`), "x", ""},
+		{"float id", frame(`{"jsonrpc":"2.0","id":1.5,"method":"x"}`) + frame(good2), "initialized", "null -32600"},
+		{"id beyond int32", frame(`{"jsonrpc":"2.0","id":4294967296,"method":"x"}`), "", "null -32600"},
+		{"bad notification gets no reply", frame(`{"jsonrpc":"1.0","method":"x"}`) + frame(good2), "initialized", ""},
+		{"response", frame(`{"jsonrpc":"2.0","id":3,"result":null}`), "response", ""},
+		{"eof inside a body", "Content-Length: 99\r\n\r\n{", "", ""},
+		{"long garbage line", strings.Repeat("z", 10000) + frame(good1), "initialize", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			methods, replies := readAll(t, tt.input, MaxMessage(128))
+			if got := strings.Join(methods, " "); got != tt.methods {
+				t.Errorf("messages = %q, want %q", got, tt.methods)
+			}
+			if got := strings.Join(replies, ", "); got != tt.replies {
+				t.Errorf("error replies = %q, want %q", got, tt.replies)
+			}
+		})
+	}
+}
+
+func TestWriteRoundTrip(t *testing.T) {
+	call, err := jsonrpc2.NewCall(jsonrpc2.NewNumberID(4), "textDocument/completion", map[string]string{"text": "π 😀"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pipe{in: strings.NewReader("")}
+	if _, err := NewStream(w).Write(context.Background(), call); err != nil {
+		t.Fatal(err)
+	}
+	msg, _, err := NewStream(&pipe{in: &w.out}).Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := msg.(*jsonrpc2.Call)
+	if !ok || got.Method() != "textDocument/completion" || got.ID() != jsonrpc2.NewNumberID(4) || string(got.Params()) != `{"text":"π 😀"}` {
+		t.Fatalf("round trip = %#v", msg)
+	}
+}
+
+// FuzzStream feeds arbitrary bytes, then a good frame after a clean break,
+// and checks that the stream neither panics nor allocates past its limit,
+// and that reading always ends.
+func FuzzStream(f *testing.F) {
+	f.Add([]byte(frame(good1)))
+	f.Add([]byte("Content-Length: 5\r\n\r\n{\"a\":"))
+	f.Add([]byte("Content-Length: 99999999999999999999\r\n\r\n"))
+	f.Add([]byte("content-length:3\n\n[1]garbage\r\nContent-Length: 2\r\n\r\n{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := &pipe{in: bytes.NewReader(data)}
+		s := NewStream(p, MaxMessage(1<<12))
+		for i := 0; ; i++ {
+			msg, _, err := s.Read(context.Background())
+			if err != nil {
+				break
+			}
+			if msg == nil {
+				t.Fatal("nil message without error")
+			}
+			if i > len(data) {
+				t.Fatal("more messages than input bytes")
+			}
+		}
+		if len(s.in.buf) > 1<<16 {
+			t.Fatalf("buffer grew to %d bytes", len(s.in.buf))
+		}
+	})
+}
