@@ -1,0 +1,401 @@
+package model
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"github.com/diffill/diffill/model/kernels"
+)
+
+// layout names the tensors of one family's checkpoint.
+type layout struct {
+	embed, norm, head string // head is "" when the embeddings are tied
+	layer             func(i int) layerNames
+}
+
+// layerNames names one transformer block's tensors; bias names are "" when the
+// family has no q/k/v bias.
+type layerNames struct {
+	attnNorm, q, k, v, o, qBias, kBias, vBias, mlpNorm, gate, up, down string
+}
+
+// layer is one transformer block, the same for every family.
+type layer struct {
+	attnNorm            []float32
+	q, k, v, o          *kernels.Linear
+	qBias, kBias, vBias []float32 // nil without q/k/v bias
+	mlpNorm             []float32
+	gate, up, down      *kernels.Linear // down(silu(gate(x)) * up(x))
+}
+
+// Model is a loaded checkpoint, ready to run. A Model is immutable after
+// loading and safe for concurrent use; a Cache is not.
+type Model struct {
+	Config Config
+
+	// Params is the number of weights the forward pass uses.
+	Params int64
+	// DType is the storage type of the weights ("F32", "BF16", "F16", or
+	// "mixed").
+	DType string
+	// FileBytes is the total size of the safetensors files.
+	FileBytes int64
+
+	embed  embedding
+	layers []layer
+	norm   []float32
+	head   *kernels.Linear
+
+	release []func() error
+}
+
+// Close unmaps the checkpoint files. The Model must not be used afterwards.
+func (m *Model) Close() error {
+	var errs []error
+	for _, r := range m.release {
+		errs = append(errs, r())
+	}
+	m.release = nil
+	return errors.Join(errs...)
+}
+
+// embedding is the token embedding table, kept in its file's dtype and widened
+// one row at a time.
+type embedding struct {
+	dtype string
+	data  []byte
+	dim   int
+}
+
+func (e *embedding) row(dst []float32, id int32) {
+	off := int(id) * e.dim
+	switch e.dtype {
+	case "F32":
+		b := e.data[off*4 : (off+e.dim)*4]
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case "BF16":
+		b := e.data[off*2 : (off+e.dim)*2]
+		for i := range dst {
+			dst[i] = kernels.BF16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	case "F16":
+		b := e.data[off*2 : (off+e.dim)*2]
+		for i := range dst {
+			dst[i] = f16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	}
+}
+
+// Load reads a checkpoint directory in the Hugging Face layout: config.json,
+// model.safetensors or model.safetensors.index.json with its shards, and the
+// optional generation_config.json, tokenizer_config.json and tokenizer files.
+// The weights are memory-mapped.
+func Load(dir string) (*Model, error) {
+	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+	m, err := load(read, func(name string) ([]byte, func() error, error) {
+		return mapFile(filepath.Join(dir, name))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// LoadFiles loads a checkpoint from in-memory files named as in a checkpoint
+// directory (for go:embed). Tensors alias the given bytes where their dtype and
+// alignment allow, so the bytes must not change while the Model is in use.
+func LoadFiles(files map[string][]byte) (*Model, error) {
+	read := func(name string) ([]byte, error) {
+		b, ok := files[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+		}
+		return b, nil
+	}
+	return load(read, func(name string) ([]byte, func() error, error) {
+		b, err := read(name)
+		return b, nil, err
+	})
+}
+
+func load(read func(string) ([]byte, error), open func(string) ([]byte, func() error, error)) (*Model, error) {
+	cfg, err := parseConfig(read, nil)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: cfg}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
+
+	tensors, err := m.openWeights(read, open)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.buildWeights(tensors); err != nil {
+		return nil, err
+	}
+	ok = true
+	return m, nil
+}
+
+// openWeights parses model.safetensors, or the shards listed in
+// model.safetensors.index.json, and returns every tensor by name.
+func (m *Model) openWeights(read func(string) ([]byte, error), open func(string) ([]byte, func() error, error)) (map[string]*tensorData, error) {
+	var shards []string
+	var index *shardIndex
+	data, err := read("model.safetensors.index.json")
+	switch {
+	case err == nil:
+		if index, shards, err = parseShardIndex(data); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		shards = []string{"model.safetensors"}
+	default:
+		return nil, err
+	}
+	all := map[string]*tensorData{}
+	for _, name := range shards {
+		data, release, err := open(name)
+		if err != nil {
+			return nil, err
+		}
+		if release != nil {
+			m.release = append(m.release, release)
+		}
+		m.FileBytes += int64(len(data))
+		f, err := parseSafetensors(name, data)
+		if err != nil {
+			return nil, err
+		}
+		for tn, t := range f.tensors {
+			if prev, dup := all[tn]; dup {
+				return nil, fmt.Errorf("tensor %q is in both %s and %s", tn, prev.File, name)
+			}
+			all[tn] = t
+		}
+	}
+	if index != nil {
+		for tn, shard := range index.WeightMap {
+			t, found := all[tn]
+			if !found {
+				return nil, fmt.Errorf("model.safetensors.index.json: tensor %q: not in %s", tn, shard)
+			}
+			if t.File != shard {
+				return nil, fmt.Errorf("model.safetensors.index.json: tensor %q: listed in %s, found in %s", tn, shard, t.File)
+			}
+		}
+	}
+	return all, nil
+}
+
+// buildWeights checks that every tensor the config needs is present with the
+// right shape and a float dtype, and prepares the kernels.
+func (m *Model) buildWeights(all map[string]*tensorData) error {
+	cfg := &m.Config
+	var lay layout
+	switch cfg.Family {
+	case Qwen2:
+		lay = qwen2Layout(cfg)
+	case LLaDA:
+		lay = lladaLayout(cfg)
+	default:
+		return fmt.Errorf("unknown family %q", cfg.Family)
+	}
+	dtypes := map[string]bool{}
+	get := func(name string, shape ...int) (*tensorData, error) {
+		t, ok := all[name]
+		if !ok {
+			return nil, fmt.Errorf("tensor %q: missing from the checkpoint", name)
+		}
+		if !equalShape(t.Shape, shape) {
+			return nil, t.errorf("shape %v, config.json needs %v", t.Shape, shape)
+		}
+		switch t.DType {
+		case "F32", "BF16", "F16":
+		default:
+			return nil, t.errorf("dtype %s: want F32, BF16 or F16", t.DType)
+		}
+		dtypes[t.DType] = true
+		m.Params += int64(t.Elements())
+		return t, nil
+	}
+	vector := func(name string, n int) ([]float32, error) {
+		t, err := get(name, n)
+		if err != nil {
+			return nil, err
+		}
+		return t.floats(), nil
+	}
+	linear := func(name string, n, k int) (*kernels.Linear, error) {
+		t, err := get(name, n, k)
+		if err != nil {
+			return nil, err
+		}
+		return t.linear(n, k), nil
+	}
+
+	h, q, kv, inter := cfg.Hidden, cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim, cfg.Intermediate
+	emb, err := get(lay.embed, cfg.Vocab, h)
+	if err != nil {
+		return err
+	}
+	m.embed = embedding{dtype: emb.DType, data: emb.Data, dim: h}
+	m.layers = make([]layer, cfg.Layers)
+	for i := range m.layers {
+		n := lay.layer(i)
+		l := &m.layers[i]
+		var errs [12]error
+		l.attnNorm, errs[0] = vector(n.attnNorm, h)
+		l.q, errs[1] = linear(n.q, q, h)
+		l.k, errs[2] = linear(n.k, kv, h)
+		l.v, errs[3] = linear(n.v, kv, h)
+		l.o, errs[4] = linear(n.o, h, q)
+		if n.qBias != "" {
+			l.qBias, errs[5] = vector(n.qBias, q)
+			l.kBias, errs[6] = vector(n.kBias, kv)
+			l.vBias, errs[7] = vector(n.vBias, kv)
+		}
+		l.mlpNorm, errs[8] = vector(n.mlpNorm, h)
+		l.gate, errs[9] = linear(n.gate, inter, h)
+		l.up, errs[10] = linear(n.up, inter, h)
+		l.down, errs[11] = linear(n.down, h, inter)
+		for _, e := range errs {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	if m.norm, err = vector(lay.norm, h); err != nil {
+		return err
+	}
+	if lay.head != "" {
+		if m.head, err = linear(lay.head, cfg.Vocab, h); err != nil {
+			return err
+		}
+	} else {
+		m.head = emb.linear(cfg.Vocab, h)
+	}
+	switch len(dtypes) {
+	case 1:
+		for d := range dtypes {
+			m.DType = d
+		}
+	default:
+		m.DType = "mixed"
+	}
+	return nil
+}
+
+func equalShape(a []int, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// littleEndian reports whether this machine stores numbers as safetensors
+// files do, so that tensor bytes can be used in place.
+func littleEndian() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+// floats returns the tensor widened to float32 (a copy; used for the small
+// norm and bias vectors).
+func (t *tensorData) floats() []float32 {
+	n := t.Elements()
+	out := make([]float32, n)
+	switch t.DType {
+	case "F32":
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+		}
+	case "BF16":
+		for i := range out {
+			out[i] = kernels.BF16ToF32(binary.LittleEndian.Uint16(t.Data[2*i:]))
+		}
+	case "F16":
+		for i := range out {
+			out[i] = f16ToF32(binary.LittleEndian.Uint16(t.Data[2*i:]))
+		}
+	}
+	return out
+}
+
+// uint16s returns the raw 16-bit elements, aliasing the file where the bytes
+// are aligned and little-endian.
+func (t *tensorData) uint16s() []uint16 {
+	n := t.Elements()
+	if n == 0 {
+		return nil
+	}
+	if littleEndian() && uintptr(unsafe.Pointer(&t.Data[0]))%2 == 0 {
+		return unsafe.Slice((*uint16)(unsafe.Pointer(&t.Data[0])), n)
+	}
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint16(t.Data[2*i:])
+	}
+	return out
+}
+
+// float32s returns the elements of an F32 tensor, aliasing the file where the
+// bytes are aligned and little-endian.
+func (t *tensorData) float32s() []float32 {
+	n := t.Elements()
+	if n == 0 {
+		return nil
+	}
+	if littleEndian() && uintptr(unsafe.Pointer(&t.Data[0]))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&t.Data[0])), n)
+	}
+	return t.floats()
+}
+
+// linear prepares the tensor, of shape [n, k], as a kernel weight matrix.
+func (t *tensorData) linear(n, k int) *kernels.Linear {
+	switch t.DType {
+	case "BF16":
+		return kernels.NewLinearBF16(t.uint16s(), n, k)
+	case "F16":
+		return kernels.NewLinearF32(t.floats(), n, k)
+	default:
+		return kernels.NewLinearF32(t.float32s(), n, k)
+	}
+}
+
+// f16ToF32 widens an IEEE 754 half-precision number.
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // Inf or NaN
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	case exp != 0: // normal
+		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
+	case mant == 0: // zero
+		return math.Float32frombits(sign)
+	}
+	// Subnormal: value = mant * 2^-24.
+	f := float32(mant) * (1.0 / (1 << 24))
+	return math.Float32frombits(sign | math.Float32bits(f))
+}
