@@ -1,0 +1,580 @@
+package infill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Mask counts chosen per mode when Params.MaxTokens is 0 (see DefaultParams
+// for how they were chosen).
+const (
+	defaultLineTokens  = 16 // one-line completion
+	defaultBlockTokens = 48 // several lines: completion on a blank line or after '{'
+	defaultHoleTokens  = 32 // a hole, or infill at a point
+	maxInfillTokens    = 256
+	multiMinTokens     = 4 // "multi" length: the shortest mask count tried
+)
+
+// Engine fills spans with one model. It is safe for concurrent use; runs
+// are serialised, as each already uses every core.
+type Engine struct {
+	net      network
+	tok      codec
+	ni       netInfo
+	newlines []int32
+	opt      options
+
+	// lock is held by the running request; it guards last.
+	lock chan struct{}
+	last *docCache
+}
+
+// docCache is the key/value cache of the last document decoded: the tokens
+// the cache was computed with, and where the last span ended.
+type docCache struct {
+	cache  kvCache
+	tokens []int32 // -1 where the cache holds nothing valid
+	anchor int
+}
+
+type options struct {
+	cache  bool
+	reuse  bool
+	bos    int // -1: as the model family does; 0 off; 1 on
+	minUse float64
+}
+
+// Option configures an Engine.
+type Option func(*options)
+
+// WithCache turns the key/value cache on (the default) or off. Off, every
+// step recomputes the whole canvas: slower, and the reference for what
+// caching costs in quality.
+func WithCache(on bool) Option { return func(o *options) { o.cache = on } }
+
+// WithReuse turns on (the default) or off keeping the cache of the last
+// document for the next request.
+func WithReuse(on bool) Option { return func(o *options) { o.reuse = on } }
+
+// WithBOS puts the model's BOS token before a canvas that starts at the
+// start of its document (on), or never (off). By default only models that
+// were trained with one get it (LLaDA).
+func WithBOS(on bool) Option {
+	return func(o *options) {
+		o.bos = 0
+		if on {
+			o.bos = 1
+		}
+	}
+}
+
+func newEngine(net network, tok codec, bosDefault bool, opts ...Option) *Engine {
+	o := options{cache: true, reuse: true, bos: -1, minUse: 0.5}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.bos < 0 {
+		o.bos = 0
+		if bosDefault {
+			o.bos = 1
+		}
+	}
+	ni := net.info()
+	e := &Engine{net: net, tok: tok, ni: ni, opt: o, lock: make(chan struct{}, 1)}
+	for id := 0; id < ni.vocab; id++ {
+		if strings.ContainsAny(string(tok.TokenBytes(int32(id))), "\r\n") {
+			e.newlines = append(e.newlines, int32(id))
+		}
+	}
+	return e
+}
+
+// Reset forgets the cached document.
+func (e *Engine) Reset() {
+	e.lock <- struct{}{}
+	e.last = nil
+	<-e.lock
+}
+
+// spanPlan is one span of a request, resolved.
+type spanPlan struct {
+	Span
+	orig   []int32 // rewrite: the span's tokens
+	n      int     // masks (or tokens, rewrite)
+	remask int     // rewrite
+	single bool
+	pc     postContext
+}
+
+// Run fills the request's spans. It returns when done, when ctx is done
+// (within one model step), or on error.
+func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
+	if req == nil {
+		return nil, errors.New("infill: nil request")
+	}
+	p, err := resolveParams(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	spans, mode, err := e.resolveSpans(req, p)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := e.makePlan(p, mode)
+	if err != nil {
+		return nil, err
+	}
+
+	select {
+	case e.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-e.lock }()
+
+	base, err := e.layout(req.Text, spans, p)
+	if err != nil {
+		return nil, err
+	}
+	decs := e.variants(base, spans, p, pl)
+
+	// The first decoder takes over the cached document, if it fits.
+	primary := decs[0]
+	last := e.last
+	e.last = nil
+	if e.opt.cache {
+		e.prime(primary, last)
+		for _, d := range decs[1:] {
+			d.cache = e.net.newCache(len(d.tokens) + 64)
+		}
+	}
+
+	var onStep func(*decoder)
+	if req.OnStep != nil {
+		onStep = func(d *decoder) {
+			req.OnStep(Step{Done: d.steps, Total: max(d.stepsTotal, d.steps), Texts: d.texts(e.tok)})
+		}
+	}
+	if err := run(ctx, e.net, decs, onStep); err != nil {
+		return nil, err
+	}
+	if e.opt.cache && e.opt.reuse {
+		e.last = &docCache{cache: primary.cache, tokens: primary.cached, anchor: lastAnchor(primary)}
+	}
+
+	res := &Result{}
+	seen := map[string]bool{}
+	for _, d := range decs {
+		texts := d.texts(e.tok)
+		c := Candidate{Confidence: d.confidence()}
+		var key strings.Builder
+		for i, sp := range spans {
+			t := postprocess(texts[i], sp.pc)
+			c.Edits = append(c.Edits, Edit{Start: sp.Start, End: sp.End, NewText: t})
+			key.WriteString(t)
+			key.WriteByte(0)
+		}
+		if seen[key.String()] {
+			continue
+		}
+		seen[key.String()] = true
+		res.Candidates = append(res.Candidates, c)
+	}
+	sort.SliceStable(res.Candidates, func(i, j int) bool {
+		return res.Candidates[i].Confidence > res.Candidates[j].Confidence
+	})
+	if len(res.Candidates) > p.Candidates {
+		res.Candidates = res.Candidates[:p.Candidates]
+	}
+	return res, nil
+}
+
+// resolveParams fills zero fields with defaults and checks ranges.
+func resolveParams(p Params) (Params, error) {
+	d := DefaultParams()
+	if p.Sampler == "" {
+		p.Sampler = d.Sampler
+	}
+	if p.Schedule == "" {
+		p.Schedule = d.Schedule
+	}
+	if p.Threshold == 0 {
+		p.Threshold = d.Threshold
+	}
+	if p.Eps == 0 {
+		p.Eps = d.Eps
+	}
+	if p.ContextTokens == 0 {
+		p.ContextTokens = d.ContextTokens
+	}
+	if p.Strength == 0 {
+		p.Strength = d.Strength
+	}
+	if p.HoleMarker == "" {
+		p.HoleMarker = d.HoleMarker
+	}
+	if p.Candidates == 0 {
+		p.Candidates = d.Candidates
+	}
+	if p.Length == "" {
+		p.Length = d.Length
+	}
+	if p.PadPenalty == 0 {
+		p.PadPenalty = d.PadPenalty
+	}
+	switch {
+	case p.Steps < 0:
+		return p, fmt.Errorf("infill: steps %d < 0", p.Steps)
+	case p.Temperature < 0:
+		return p, fmt.Errorf("infill: temperature %g < 0", p.Temperature)
+	case p.TopP < 0 || p.TopP > 1:
+		return p, fmt.Errorf("infill: top-p %g outside [0, 1]", p.TopP)
+	case p.TopK < 0:
+		return p, fmt.Errorf("infill: top-k %d < 0", p.TopK)
+	case p.Threshold < 0 || p.Threshold > 1:
+		return p, fmt.Errorf("infill: threshold %g outside [0, 1]", p.Threshold)
+	case p.Eps <= 0 || p.Eps >= 1:
+		return p, fmt.Errorf("infill: eps %g outside (0, 1)", p.Eps)
+	case p.BlockSize < 0:
+		return p, fmt.Errorf("infill: block size %d < 0", p.BlockSize)
+	case p.MaxTokens < 0:
+		return p, fmt.Errorf("infill: max tokens %d < 0", p.MaxTokens)
+	case p.ContextTokens < 0:
+		return p, fmt.Errorf("infill: context tokens %d < 0", p.ContextTokens)
+	case p.Strength < 0 || p.Strength > 1:
+		return p, fmt.Errorf("infill: strength %g outside (0, 1]", p.Strength)
+	case p.Candidates < 0:
+		return p, fmt.Errorf("infill: candidates %d < 0", p.Candidates)
+	case p.PadPenalty < 0 || p.PadPenalty > 1:
+		return p, fmt.Errorf("infill: pad penalty %g outside (0, 1]", p.PadPenalty)
+	}
+	return p, nil
+}
+
+func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
+	kind, err := parseSampler(p.Sampler)
+	if err != nil {
+		return nil, fmt.Errorf("infill: %w", err)
+	}
+	sk, err := parseSchedule(p.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("infill: %w", err)
+	}
+	lp, auto, err := parseLength(p.Length)
+	if err != nil {
+		return nil, fmt.Errorf("infill: %w", err)
+	}
+	if auto && e.ni.expand >= 0 {
+		lp = lenExpand
+	}
+	if lp == lenExpand && e.ni.expand < 0 {
+		return nil, errors.New("infill: length policy expand needs a model with an expand token")
+	}
+	if (lp == lenPad || lp == lenMulti) && e.ni.pad < 0 && e.ni.eos < 0 {
+		lp = lenFixed // nothing can end a span early
+	}
+	return &plan{
+		smp:        sampler{kind: kind, temperature: p.Temperature, topK: p.TopK, topP: p.TopP},
+		sched:      schedule{kind: sk, threshold: p.Threshold, eps: p.Eps},
+		steps:      p.Steps,
+		blockSize:  p.BlockSize,
+		length:     lp,
+		padPenalty: p.PadPenalty,
+	}, nil
+}
+
+// resolveSpans turns a request into spans with their mask counts.
+func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) {
+	text := req.Text
+	mode := req.Mode
+	var spans []Span
+	switch mode {
+	case ModeFillHoles:
+		for i := 0; ; {
+			j := strings.Index(text[i:], p.HoleMarker)
+			if j < 0 {
+				break
+			}
+			spans = append(spans, Span{i + j, i + j + len(p.HoleMarker)})
+			i += j + len(p.HoleMarker)
+		}
+		if len(spans) == 0 {
+			return nil, mode, fmt.Errorf("infill: no hole marker %q in the text", p.HoleMarker)
+		}
+	case ModeComplete, ModeInfill, ModeRewrite:
+		spans = slices.Clone(req.Spans)
+		if len(spans) == 0 {
+			return nil, mode, errors.New("infill: no spans")
+		}
+	default:
+		return nil, mode, fmt.Errorf("infill: unknown mode %v", mode)
+	}
+	if mode == ModeRewrite && p.Strength >= 1 {
+		mode = ModeInfill
+	}
+	for i, s := range spans {
+		switch {
+		case s.Start < 0 || s.End < s.Start || s.End > len(text):
+			return nil, mode, fmt.Errorf("infill: span %d [%d, %d) outside the text (%d bytes)", i, s.Start, s.End, len(text))
+		case i > 0 && s.Start < spans[i-1].End:
+			return nil, mode, fmt.Errorf("infill: span %d [%d, %d) overlaps or precedes span %d", i, s.Start, s.End, i-1)
+		case mode == ModeComplete && s.Start != s.End:
+			return nil, mode, fmt.Errorf("infill: completion span %d is not a point", i)
+		case mode == ModeRewrite && s.Start == s.End:
+			return nil, mode, fmt.Errorf("infill: rewrite span %d is empty", i)
+		}
+	}
+	out := make([]spanPlan, len(spans))
+	for i, s := range spans {
+		sp := spanPlan{Span: s}
+		sp.pc = postContext{before: text[:s.Start], after: text[s.End:]}
+		if mode != ModeFillHoles {
+			sp.pc.orig = text[s.Start:s.End]
+		}
+		switch mode {
+		case ModeComplete:
+			sp.single = p.SingleLine || !multiLinePoint(text, s.Start)
+			sp.n = defaultLineTokens
+			if !sp.single {
+				sp.n = defaultBlockTokens
+			}
+		case ModeFillHoles:
+			sp.n = defaultHoleTokens
+		case ModeInfill:
+			sp.n = defaultHoleTokens
+			if s.End > s.Start {
+				n0 := len(e.tok.EncodeOrdinary(text[s.Start:s.End]))
+				sp.n = min(max(n0+n0/2+4, 8), maxInfillTokens)
+			}
+		case ModeRewrite:
+			sp.orig = e.tok.EncodeOrdinary(text[s.Start:s.End])
+			sp.n = len(sp.orig)
+			sp.remask = max(1, int(math.Ceil(p.Strength*float64(sp.n))))
+		}
+		if p.MaxTokens > 0 && mode != ModeRewrite {
+			sp.n = p.MaxTokens
+		}
+		sp.pc.single = sp.single
+		out[i] = sp
+	}
+	return out, mode, nil
+}
+
+// multiLinePoint reports whether a completion at off should write several
+// lines: the cursor is on a blank line, or right after an opening brace at
+// the end of its line.
+func multiLinePoint(text string, off int) bool {
+	ls := strings.LastIndexByte(text[:off], '\n') + 1
+	le := strings.IndexByte(text[off:], '\n')
+	if le < 0 {
+		le = len(text)
+	} else {
+		le += off
+	}
+	before, after := strings.TrimSpace(text[ls:off]), strings.TrimSpace(text[off:le])
+	if after != "" {
+		return false
+	}
+	return before == "" || strings.HasSuffix(before, "{")
+}
+
+// canvas is a request's token layout before any decoding.
+type canvas struct {
+	tokens []int32
+	spans  []spanState
+}
+
+// layout tokenizes the window of text around the spans and lays out the
+// canvas: [BOS] prefix span₀ between₀ span₁ ... suffix.
+func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error) {
+	var mids [][]int32
+	used := 0
+	for i := 1; i < len(spans); i++ {
+		m := e.tok.EncodeOrdinary(text[spans[i-1].End:spans[i].Start])
+		mids = append(mids, m)
+		used += len(m)
+	}
+	budget := max(0, p.ContextTokens-used)
+	prefixText, suffixText := text[:spans[0].Start], text[spans[len(spans)-1].End:]
+	pre := encodeTail(e.tok, prefixText, budget)
+	suf := encodeHead(e.tok, suffixText, budget)
+	np, ns := splitBudget(budget, len(pre), len(suf))
+	if np < len(pre) {
+		pre = encodeTail(e.tok, prefixText, np)
+	}
+	if ns < len(suf) {
+		suf = encodeHead(e.tok, suffixText, ns)
+	}
+
+	c := &canvas{}
+	wholePrefix := len(e.tok.Decode(pre)) == len(prefixText)
+	if e.ni.bos >= 0 && (e.opt.bos == 1 && wholePrefix || e.ni.shift && len(pre) == 0) {
+		c.tokens = append(c.tokens, e.ni.bos)
+	} else if e.ni.shift && len(pre) == 0 {
+		// A shifted model predicts position 0 from nothing: give it an
+		// end-of-text token to predict from.
+		if e.ni.eos < 0 {
+			return nil, errors.New("infill: span at the start of the text, and the model has neither BOS nor EOS to predict it from")
+		}
+		c.tokens = append(c.tokens, e.ni.eos)
+	}
+	c.tokens = append(c.tokens, pre...)
+	for i, sp := range spans {
+		if i > 0 {
+			c.tokens = append(c.tokens, mids[i-1]...)
+		}
+		st := spanState{pos: len(c.tokens), n: sp.n, cap: sp.n, single: sp.single}
+		if sp.orig != nil {
+			st.keepN, st.remask = true, sp.remask
+			c.tokens = append(c.tokens, sp.orig...)
+		} else {
+			for range sp.n {
+				c.tokens = append(c.tokens, e.ni.mask)
+			}
+		}
+		c.spans = append(c.spans, st)
+	}
+	c.tokens = append(c.tokens, suf...)
+	if e.ni.maxPositions > 0 && len(c.tokens) > e.ni.maxPositions {
+		return nil, fmt.Errorf("infill: canvas of %d tokens exceeds the model's %d positions (lower the context budget)", len(c.tokens), e.ni.maxPositions)
+	}
+	return c, nil
+}
+
+// variants makes the decoders of a request: one per mask count (length
+// policy "multi", or several candidates without sampling) and per seed
+// (several candidates with sampling).
+func (e *Engine) variants(base *canvas, spans []spanPlan, p Params, pl *plan) []*decoder {
+	scales := []float64{1}
+	rewrite := base.spans[0].keepN
+	switch {
+	case rewrite:
+	case pl.length == lenMulti:
+		scales = []float64{1, 0.5, 0.25}
+	case p.Candidates > 1 && p.Temperature == 0 && pl.length != lenExpand:
+		scales = nil
+		for i := range p.Candidates {
+			scales = append(scales, 1/(1+0.5*float64(i))) // 1, 2/3, 1/2, ...
+		}
+	}
+	seeds := 1
+	if p.Temperature > 0 && p.Candidates > 1 {
+		seeds = p.Candidates
+	}
+	var decs []*decoder
+	seenN := map[string]bool{}
+	for _, sc := range scales {
+		var ns []int
+		for _, sp := range spans {
+			ns = append(ns, max(min(sp.n, multiMinTokens), int(math.Round(float64(sp.n)*sc))))
+		}
+		key := fmt.Sprint(ns)
+		if seenN[key] {
+			continue
+		}
+		seenN[key] = true
+		for s := range seeds {
+			decs = append(decs, e.newDecoder(base, ns, p.Seed+uint64(s), pl))
+		}
+	}
+	return decs
+}
+
+// newDecoder lays out base with ns[i] masks for span i.
+func (e *Engine) newDecoder(base *canvas, ns []int, seed uint64, pl *plan) *decoder {
+	d := &decoder{ni: e.ni, pl: pl, smp: pl.smp, rng: newRNG(seed), newlines: e.newlines}
+	d.smp.cands = nil
+	prev := 0
+	for i, sp := range base.spans {
+		d.tokens = append(d.tokens, base.tokens[prev:sp.pos]...)
+		st := sp
+		st.pos = len(d.tokens)
+		if sp.keepN {
+			d.tokens = append(d.tokens, base.tokens[sp.pos:sp.pos+sp.n]...)
+		} else {
+			st.n = ns[i]
+			st.cap = ns[i]
+			if pl.length == lenExpand {
+				// DreamOn starts small and grows; MaxTokens is the cap.
+				st.n = min(ns[i], max(2, ns[i]/4))
+			}
+			for range st.n {
+				d.tokens = append(d.tokens, e.ni.mask)
+			}
+		}
+		d.spans = append(d.spans, st)
+		prev = sp.pos + sp.n
+	}
+	d.tokens = append(d.tokens, base.tokens[prev:]...)
+	d.masked = make([]bool, len(d.tokens))
+	d.logp = make([]float64, len(d.tokens))
+	for _, sp := range d.spans {
+		if sp.keepN {
+			d.scoring = true
+			continue
+		}
+		for p := sp.pos; p < sp.pos+sp.n; p++ {
+			d.masked[p] = true
+		}
+	}
+	if !d.scoring {
+		d.startBlocks()
+	}
+	return d
+}
+
+// lastAnchor is where the decoder's last span ends.
+func lastAnchor(d *decoder) int {
+	sp := d.spans[len(d.spans)-1]
+	return sp.pos + sp.n
+}
+
+// prime gives d a cache: the cache of the last document when most of it
+// still holds (the unchanged prefix as is, the text after the last span
+// shifted into place), else a new one.
+func (e *Engine) prime(d *decoder, last *docCache) {
+	n := len(d.tokens)
+	if last == nil || !e.opt.reuse {
+		d.cache = e.net.newCache(n + 64)
+		d.full = true
+		return
+	}
+	old := last.tokens
+	first := d.spans[0].pos
+	// Unchanged prefix.
+	pfx := 0
+	for pfx < min(len(old), n, first) && old[pfx] == d.tokens[pfx] {
+		pfx++
+	}
+	// Unchanged text after the last span, aligned at the span's end.
+	anchor := lastAnchor(d)
+	run := 0
+	for last.anchor+run < len(old) && anchor+run < n && old[last.anchor+run] == d.tokens[anchor+run] {
+		run++
+	}
+	if float64(pfx+run) < e.opt.minUse*float64(n) {
+		d.cache = e.net.newCache(n + 64)
+		d.full = true
+		return
+	}
+	delta := anchor - last.anchor
+	if delta != 0 {
+		if err := last.cache.shift(last.anchor, delta); err != nil {
+			d.cache = e.net.newCache(n + 64)
+			d.full = true
+			return
+		}
+	}
+	d.cache = last.cache
+	d.cached = make([]int32, n)
+	for i := range d.cached {
+		d.cached[i] = -1
+	}
+	copy(d.cached[:pfx], d.tokens[:pfx])
+	copy(d.cached[anchor:anchor+run], d.tokens[anchor:anchor+run])
+}

@@ -1,0 +1,191 @@
+// Package infill fills masked spans of a document with a bidirectional
+// (masked-diffusion) language model.
+//
+// A request is a document, one or more spans and a mode. The engine builds a
+// canvas: the tokens of the document around the spans (a window of
+// Params.ContextTokens, cut at line boundaries) with mask tokens in place of
+// each span. It then denoises the canvas step by step: every step runs the
+// model over the canvas, a sampler proposes a token and a confidence for every
+// masked position, and a schedule decides which of them are committed. All
+// spans are refined jointly, each step seeing the code on both sides of every
+// span.
+//
+// The sampler and schedule work on logits alone; the model is only asked for
+// logits at chosen positions (model.Batch), with a key/value cache so that a
+// step recomputes the span positions and reads the unchanged context from
+// the cache (Fast-dLLM's dual cache). The cache of the last document is kept
+// across requests: after a keystroke, the unchanged prefix is reused as is and
+// the rest is shifted (RoPE keys re-rotated) rather than recomputed.
+//
+// The length of an answer is unknown. Models with an expand token (DreamOn)
+// grow and shrink the span as they go; others get more masks than they need
+// and end the answer with pad/EOS tokens, which the engine reads as "shorter"
+// (see Params.Length).
+package infill
+
+import "fmt"
+
+// Mode says what a request does with its spans.
+type Mode int
+
+const (
+	// ModeComplete writes new text at a point: each span is zero-width
+	// (Start == End). Single line unless the cursor is on a blank line or
+	// just after an opening brace (see Params.SingleLine).
+	ModeComplete Mode = iota
+	// ModeInfill replaces each span with new text of the model's chosen length.
+	ModeInfill
+	// ModeRewrite re-masks the fraction Params.Strength of each span's tokens
+	// that the model itself trusts least, and denoises them; the length is
+	// kept. Strength 1 is ModeInfill.
+	ModeRewrite
+	// ModeFillHoles fills every Params.HoleMarker in the text jointly; the
+	// request's Spans are ignored.
+	ModeFillHoles
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeComplete:
+		return "complete"
+	case ModeInfill:
+		return "infill"
+	case ModeRewrite:
+		return "rewrite"
+	case ModeFillHoles:
+		return "fill-holes"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Span is a byte range [Start, End) of Request.Text.
+type Span struct{ Start, End int }
+
+// Params are the knobs of one request. The zero value of a field means "the
+// default" for that field (see DefaultParams), except SingleLine and Seed.
+type Params struct {
+	// Steps is the number of denoising steps (an upper bound for the
+	// "threshold" schedule). 0: one step per mask.
+	Steps int
+	// Sampler orders masked positions by confidence: "confidence" (top-1
+	// probability), "margin" (top-1 minus top-2 probability), "entropy"
+	// (negative entropy) or "random".
+	Sampler string
+	// Temperature > 0 samples tokens (Gumbel-max in float64) instead of
+	// taking the most likely one. TopK and TopP (0: off) restrict the
+	// candidates first.
+	Temperature, TopP float64
+	TopK              int
+	// Schedule decides how many masks a step commits: "fixed" (the same
+	// number every step, LLaDA), "dream" (1 - s/t of the masks left, with
+	// s, t on a linear grid from 1 to Eps), "threshold" (every mask whose
+	// confidence exceeds Threshold, at least one: Fast-dLLM's parallel
+	// decoding).
+	Schedule  string
+	Threshold float64
+	// Eps is the final time of the "dream" schedule.
+	Eps float64
+	// BlockSize > 0 decodes each span in semi-autoregressive blocks of that
+	// many masks, left to right; the cache is refreshed at each block.
+	BlockSize int
+	// MaxTokens is the number of masks per span (the cap for models with an
+	// expand token). 0: chosen per mode.
+	MaxTokens int
+	// ContextTokens is the token budget of the document around the spans,
+	// split between prefix and suffix.
+	ContextTokens int
+	// Seed makes sampling deterministic: the same request and seed give the
+	// same result.
+	Seed uint64
+	// Strength is the fraction of a span's tokens ModeRewrite re-masks.
+	Strength float64
+	// HoleMarker is what ModeFillHoles looks for. Default "???".
+	HoleMarker string
+	// Candidates is how many distinct answers to return (from different
+	// lengths, or seeds when Temperature > 0), best first.
+	Candidates int
+	// SingleLine forces one-line completion in ModeComplete. When false the
+	// engine decides: several lines on a blank line or after an opening
+	// brace, else one.
+	SingleLine bool
+
+	// Length is the length policy: "auto" (expand for models with an expand
+	// token, else "pad"), "pad" (over-allocate MaxTokens masks; pad/EOS in
+	// a span ends it early), "expand" (DreamOn), "fixed" (exactly MaxTokens
+	// tokens, pad/EOS banned), or "multi" (several mask counts decoded in
+	// one batch, the most confident kept).
+	Length string
+	// PadPenalty scales the confidence of a pad/EOS proposal, so that the
+	// content of a span is committed before its end ("pad" policy). 1: off.
+	PadPenalty float64
+}
+
+// DefaultParams are the defaults used for a zero field; they were chosen on
+// held-out Go infill cases with the built-in model (see the package tests
+// and `diffill eval`).
+func DefaultParams() Params {
+	return Params{
+		Steps:         0,
+		Sampler:       "confidence",
+		Schedule:      "threshold",
+		Threshold:     0.9,
+		Eps:           1e-3,
+		ContextTokens: 1024,
+		Strength:      0.5,
+		HoleMarker:    "???",
+		Candidates:    1,
+		Length:        "auto",
+		PadPenalty:    0.5,
+	}
+}
+
+// Request is one infilling job.
+type Request struct {
+	Text   string
+	Spans  []Span
+	Mode   Mode
+	Params Params
+	// OnStep, if set, is called after each denoising step, on the goroutine
+	// that called Run, with the text of each span so far (committed tokens
+	// only).
+	OnStep func(Step)
+}
+
+// Step reports progress: Done of at most Total steps, and the current text
+// of each span, in span order.
+type Step struct {
+	Done, Total int
+	Texts       []string
+}
+
+// Edit replaces Request.Text[Start:End] with NewText.
+type Edit struct {
+	Start, End int
+	NewText    string
+}
+
+// Candidate is one answer: an edit per span, in span order, and the model's
+// confidence in it (geometric mean probability of its tokens, in (0, 1]).
+type Candidate struct {
+	Edits      []Edit
+	Confidence float64
+}
+
+// Result holds the answers, best first; at least one on success.
+type Result struct {
+	Candidates []Candidate
+}
+
+// Apply returns text with the edits applied. Edits must be sorted and must
+// not overlap.
+func Apply(text string, edits []Edit) string {
+	var b []byte
+	last := 0
+	for _, e := range edits {
+		b = append(b, text[last:e.Start]...)
+		b = append(b, e.NewText...)
+		last = e.End
+	}
+	b = append(b, text[last:]...)
+	return string(b)
+}

@@ -1,0 +1,235 @@
+package infill
+
+import "strings"
+
+// postContext is what post-processing knows of a span's surroundings.
+type postContext struct {
+	before string // the document before the span
+	after  string // the document after the span
+	orig   string // the span's original text (infill, rewrite)
+	single bool   // one line: stop at the end of the line
+}
+
+// postprocess cleans a decoded span text: it stops a one-line completion at
+// the end of its line, removes text that duplicates what follows the span,
+// and keeps brackets balanced where the span started balanced.
+func postprocess(ans string, pc postContext) string {
+	if pc.single {
+		if i := strings.IndexAny(ans, "\r\n"); i >= 0 {
+			ans = ans[:i]
+		}
+	}
+	ans = trimLineOverlap(ans, pc.after)
+	ans = trimCharOverlap(ans, pc)
+	ans = trimUnmatchedClosers(ans, pc)
+	if lineEndFollows(pc.after) {
+		// No trailing blanks before the end of the line.
+		ans = strings.TrimRight(ans, " \t")
+	}
+	return ans
+}
+
+// lineEndFollows reports whether the span ends its line.
+func lineEndFollows(after string) bool {
+	return after == "" || after[0] == '\n' || after[0] == '\r'
+}
+
+// trimLineOverlap drops whole lines at the end of ans that repeat the lines
+// right after the span (the model wrote the suffix again).
+func trimLineOverlap(ans, after string) string {
+	if !strings.Contains(ans, "\n") {
+		return ans
+	}
+	// The lines after the span: the rest of the span's line, then whole
+	// lines. Only whole lines are compared.
+	rest := after
+	i := strings.IndexByte(rest, '\n')
+	if i < 0 {
+		return ans
+	}
+	if strings.TrimSpace(rest[:i]) != "" {
+		return ans // the span is mid-line: its answer's lines end before rest
+	}
+	next := strings.Split(rest[i+1:], "\n")
+	lines := strings.Split(ans, "\n")
+	// The answer's line 0 continues the document's line; lines 1.. are
+	// whole. Find the largest k such that lines[len-k:] == next[:k],
+	// ignoring blank lines at the end of the answer.
+	for len(lines) > 1 && strings.TrimSpace(lines[len(lines)-1]) == "" {
+		lines = lines[:len(lines)-1]
+	}
+	for k := len(lines) - 1; k >= 1; k-- {
+		if k > len(next) {
+			continue
+		}
+		match := true
+		for j := 0; j < k; j++ {
+			a, b := strings.TrimRight(lines[len(lines)-k+j], " \t\r"), strings.TrimRight(next[j], " \t\r")
+			if a != b || strings.TrimSpace(a) == "" && j == 0 {
+				match = false
+				break
+			}
+		}
+		if match {
+			return strings.Join(lines[:len(lines)-k], "\n")
+		}
+	}
+	return ans
+}
+
+// trimCharOverlap removes the end of ans where it repeats the start of the
+// rest of the line after the span and leaves a closing bracket unmatched:
+// "f(a, b)" before ")" becomes "f(a, b".
+func trimCharOverlap(ans string, pc postContext) string {
+	line := pc.after
+	if i := strings.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	if line == "" || ans == "" {
+		return ans
+	}
+	open := openBrackets(pc.before)
+	base := unmatchedClosers(open, ans+line)
+	if base == 0 {
+		return ans
+	}
+	for k := min(len(ans), len(line)); k >= 1; k-- {
+		if !strings.HasSuffix(ans, line[:k]) {
+			continue
+		}
+		cut := ans[:len(ans)-k]
+		if unmatchedClosers(open, cut+line) < base {
+			return cut
+		}
+	}
+	return ans
+}
+
+// trimUnmatchedClosers cuts ans before its first closing bracket that
+// matches nothing, when the span's original text had none (it "started
+// balanced"), so that the document's bracket structure survives.
+func trimUnmatchedClosers(ans string, pc postContext) string {
+	open := openBrackets(pc.before)
+	if unmatchedClosers(open, pc.orig) > 0 {
+		return ans
+	}
+	i := firstUnmatchedCloser(open, ans)
+	if i < 0 {
+		return ans
+	}
+	return strings.TrimRight(ans[:i], " \t")
+}
+
+// bracketScanner follows Go's brackets, skipping strings, runes and
+// comments.
+type bracketScanner struct {
+	stack []byte
+	state byte // 0 code, '"' string, '`' raw string, '\'' rune, '/' line comment, '*' block comment
+	esc   bool
+	prev  byte
+}
+
+func closerOf(b byte) byte {
+	switch b {
+	case '(':
+		return ')'
+	case '[':
+		return ']'
+	case '{':
+		return '}'
+	}
+	return 0
+}
+
+// feed scans s; bad is called at the byte offset of each closer that
+// matches no open bracket.
+func (sc *bracketScanner) feed(s string, bad func(i int)) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch sc.state {
+		case '"', '\'':
+			switch {
+			case sc.esc:
+				sc.esc = false
+			case c == '\\':
+				sc.esc = true
+			case c == sc.state || c == '\n':
+				sc.state = 0
+			}
+		case '`':
+			if c == '`' {
+				sc.state = 0
+			}
+		case '/':
+			if c == '\n' {
+				sc.state = 0
+			}
+		case '*':
+			if c == '/' && sc.prev == '*' {
+				sc.state = 0
+				c = 0 // "*/*" must not reopen
+			}
+		default:
+			switch c {
+			case '"', '\'', '`':
+				sc.state = c
+			case '/':
+				if sc.prev == '/' {
+					sc.state = '/'
+				}
+			case '*':
+				if sc.prev == '/' {
+					sc.state = '*'
+					c = 0
+				}
+			case '(', '[', '{':
+				sc.stack = append(sc.stack, c)
+			case ')', ']', '}':
+				if n := len(sc.stack); n > 0 && closerOf(sc.stack[n-1]) == c {
+					sc.stack = sc.stack[:n-1]
+				} else if bad != nil {
+					bad(i)
+				}
+			}
+		}
+		sc.prev = c
+	}
+}
+
+// openBrackets scans the document before a span from the start of its
+// top-level declaration (the last line that starts in column 0 with a
+// letter) and returns the scanner state there.
+func openBrackets(before string) bracketScanner {
+	start := 0
+	for i := len(before) - 1; i >= 0; i-- {
+		if before[i] == '\n' && i+1 < len(before) && isLetter(before[i+1]) {
+			start = i + 1
+			break
+		}
+	}
+	var sc bracketScanner
+	sc.feed(before[start:], nil)
+	return sc
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }
+
+// unmatchedClosers counts closers in s that match nothing, given the
+// scanner state before s.
+func unmatchedClosers(sc bracketScanner, s string) int {
+	sc.stack = append([]byte(nil), sc.stack...)
+	n := 0
+	sc.feed(s, func(int) { n++ })
+	return n
+}
+
+func firstUnmatchedCloser(sc bracketScanner, s string) int {
+	sc.stack = append([]byte(nil), sc.stack...)
+	first := -1
+	sc.feed(s, func(i int) {
+		if first < 0 {
+			first = i
+		}
+	})
+	return first
+}
