@@ -324,16 +324,9 @@ func (m *Model) attend(out, q []float32, r *seqRun, layer int) {
 	qg := make([]float32, group*chunk*d)
 	scores := make([]float32, group*chunk*T)
 	o := make([]float32, group*chunk*d)
-	vt := make([]float32, d*T)
 	for g := 0; g < cfg.KVHeads; g++ {
 		kc, vc, _ := r.store(layer, g, cfg)
-		keys := kernels.NewLinearF32(kc[:T*d], T, d)
-		for p := 0; p < T; p++ {
-			for j := 0; j < d; j++ {
-				vt[j*T+p] = vc[p*d+j]
-			}
-		}
-		values := kernels.NewLinearF32(vt, d, T)
+		keys, values := kc[:T*d], vc[:T*d] // [T][d] each
 		for c0 := 0; c0 < n; c0 += chunk {
 			c := min(chunk, n-c0)
 			for hh := 0; hh < group; hh++ {
@@ -346,13 +339,13 @@ func (m *Model) attend(out, q []float32, r *seqRun, layer int) {
 					}
 				}
 			}
-			keys.Forward(scores, qg, group*c)
+			kernels.MatMul(scores, qg, keys, group*c, T, d, true)
 			parallelRows(group*c, func(r0, r1 int) {
 				for i := r0; i < r1; i++ {
 					softmax(scores[i*T : (i+1)*T])
 				}
 			})
-			values.Forward(o, scores, group*c)
+			kernels.MatMul(o, scores, values, group*c, d, T, false)
 			for hh := 0; hh < group; hh++ {
 				head := g*group + hh
 				for i := 0; i < c; i++ {

@@ -88,36 +88,74 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			g := readGolden(t, dir)
-			if g.Vocab != m.Config.Vocab {
-				t.Fatalf("golden vocab %d, model %d", g.Vocab, m.Config.Vocab)
-			}
-			ctx := context.Background()
-			for _, c := range g.Cases {
-				b := &Batch{Tokens: c.Tokens, Compute: c.Compute, Logits: c.Logits}
-				if c.CacheTokens != nil {
-					b.Cache = m.NewCache(len(c.CacheTokens))
-					if _, err := m.Forward(ctx, &Batch{Tokens: c.CacheTokens, Cache: b.Cache, Logits: []int{}}); err != nil {
-						t.Fatal(err)
-					}
-				}
-				out, err := m.Forward(ctx, b)
-				if err != nil {
-					t.Fatalf("%s: %v", c.Name, err)
-				}
-				if s := out.Shape(); s[0] != c.Rows || s[1] != g.Vocab {
-					t.Fatalf("%s: shape %v, want [%d %d]", c.Name, s, c.Rows, g.Vocab)
-				}
-				want := g.data[c.Offset : c.Offset+c.Rows*g.Vocab]
-				rel, bad := compareLogits(out.Data().([]float32), want, g.Vocab)
-				t.Logf("%s: %d rows, max relative error %.2e", c.Name, c.Rows, rel)
-				if rel > 1e-4 {
-					t.Errorf("%s: max relative error %.2e > 1e-4", c.Name, rel)
-				}
-				if len(bad) > 0 {
-					t.Errorf("%s: argmax differs at rows %v", c.Name, bad)
-				}
+			for _, c := range readGolden(t, dir).Cases {
+				checkGoldenCase(t, m, dir, c.Name, 1e-4)
 			}
 		})
 	}
+}
+
+// checkGoldenCase runs the named golden case of dir on m and compares: max
+// relative error <= tol and, when tol is the float32 tolerance, the same
+// argmax in every row.
+func checkGoldenCase(t *testing.T, m *Model, dir, name string, tol float64) {
+	t.Helper()
+	g := readGolden(t, dir)
+	if g.Vocab != m.Config.Vocab {
+		t.Fatalf("golden vocab %d, model %d", g.Vocab, m.Config.Vocab)
+	}
+	var c *goldenCase
+	for i := range g.Cases {
+		if g.Cases[i].Name == name {
+			c = &g.Cases[i]
+		}
+	}
+	if c == nil {
+		t.Fatalf("%s: no golden case %q", dir, name)
+	}
+	ctx := context.Background()
+	b := &Batch{Tokens: c.Tokens, Compute: c.Compute, Logits: c.Logits}
+	if c.CacheTokens != nil {
+		b.Cache = m.NewCache(len(c.CacheTokens))
+		if _, err := m.Forward(ctx, &Batch{Tokens: c.CacheTokens, Cache: b.Cache, Logits: []int{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := m.Forward(ctx, b)
+	if err != nil {
+		t.Fatalf("%s: %v", c.Name, err)
+	}
+	if s := out.Shape(); s[0] != c.Rows || s[1] != g.Vocab {
+		t.Fatalf("%s: shape %v, want [%d %d]", c.Name, s, c.Rows, g.Vocab)
+	}
+	want := g.data[c.Offset : c.Offset+c.Rows*g.Vocab]
+	rel, bad := compareLogits(out.Data().([]float32), want, g.Vocab)
+	t.Logf("%s: %d rows, max relative error %.2e", c.Name, c.Rows, rel)
+	if rel > tol {
+		t.Errorf("%s: max relative error %.2e > %.0e", c.Name, rel, tol)
+	}
+	if tol <= 1e-4 && len(bad) > 0 {
+		t.Errorf("%s: argmax differs at rows %v", c.Name, bad)
+	}
+}
+
+func float32FromBits(b uint32) float32 { return math.Float32frombits(b) }
+
+// f32ToF16 rounds to the nearest half-precision number (normal range only,
+// which is all the test weights need).
+func f32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	if exp <= 0 {
+		return sign
+	}
+	// Round to nearest even on the 13 dropped bits.
+	r := mant + 0xfff + (mant>>13)&1
+	if r&0x800000 != 0 {
+		r = 0
+		exp++
+	}
+	return sign | uint16(exp)<<10 | uint16(r>>13)
 }

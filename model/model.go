@@ -89,7 +89,7 @@ func (e *embedding) row(dst []float32, id int32) {
 	case "F16":
 		b := e.data[off*2 : (off+e.dim)*2]
 		for i := range dst {
-			dst[i] = f16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+			dst[i] = kernels.F16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	}
 }
@@ -334,7 +334,7 @@ func (t *tensorData) floats() []float32 {
 		}
 	case "F16":
 		for i := range out {
-			out[i] = f16ToF32(binary.LittleEndian.Uint16(t.Data[2*i:]))
+			out[i] = kernels.F16ToF32(binary.LittleEndian.Uint16(t.Data[2*i:]))
 		}
 	}
 	return out
@@ -376,26 +376,8 @@ func (t *tensorData) linear(n, k int) *kernels.Linear {
 	case "BF16":
 		return kernels.NewLinearBF16(t.uint16s(), n, k)
 	case "F16":
-		return kernels.NewLinearF32(t.floats(), n, k)
+		return kernels.NewLinearF16(t.uint16s(), n, k)
 	default:
 		return kernels.NewLinearF32(t.float32s(), n, k)
 	}
-}
-
-// f16ToF32 widens an IEEE 754 half-precision number.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-	case mant == 0: // zero
-		return math.Float32frombits(sign)
-	}
-	// Subnormal: value = mant * 2^-24.
-	f := float32(mant) * (1.0 / (1 << 24))
-	return math.Float32frombits(sign | math.Float32bits(f))
 }
