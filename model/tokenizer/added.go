@@ -118,9 +118,12 @@ func (m *addedMatcher) split(s string, special bool, text func(string), token fu
 	}
 }
 
-// isWordRune is Rust's char::is_alphanumeric: Alphabetic or Numeric.
+// isWordRune is \w of Rust's regex crate (Unicode TR18: Alphabetic, marks,
+// decimal digits, connector punctuation, joiners), which Hugging Face uses
+// to tell whether a single_word token touches a word.
 func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Other_Alphabetic, r)
+	return unicode.IsLetter(r) || unicode.IsMark(r) ||
+		unicode.In(r, unicode.Nd, unicode.Nl, unicode.Pc, unicode.Other_Alphabetic, unicode.Join_Control)
 }
 
 func endsWithWord(s string) bool {

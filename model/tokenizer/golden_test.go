@@ -9,31 +9,35 @@ import (
 	"testing"
 )
 
-// golden is testdata/golden.json, written by testdata/gen/gen.js with
-// Hugging Face `tokenizers`.
-type golden struct {
-	Texts []struct {
-		Name string `json:"name"`
-		Text string `json:"text"`
-	} `json:"texts"`
-	Tokenizers map[string][]struct {
-		IDs      []int32 `json:"ids"`      // encode, add_special_tokens=false
-		Ordinary []int32 `json:"ordinary"` // without special tokens; nil: same as IDs
-		Decoded  *string `json:"decoded"`  // decode(ids); nil: the text itself
-	} `json:"tokenizers"`
+// goldenText is an entry of testdata/golden/texts.json, and goldenCase
+// one of testdata/golden/NAME.json, both written by testdata/gen/gen.js
+// with Hugging Face `tokenizers`.
+type goldenText struct {
+	Name string `json:"name"`
+	Text string `json:"text"`
 }
 
-func loadGolden(t testing.TB) *golden {
+type goldenCase struct {
+	IDs      []int32 `json:"ids"`      // encode, add_special_tokens=false
+	Ordinary []int32 `json:"ordinary"` // without special tokens; nil: same as IDs
+	Decoded  *string `json:"decoded"`  // decode(ids); nil: the text itself
+}
+
+func readJSON(t testing.TB, file string, v any) {
 	t.Helper()
-	data, err := os.ReadFile("testdata/golden.json")
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g golden
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatalf("golden.json: %v", err)
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", file, err)
 	}
-	return &g
+}
+
+func goldenTexts(t testing.TB) []goldenText {
+	var texts []goldenText
+	readJSON(t, "testdata/golden/texts.json", &texts)
+	return texts
 }
 
 func loadTestTokenizer(t testing.TB, dir string) *Tokenizer {
@@ -48,23 +52,26 @@ func loadTestTokenizer(t testing.TB, dir string) *Tokenizer {
 // TestGolden holds every tokenizer to Hugging Face's encodings of the corpus
 // and of random strings, token for token.
 func TestGolden(t *testing.T) {
-	g := loadGolden(t)
+	texts := goldenTexts(t)
 	for _, tc := range []struct{ dir, golden string }{
 		{"gpt2", "gpt2"},
 		{"qwen2", "qwen2"},
 		{"qwen2-slow", "qwen2"}, // vocab.json + merges.txt must encode as tokenizer.json does
 		{"llama3", "llama3"},
+		{"deepseek", "deepseek"},
+		{"gpt2-prefix", "gpt2-prefix"},
 		{"goaware", "goaware"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			tok := loadTestTokenizer(t, tc.dir)
-			cases := g.Tokenizers[tc.golden]
-			if len(cases) != len(g.Texts) {
-				t.Fatalf("golden has %d cases for %d texts", len(cases), len(g.Texts))
+			var cases []goldenCase
+			readJSON(t, filepath.Join("testdata/golden", tc.golden+".json"), &cases)
+			if len(cases) != len(texts) {
+				t.Fatalf("golden has %d cases for %d texts", len(cases), len(texts))
 			}
 			failed := 0
 			for i, c := range cases {
-				name, text := g.Texts[i].Name, g.Texts[i].Text
+				name, text := texts[i].Name, texts[i].Text
 				want := c.IDs
 				wantOrd := c.Ordinary
 				if wantOrd == nil {

@@ -128,6 +128,7 @@ const longTokens = 'aVeryLongIdentifierNameThatKeepsGoingAndGoingForeverAndEverU
   'data = "' + 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkrLz0'.repeat(6) + '"\n' +
   '='.repeat(120) + '\n' + '-'.repeat(80) + '\n' + '0123456789'.repeat(8) + '\n' + 'ab'.repeat(60) + '\n';
 const special = `<|endoftext|>Hello<|mask|><|mask|> world <|pad|>end<|im_start|>user\n hi<|im_end|>\n <mask> x  <mask>y [SEP]   z TODO xTODO TODOx (TODO) <tool_call>{"a":1}</tool_call> @@@ café cafe\u0301 <|endoftext <|end|><|endoftext|>`;
+const singleWord = `TODO_x x TODO\u200d TODO\u200cy x TODO\u0301 \u216bTODO \u00bdTODO TODO\u0663 TODO\u00b2 1TODO TODO. TODO\n(TODO)TODO`;
 const infill = `func add(a, b int) int {\n\treturn <|mask|><|mask|><|mask|>\n}\n<|pad|><|pad|><|endoftext|>`;
 const extraVocab = `the infill diffusion denoise 999 model: infill, diffusion; denoise999 infilling`;
 
@@ -136,7 +137,7 @@ module.exports = {
     ['go', goCode], ['python', python], ['javascript', js], ['markdown', markdown],
     ['chinese', chinese], ['japanese', japanese], ['arabic', arabic], ['scripts', mixedScripts],
     ['emoji', emoji], ['numbers', numbers], ['contractions', contractions], ['whitespace', whitespace],
-    ['crlf', crlf], ['nfc', nfc], ['control', control], ['long', longTokens], ['special', special],
+    ['crlf', crlf], ['nfc', nfc], ['control', control], ['long', longTokens], ['special', special], ['single_word', singleWord],
     ['infill', infill], ['extra_vocab', extraVocab], ['empty', ''], ['one_space', ' '], ['one_newline', '\n'],
   ],
   // Pieces for random strings: each hostile to some part of the split patterns.

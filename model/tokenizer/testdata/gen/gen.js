@@ -16,9 +16,12 @@
 //	testdata/qwen2-slow/             the same as vocab.json + merges.txt + tokenizer_config.json
 //	testdata/llama3/tokenizer.json   Llama-3 style: Split{\p{N}{1,3} regex}, ignore_merges
 //	testdata/goaware/tokenizer.json  diffill's built-in layout: Go-aware split, specials 0..2
-//	testdata/golden.json             texts and, per tokenizer, HF's ids for encode (no
-//	                                 post-processing), for encode without special tokens,
-//	                                 and HF's decode where it differs from the text
+//	testdata/deepseek/tokenizer.json DeepSeek-Coder style: five Splits without lookahead
+//	testdata/gpt2-prefix/            GPT-2 style with add_prefix_space
+//	testdata/golden/texts.json       the texts: corpus.js and random strings of its pieces
+//	testdata/golden/NAME.json        per tokenizer, HF's ids for encode (no post-processing),
+//	                                 for encode without special tokens, and HF's decode
+//	                                 where it differs from the text
 'use strict';
 
 const fs = require('fs');
@@ -212,6 +215,21 @@ async function main() {
     const added = qwenAdded.map((a) => ({ ...a, id: id++ }));
     tokenizers.llama3 = { json: tokenizerJSON({ preTokenizer: splitPre(PATTERN_LLAMA3), vocab: v.vocab, merges: v.merges, added, ignoreMerges: true }) };
   }
+  // DeepSeek-Coder style: several Splits in a row, patterns without
+  // lookahead (Go's regexp runs them, with \s made Unicode-aware).
+  {
+    const splits = ['[\r\n]', '\\s?\\p{L}+', '\\s?\\p{P}+', '[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+', '\\p{N}']
+      .map((p) => ({ type: 'Split', pattern: { Regex: p }, behavior: 'Isolated', invert: false }));
+    const pre = { type: 'Sequence', pretokenizers: [...splits, byteLevelPre(false)] };
+    tokenizers.deepseek = { json: tokenizerJSON({ preTokenizer: pre, vocab: qwenVocab.vocab, merges: qwenVocab.merges, added: qwenAdded }) };
+  }
+  // GPT-2 with add_prefix_space: every piece of text between added tokens
+  // gets a leading space.
+  {
+    const j = JSON.parse(JSON.stringify(tokenizers.gpt2.json));
+    j.pre_tokenizer.add_prefix_space = true;
+    tokenizers['gpt2-prefix'] = { json: j, strings: true };
+  }
   // diffill's built-in layout: special tokens 0..2, Go-aware split, no normalizer.
   {
     const specials = ['<|endoftext|>', '<|mask|>', '<|pad|>'];
@@ -263,14 +281,14 @@ async function main() {
     }
     golden.tokenizers[name] = cases;
   }
-  const lines = ['{', '"texts": [', golden.texts.map((t) => JSON.stringify(t)).join(',\n'), '],', '"tokenizers": {'];
-  lines.push(Object.entries(golden.tokenizers).map(([name, cases]) =>
-    `${JSON.stringify(name)}: [\n` + cases.map((c) => JSON.stringify(c)).join(',\n') + '\n]').join(',\n'));
-  lines.push('}', '}');
-  const text = lines.join('\n') + '\n';
-  JSON.parse(text);
-  fs.writeFileSync(path.join(testdata, 'golden.json'), text);
-  console.log(`golden.json: ${texts.length} texts, ${text.length} bytes`);
+  const goldenDir = path.join(testdata, 'golden');
+  fs.mkdirSync(goldenDir, { recursive: true });
+  const lines = (items) => '[\n' + items.map((x) => JSON.stringify(x)).join(',\n') + '\n]\n';
+  fs.writeFileSync(path.join(goldenDir, 'texts.json'), lines(golden.texts));
+  for (const [name, cases] of Object.entries(golden.tokenizers)) {
+    fs.writeFileSync(path.join(goldenDir, name + '.json'), lines(cases));
+  }
+  console.log(`golden: ${texts.length} texts`);
   fs.rmSync(tmp, { recursive: true });
 }
 
