@@ -1,0 +1,330 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"unsafe"
+)
+
+// emu is a backend that keeps "device" memory in Go slices and runs the
+// kernels' Go references: the engine's buffer wiring, argument packing,
+// product shapes, cache layout and graph replay run here exactly as on a
+// GPU, every launch checked against the PTX signatures.
+type emu struct {
+	sigs      map[string][]argKind
+	blocks    []emuBlock // sorted by base
+	next      devptr
+	capturing bool
+	recorded  []func() error
+	launches  int
+	gemms     int
+	freeBytes uint64
+}
+
+type emuBlock struct {
+	base devptr
+	mem  []uint64
+	size int
+}
+
+func newEmu() (*emu, error) {
+	sigs, err := parseSignatures(kernelsPTX)
+	if err != nil {
+		return nil, err
+	}
+	return &emu{sigs: sigs, next: 0x10000, freeBytes: 1 << 40}, nil
+}
+
+func (m *emu) bind() (func(), error) { return func() {}, nil }
+
+func (m *emu) alloc(bytes int) (devptr, error) {
+	if bytes <= 0 {
+		bytes = 4
+	}
+	b := emuBlock{base: m.next, mem: make([]uint64, (bytes+7)/8), size: bytes}
+	// poison: reading memory nothing wrote gives NaN
+	for i := range b.mem {
+		b.mem[i] = 0x7fc00001_7fc00001
+	}
+	m.blocks = append(m.blocks, b)
+	m.next += devptr((bytes + 255) &^ 255)
+	m.next += 256 // a gap, so that running off the end never lands in the next buffer
+	return b.base, nil
+}
+
+func (m *emu) find(p devptr) (*emuBlock, int, error) {
+	i := sort.Search(len(m.blocks), func(i int) bool { return m.blocks[i].base > p }) - 1
+	if i < 0 || p >= m.blocks[i].base+devptr(m.blocks[i].size) {
+		return nil, 0, fmt.Errorf("emu: address %#x not allocated", p)
+	}
+	return &m.blocks[i], int(p - m.blocks[i].base), nil
+}
+
+func (m *emu) free(p devptr) error {
+	if p == 0 {
+		return nil
+	}
+	for i := range m.blocks {
+		if m.blocks[i].base == p {
+			m.blocks = append(m.blocks[:i], m.blocks[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("emu: free of %#x: not an allocation", p)
+}
+
+// bytes is the memory from p to the end of its allocation.
+func (m *emu) bytes(p devptr) ([]byte, error) {
+	b, off, err := m.find(p)
+	if err != nil {
+		return nil, err
+	}
+	all := unsafe.Slice((*byte)(unsafe.Pointer(&b.mem[0])), b.size)
+	return all[off:], nil
+}
+
+func (m *emu) f32(p devptr) []float32 {
+	if p == 0 {
+		return nil
+	}
+	b, err := m.bytes(p)
+	if err != nil {
+		panic(err)
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+func (m *emu) u16(p devptr) []uint16 {
+	if p == 0 {
+		return nil
+	}
+	b, err := m.bytes(p)
+	if err != nil {
+		panic(err)
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2)
+}
+
+func (m *emu) i32(p devptr) []int32 {
+	if p == 0 {
+		return nil
+	}
+	b, err := m.bytes(p)
+	if err != nil {
+		panic(err)
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+func (m *emu) upload(dst devptr, src []byte) error {
+	if m.capturing {
+		return errors.New("emu: host copy during capture")
+	}
+	b, err := m.bytes(dst)
+	if err != nil {
+		return err
+	}
+	if len(src) > len(b) {
+		return fmt.Errorf("emu: upload of %d bytes into %d", len(src), len(b))
+	}
+	copy(b, src)
+	return nil
+}
+
+func (m *emu) download(dst []byte, src devptr) error {
+	if m.capturing {
+		return errors.New("emu: host copy during capture")
+	}
+	b, err := m.bytes(src)
+	if err != nil {
+		return err
+	}
+	if len(dst) > len(b) {
+		return fmt.Errorf("emu: download of %d bytes from %d", len(dst), len(b))
+	}
+	copy(dst, b)
+	return nil
+}
+
+func (m *emu) run(f func() error) error {
+	if m.capturing {
+		m.recorded = append(m.recorded, f)
+		return nil
+	}
+	return f()
+}
+
+func (m *emu) copyD(dst, src devptr, n int) error {
+	return m.run(func() error {
+		d, err := m.bytes(dst)
+		if err != nil {
+			return err
+		}
+		s, err := m.bytes(src)
+		if err != nil {
+			return err
+		}
+		if n > len(d) || n > len(s) {
+			return fmt.Errorf("emu: copy of %d bytes out of range", n)
+		}
+		copy(d[:n], s[:n])
+		return nil
+	})
+}
+
+func (m *emu) fill32(dst devptr, v uint32, n int) error {
+	return m.run(func() error {
+		d := m.i32(dst)
+		if n > len(d) {
+			return fmt.Errorf("emu: fill of %d words out of range", n)
+		}
+		for i := 0; i < n; i++ {
+			d[i] = int32(v)
+		}
+		return nil
+	})
+}
+
+func (m *emu) sync() error                              { return nil }
+func (m *emu) memInfo() (free, total uint64, err error) { return m.freeBytes, m.freeBytes, nil }
+
+func (m *emu) beginCapture() error {
+	m.capturing, m.recorded = true, nil
+	return nil
+}
+
+type emuGraph struct{ steps []func() error }
+
+func (m *emu) endCapture() (graph, error) {
+	m.capturing = false
+	g := &emuGraph{steps: m.recorded}
+	m.recorded = nil
+	return g, nil
+}
+
+func (g *emuGraph) launch() error {
+	for _, f := range g.steps {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *emuGraph) destroy() {}
+
+func (m *emu) gemm(g gemmArgs) error {
+	if g.m <= 0 || g.n <= 0 || g.k <= 0 {
+		return fmt.Errorf("emu: gemm %+v", g)
+	}
+	// bounds as cuBLAS would read them
+	rowsA, colsA := g.k, g.m // column-major A is lda x cols
+	if !g.transA {
+		rowsA, colsA = g.m, g.k
+	}
+	rowsB, colsB := g.k, g.n
+	if g.transB {
+		rowsB, colsB = g.n, g.k
+	}
+	if g.lda < rowsA || g.ldb < rowsB || g.ldc < g.m {
+		return fmt.Errorf("emu: gemm leading dimensions %+v", g)
+	}
+	return m.run(func() error {
+		m.gemms++
+		a, b, c := m.u16(g.a), m.u16(g.b), m.f32(g.c)
+		if len(a) < g.lda*(colsA-1)+rowsA || len(b) < g.ldb*(colsB-1)+rowsB || len(c) < g.ldc*(g.n-1)+g.m {
+			return fmt.Errorf("emu: gemm operands out of range %+v", g)
+		}
+		refGemmEx(g, a, b, c)
+		return nil
+	})
+}
+
+func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error {
+	if err := checkArgs(name, m.sigs[name], args); err != nil {
+		return err
+	}
+	if _, ok := m.sigs[name]; !ok {
+		return fmt.Errorf("emu: no kernel %q", name)
+	}
+	if block.x*block.y*block.z > 1024 || block.x*block.y*block.z <= 0 {
+		return fmt.Errorf("emu: kernel %s: block %v", name, block)
+	}
+	if smem > 48<<10 {
+		return fmt.Errorf("emu: kernel %s: %d bytes of shared memory", name, smem)
+	}
+	a := args
+	p := func(i int) devptr { return devptr(a[i].bits) }
+	n := func(i int) int { return int(int32(uint32(a[i].bits))) }
+	f := func(i int) float32 { return math.Float32frombits(uint32(a[i].bits)) }
+	return m.run(func() (err error) {
+		defer func() {
+			if r := recover(); r != nil { // an index out of range is a wiring bug
+				err = fmt.Errorf("emu: kernel %s: %v", name, r)
+			}
+		}()
+		m.launches++
+		switch name {
+		case "embed_gather":
+			refEmbed(m.f32(p(0)), m.u16(p(1)), m.i32(p(2)), n(3), n(4))
+			needGrid(grid, n(3))
+		case "rmsnorm":
+			refRMSNorm(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.i32(p(3)), m.f32(p(4)), n(5), n(6), f(7))
+			needGrid(grid, n(5))
+		case "rmsnorm_f32":
+			refRMSNormF32(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), n(3), n(4), f(5))
+		case "add_bias":
+			refAddBias(m.f32(p(0)), m.f32(p(1)), n(2), n(3))
+		case "qkv_rope":
+			refQKVRope(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.i32(p(5)), m.f32(p(6)),
+				n(7), n(8), n(9), n(10), n(11))
+			needGrid(grid, n(7))
+		case "rope_rotate":
+			refRopeRotate(m.f32(p(0)), m.f32(p(1)), n(2), n(3), n(4), n(5), n(6), n(7))
+			if grid.x != n(6) || grid.y != n(2) {
+				panic(fmt.Sprintf("grid %v for %d positions of %d heads", grid, n(6), n(2)))
+			}
+		case "attention":
+			if grid.x != n(6) || grid.y*attWarps < n(5) || block.x != 32*attWarps || smem != attSmemBytes(n(8)) {
+				panic(fmt.Sprintf("attention launch grid %v block %v smem %d for %d rows, %d heads", grid, block, smem, n(5), n(6)))
+			}
+			refAttention(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), n(5), n(6), n(7), n(8), n(9), n(10), f(11))
+		case "swiglu":
+			refSwiGLU(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), n(3), n(4))
+			needGrid(grid, n(3))
+		case "ban_tokens":
+			refBanTokens(m.f32(p(0)), m.i32(p(1))[:n(2)], n(3), n(4))
+		case "row_stats":
+			nr := n(6)
+			st := refRowStats(m.f32(p(5)), nr, n(7), f(8))
+			needGrid(grid, nr)
+			t1, t2, p1, p2, ent := m.i32(p(0)), m.i32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4))
+			for i, s := range st {
+				t1[i], t2[i], p1[i], p2[i], ent[i] = s.Top1, s.Top2, s.P1, s.P2, s.Entropy
+				if s.Top2 < 0 {
+					t2[i] = math.MaxInt32
+				}
+			}
+		case "gather_rows":
+			refGatherRows(m.f32(p(0)), m.f32(p(1)), m.i32(p(2)), n(3), n(4))
+		case "gemm_bf16":
+			refGemmBF16(m.f32(p(0)), m.u16(p(1)), m.u16(p(2)), n(3), n(4), n(5), f(6))
+			if grid.x*64 < n(4) || grid.y*64 < n(3) || block.x != 16 || block.y != 16 {
+				panic(fmt.Sprintf("gemm_bf16 grid %v block %v for %dx%d", grid, block, n(3), n(4)))
+			}
+		default:
+			return fmt.Errorf("emu: kernel %s has no reference", name)
+		}
+		return nil
+	})
+}
+
+// needGrid panics (caught above) when a one-block-per-row launch does not
+// cover its rows.
+func needGrid(grid dim3, rows int) {
+	if grid.x < rows {
+		panic(fmt.Sprintf("grid %v does not cover %d rows", grid, rows))
+	}
+}

@@ -1,0 +1,943 @@
+package cuda
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+)
+
+// Config is the shape of a Qwen2- or LLaDA-style bidirectional transformer
+// (both reduce to: RMSNorm, GQA attention with rotate-half RoPE and optional
+// QKV bias, SwiGLU, final RMSNorm, head).
+type Config struct {
+	Vocab, Hidden, Layers, Heads, KVHeads, HeadDim, Intermediate int
+	RopeTheta, NormEps                                           float64
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Vocab <= 0 || c.Hidden <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.KVHeads <= 0 || c.Intermediate <= 0:
+		return fmt.Errorf("cuda: bad shape %+v", c)
+	case c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("cuda: %d heads not a multiple of %d kv heads", c.Heads, c.KVHeads)
+	case c.HeadDim <= 0 || c.HeadDim%2 != 0 || c.HeadDim > attMaxHeadDim:
+		return fmt.Errorf("cuda: head dim %d: the attention kernel takes even sizes up to %d", c.HeadDim, attMaxHeadDim)
+	case c.Vocab > math.MaxInt32/4 || c.Hidden > 1<<20 || c.Intermediate > 1<<22:
+		return fmt.Errorf("cuda: shape %+v too large", c)
+	case c.RopeTheta <= 0:
+		return fmt.Errorf("cuda: rope theta %v", c.RopeTheta)
+	}
+	return nil
+}
+
+func (c Config) qkvDim() int { return (c.Heads + 2*c.KVHeads) * c.HeadDim }
+
+// DType is a weight element type as stored in a checkpoint.
+type DType int
+
+const (
+	BF16 DType = iota
+	F16
+	F32
+)
+
+func (t DType) size() int {
+	if t == F32 {
+		return 4
+	}
+	return 2
+}
+
+// Tensor is a checkpoint tensor: raw little-endian elements, row-major.
+type Tensor struct {
+	DType DType
+	Shape []int
+	Data  []byte
+}
+
+func (t Tensor) present() bool { return t.Data != nil }
+
+// LayerWeights are one transformer block's tensors in nn.Linear layout
+// ([out][in]). Biases are optional.
+type LayerWeights struct {
+	AttnNorm, Q, K, V, O, MLPNorm, Gate, Up, Down Tensor
+	QBias, KBias, VBias                           Tensor
+}
+
+// Weights are the tensors of a whole model. A Head without data is tied to Embed.
+type Weights struct {
+	Embed     Tensor
+	Layers    []LayerWeights
+	FinalNorm Tensor
+	Head      Tensor
+}
+
+// Precision selects how activations enter the bf16 matrix products.
+type Precision int
+
+const (
+	// Precise splits each activation x into bf16 hi + lo and multiplies
+	// both (two cuBLAS calls, the second reading the weights from L2 for all
+	// but the head): about 16 mantissa bits, so logits track the float32
+	// CPU engine to ~1e-5 and near-ties keep their order.
+	Precise Precision = iota
+	// Fast rounds activations to bf16 once: the usual bf16 inference
+	// error (~1e-3 relative), half the matrix work.
+	Fast
+)
+
+func (p Precision) String() string {
+	if p == Fast {
+		return "fast"
+	}
+	return "precise"
+}
+
+// Options tune an Engine.
+type Options struct {
+	Precision Precision
+	NoGraphs  bool                          // run every launch eagerly (no CUDA graph replay)
+	Logf      func(format string, a ...any) // one line per notable event (graph fallback); nil: silent
+}
+
+const (
+	attWarps      = 8 // ATT_WARPS in kernels.cu
+	attKeys       = 32
+	attMaxHeadDim = 128
+	maxBanned     = 256
+	maxGraphs     = 8
+)
+
+// Engine runs the forward pass of one model on a device. Its methods are
+// safe for concurrent use (they serialise).
+type Engine struct {
+	be  backend
+	cfg Config
+	opt Options
+
+	embed, head, finalNorm, invFreq devptr
+	layers                          []devLayer
+	weightBytes                     int64
+
+	mu         sync.Mutex
+	ws         workspace
+	scratch    *Cache
+	graphs     map[graphKey]*graphEntry
+	seen       map[graphKey]int
+	tick       uint64
+	noGraphs   bool
+	nextCache  uint64
+	allocs     []devptr // weights, freed by Close
+	hostInts   []int32
+	statsBytes []byte
+}
+
+type devLayer struct {
+	attnNorm, mlpNorm, qkv, qkvBias, o, gu, down devptr
+}
+
+type workspace struct {
+	rows, logitRows       int
+	x, qkv, q, gu, hi, lo devptr
+	logits, ints, stats   devptr
+	bytes                 int64
+}
+
+// NewEngine uploads the weights (bf16 matrices, float32 vectors) and checks
+// that the device has room for them and a working set.
+func NewEngine(d *Device, cfg Config, w *Weights, opt Options) (*Engine, error) {
+	if d == nil {
+		return nil, errors.New("cuda: nil device")
+	}
+	return newEngine(d, cfg, w, opt)
+}
+
+func newEngine(be backend, cfg Config, w *Weights, opt Options) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkWeights(cfg, w); err != nil {
+		return nil, err
+	}
+	e := &Engine{be: be, cfg: cfg, opt: opt, noGraphs: opt.NoGraphs, graphs: map[graphKey]*graphEntry{}, seen: map[graphKey]int{}}
+	release, err := be.bind()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	need := weightBytes(cfg, w) + 64<<20
+	if free, total, err := be.memInfo(); err != nil {
+		return nil, err
+	} else if uint64(need) > free {
+		return nil, fmt.Errorf("%w: model needs %.2f GiB on the device, %.2f of %.2f GiB free", ErrUnavailable,
+			float64(need)/(1<<30), float64(free)/(1<<30), float64(total)/(1<<30))
+	}
+	if err := e.upload(w); err != nil {
+		e.freeAll()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) logf(format string, a ...any) {
+	if e.opt.Logf != nil {
+		e.opt.Logf(format, a...)
+	}
+}
+
+// Config returns the model shape.
+func (e *Engine) Config() Config { return e.cfg }
+
+// WeightBytes is the device memory the weights take: what one forward pass
+// must read at least once.
+func (e *Engine) WeightBytes() int64 { return e.weightBytes }
+
+func checkWeights(c Config, w *Weights) error {
+	if w == nil {
+		return errors.New("cuda: nil weights")
+	}
+	want := func(name string, t Tensor, shape ...int) error {
+		if !t.present() {
+			return fmt.Errorf("cuda: tensor %s missing", name)
+		}
+		if len(t.Shape) != len(shape) {
+			return fmt.Errorf("cuda: tensor %s has shape %v, want %v", name, t.Shape, shape)
+		}
+		n := 1
+		for i := range shape {
+			if t.Shape[i] != shape[i] {
+				return fmt.Errorf("cuda: tensor %s has shape %v, want %v", name, t.Shape, shape)
+			}
+			n *= shape[i]
+		}
+		if len(t.Data) != n*t.DType.size() {
+			return fmt.Errorf("cuda: tensor %s has %d bytes, shape %v needs %d", name, len(t.Data), shape, n*t.DType.size())
+		}
+		return nil
+	}
+	opt := func(name string, t Tensor, shape ...int) error {
+		if !t.present() {
+			return nil
+		}
+		return want(name, t, shape...)
+	}
+	H, qd, kd := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	if err := want("embed", w.Embed, c.Vocab, H); err != nil {
+		return err
+	}
+	if err := want("final norm", w.FinalNorm, H); err != nil {
+		return err
+	}
+	if err := opt("head", w.Head, c.Vocab, H); err != nil {
+		return err
+	}
+	if len(w.Layers) != c.Layers {
+		return fmt.Errorf("cuda: %d layers of weights, config says %d", len(w.Layers), c.Layers)
+	}
+	for i, l := range w.Layers {
+		p := fmt.Sprintf("layer %d ", i)
+		for _, t := range []struct {
+			name  string
+			t     Tensor
+			shape []int
+		}{
+			{"attn norm", l.AttnNorm, []int{H}}, {"q", l.Q, []int{qd, H}}, {"k", l.K, []int{kd, H}},
+			{"v", l.V, []int{kd, H}}, {"o", l.O, []int{H, qd}}, {"mlp norm", l.MLPNorm, []int{H}},
+			{"gate", l.Gate, []int{c.Intermediate, H}}, {"up", l.Up, []int{c.Intermediate, H}},
+			{"down", l.Down, []int{H, c.Intermediate}},
+		} {
+			if err := want(p+t.name, t.t, t.shape...); err != nil {
+				return err
+			}
+		}
+		for _, t := range []struct {
+			name string
+			t    Tensor
+			n    int
+		}{{"q bias", l.QBias, qd}, {"k bias", l.KBias, kd}, {"v bias", l.VBias, kd}} {
+			if err := opt(p+t.name, t.t, t.n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// weightBytes is the device footprint of the weights: bf16 matrices,
+// float32 vectors.
+func weightBytes(c Config, w *Weights) int64 {
+	H := int64(c.Hidden)
+	per := int64(c.qkvDim())*H*2 + H*int64(c.Heads*c.HeadDim)*2 + 3*H*int64(c.Intermediate)*2 + 2*H*4 + int64(c.qkvDim())*4
+	n := int64(c.Layers)*per + int64(c.Vocab)*H*2 + H*4 + int64(c.HeadDim)*2
+	if w.Head.present() {
+		n += int64(c.Vocab) * H * 2
+	}
+	return n
+}
+
+func (e *Engine) allocUp(b []byte) (devptr, error) {
+	p, err := e.be.alloc(len(b))
+	if err != nil {
+		return 0, err
+	}
+	e.allocs = append(e.allocs, p)
+	e.weightBytes += int64(len(b))
+	return p, e.be.upload(p, b)
+}
+
+func (e *Engine) upload(w *Weights) error {
+	c := e.cfg
+	var err error
+	if e.embed, err = e.allocUp(toBF16(w.Embed)); err != nil {
+		return err
+	}
+	e.head = e.embed
+	if w.Head.present() {
+		if e.head, err = e.allocUp(toBF16(w.Head)); err != nil {
+			return err
+		}
+	}
+	if e.finalNorm, err = e.allocUp(f32Bytes(toF32(w.FinalNorm))); err != nil {
+		return err
+	}
+	if e.invFreq, err = e.allocUp(f32Bytes(ropeInvFreq(c.HeadDim, c.RopeTheta))); err != nil {
+		return err
+	}
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		var d devLayer
+		if d.attnNorm, err = e.allocUp(f32Bytes(toF32(l.AttnNorm))); err != nil {
+			return err
+		}
+		if d.mlpNorm, err = e.allocUp(f32Bytes(toF32(l.MLPNorm))); err != nil {
+			return err
+		}
+		if d.qkv, err = e.allocUp(concatBF16(l.Q, l.K, l.V)); err != nil {
+			return err
+		}
+		if l.QBias.present() || l.KBias.present() || l.VBias.present() {
+			b := make([]float32, 0, c.qkvDim())
+			for _, t := range []struct {
+				t Tensor
+				n int
+			}{{l.QBias, c.Heads * c.HeadDim}, {l.KBias, c.KVHeads * c.HeadDim}, {l.VBias, c.KVHeads * c.HeadDim}} {
+				if t.t.present() {
+					b = append(b, toF32(t.t)...)
+				} else {
+					b = append(b, make([]float32, t.n)...)
+				}
+			}
+			if d.qkvBias, err = e.allocUp(f32Bytes(b)); err != nil {
+				return err
+			}
+		}
+		if d.o, err = e.allocUp(toBF16(l.O)); err != nil {
+			return err
+		}
+		if d.gu, err = e.allocUp(concatBF16(l.Gate, l.Up)); err != nil {
+			return err
+		}
+		if d.down, err = e.allocUp(toBF16(l.Down)); err != nil {
+			return err
+		}
+		e.layers = append(e.layers, d)
+	}
+	return e.be.sync()
+}
+
+// Close frees the engine's device memory.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	release, err := e.be.bind()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return e.freeAll()
+}
+
+func (e *Engine) freeAll() error {
+	var errs []error
+	e.dropGraphs()
+	if e.scratch != nil {
+		errs = append(errs, e.scratch.freeLocked())
+		e.scratch = nil
+	}
+	errs = append(errs, e.freeWorkspace())
+	for _, p := range e.allocs {
+		errs = append(errs, e.be.free(p))
+	}
+	e.allocs = nil
+	return errors.Join(errs...)
+}
+
+// --- workspace -------------------------------------------------------------
+
+func (e *Engine) freeWorkspace() error {
+	w := &e.ws
+	var errs []error
+	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.lo, w.logits, w.ints, w.stats} {
+		errs = append(errs, e.be.free(p))
+	}
+	*w = workspace{}
+	return errors.Join(errs...)
+}
+
+// ensureWorkspace sizes the activation buffers for rows computed positions
+// and logitRows returned rows; growing them invalidates captured graphs.
+func (e *Engine) ensureWorkspace(rows, logitRows int) error {
+	if rows <= e.ws.rows && logitRows <= e.ws.logitRows {
+		return nil
+	}
+	grow := func(need, have int) int {
+		n := max(have, 64)
+		for n < need {
+			n *= 2
+		}
+		return n
+	}
+	rows, logitRows = grow(rows, e.ws.rows), grow(logitRows, e.ws.logitRows)
+	logitRows = min(logitRows, rows)
+	e.dropGraphs()
+	if err := e.freeWorkspace(); err != nil {
+		return err
+	}
+	c := e.cfg
+	wide := max(c.Hidden, c.Heads*c.HeadDim, c.Intermediate)
+	w := workspace{rows: rows, logitRows: logitRows}
+	for _, b := range []struct {
+		p     *devptr
+		bytes int
+	}{
+		{&w.x, rows * c.Hidden * 4},
+		{&w.qkv, rows * c.qkvDim() * 4},
+		{&w.q, rows * c.Heads * c.HeadDim * 4},
+		{&w.gu, rows * 2 * c.Intermediate * 4},
+		{&w.hi, rows * wide * 2},
+		{&w.lo, rows * wide * 2},
+		{&w.logits, logitRows * c.Vocab * 4},
+		{&w.ints, (3*rows + maxBanned) * 4},
+		{&w.stats, logitRows * 5 * 4},
+	} {
+		p, err := e.be.alloc(b.bytes)
+		if err != nil {
+			e.ws = w
+			e.freeWorkspace()
+			return err
+		}
+		*b.p = p
+		w.bytes += int64(b.bytes)
+	}
+	e.ws = w
+	return nil
+}
+
+// --- forward ---------------------------------------------------------------
+
+// Batch is one forward call, with the meaning of model.Batch: Tokens is the
+// whole sequence (RoPE position i = index i); Compute lists the positions
+// recomputed (nil: all), whose keys and values are written to Cache; Logits
+// lists positions (a subset of Compute) whose rows are returned; Cache holds
+// the keys and values of every other position and may be nil only when
+// Compute is nil.
+type Batch struct {
+	Tokens  []int32
+	Compute []int
+	Logits  []int
+	Cache   *Cache
+}
+
+// TokenStats summarises the predictive distribution at one position.
+type TokenStats struct {
+	Top1, Top2 int32   // most and second most likely tokens (Top2 -1 if none)
+	P1, P2     float32 // their probabilities
+	Entropy    float32 // of the softmax, in nats
+}
+
+// StatsOptions shape the distribution that Stats summarises.
+type StatsOptions struct {
+	Temperature float32 // logits are divided by it; 0 means 1
+	Banned      []int32 // token ids given probability 0 (e.g. the mask token)
+}
+
+type plan struct {
+	m, nl, l int
+	cache    *Cache
+	stats    bool
+	nBanned  int
+	invTemp  float32
+	ids, pos devptr // int32 [m]
+	rows     devptr // int32 [nl]: index into the computed rows
+	banned   devptr // int32 [nBanned]
+}
+
+type graphKey struct {
+	m, nl, l, nBanned int
+	cache             uint64
+	stats             bool
+	invTemp           uint32
+}
+
+type graphEntry struct {
+	g    graph
+	used uint64
+}
+
+// Forward runs the model and writes the logits of b.Logits into out
+// ([len(b.Logits)][Vocab], row-major).
+func (e *Engine) Forward(ctx context.Context, b *Batch, out []float32) error {
+	if len(out) != len(b.Logits)*e.cfg.Vocab {
+		return fmt.Errorf("cuda: out has %d floats, want %d", len(out), len(b.Logits)*e.cfg.Vocab)
+	}
+	return e.run(ctx, b, nil, out, nil)
+}
+
+// Stats runs the model and summarises the distribution at each position of
+// b.Logits on the device: only 20 bytes per position come back.
+func (e *Engine) Stats(ctx context.Context, b *Batch, so StatsOptions, out []TokenStats) error {
+	if len(out) != len(b.Logits) {
+		return fmt.Errorf("cuda: out has %d entries, want %d", len(out), len(b.Logits))
+	}
+	if len(so.Banned) > maxBanned {
+		return fmt.Errorf("cuda: %d banned tokens, at most %d", len(so.Banned), maxBanned)
+	}
+	for _, id := range so.Banned {
+		if id < 0 || int(id) >= e.cfg.Vocab {
+			return fmt.Errorf("cuda: banned token %d outside the vocabulary", id)
+		}
+	}
+	if so.Temperature < 0 || math.IsNaN(float64(so.Temperature)) {
+		return fmt.Errorf("cuda: temperature %v", so.Temperature)
+	}
+	return e.run(ctx, b, &so, nil, out)
+}
+
+func (e *Engine) run(ctx context.Context, b *Batch, so *StatsOptions, logits []float32, stats []TokenStats) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	release, err := e.be.bind()
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	p, err := e.prepare(b, so)
+	if err != nil {
+		return err
+	}
+	if err := e.execute(p); err != nil {
+		return err
+	}
+	if so == nil {
+		if p.nl == 0 {
+			return e.be.sync()
+		}
+		return e.be.download(unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), len(logits)*4), e.ws.logits)
+	}
+	if p.nl == 0 {
+		return e.be.sync()
+	}
+	buf := e.statsBytes[:p.nl*20]
+	if err := e.be.download(buf, e.ws.stats); err != nil {
+		return err
+	}
+	decodeStats(buf, stats)
+	return nil
+}
+
+// decodeStats unpacks row_stats' output: int32 top1[n], top2[n], float32
+// p1[n], p2[n], entropy[n].
+func decodeStats(buf []byte, out []TokenStats) {
+	n := len(out)
+	i32 := func(k, i int) int32 {
+		o := (k*n + i) * 4
+		return int32(uint32(buf[o]) | uint32(buf[o+1])<<8 | uint32(buf[o+2])<<16 | uint32(buf[o+3])<<24)
+	}
+	f32 := func(k, i int) float32 { return math.Float32frombits(uint32(i32(k, i))) }
+	for i := range out {
+		t2 := i32(1, i)
+		if t2 == math.MaxInt32 {
+			t2 = -1
+		}
+		out[i] = TokenStats{Top1: i32(0, i), Top2: t2, P1: f32(2, i), P2: f32(3, i), Entropy: f32(4, i)}
+	}
+}
+
+// prepare validates a batch, uploads its indices and returns the plan of
+// the launches.
+func (e *Engine) prepare(b *Batch, so *StatsOptions) (*plan, error) {
+	c := e.cfg
+	L := len(b.Tokens)
+	if L == 0 {
+		return nil, errors.New("cuda: empty batch")
+	}
+	for i, t := range b.Tokens {
+		if t < 0 || int(t) >= c.Vocab {
+			return nil, fmt.Errorf("cuda: token %d at position %d outside the vocabulary (%d)", t, i, c.Vocab)
+		}
+	}
+	compute := b.Compute
+	if compute == nil {
+		compute = make([]int, L)
+		for i := range compute {
+			compute[i] = i
+		}
+	} else if b.Cache == nil {
+		return nil, errors.New("cuda: Compute without a Cache")
+	}
+	cache := b.Cache
+	if cache == nil {
+		if e.scratch == nil || e.scratch.capacity < L {
+			if e.scratch != nil {
+				if err := e.scratch.freeLocked(); err != nil {
+					return nil, err
+				}
+				e.scratch = nil
+			}
+			s, err := e.newCache(max(L, 256))
+			if err != nil {
+				return nil, err
+			}
+			e.scratch = s
+		}
+		cache = e.scratch
+	}
+	if cache.e != e {
+		return nil, errors.New("cuda: cache belongs to another engine")
+	}
+	if cache.freed {
+		return nil, errors.New("cuda: cache was freed")
+	}
+	if L > cache.capacity {
+		return nil, fmt.Errorf("cuda: sequence of %d exceeds the cache capacity %d", L, cache.capacity)
+	}
+	row := make(map[int]int, len(compute))
+	for i, p := range compute {
+		if p < 0 || p >= L {
+			return nil, fmt.Errorf("cuda: compute position %d outside [0, %d)", p, L)
+		}
+		if _, dup := row[p]; dup {
+			return nil, fmt.Errorf("cuda: compute position %d listed twice", p)
+		}
+		row[p] = i
+	}
+	M, nl := len(compute), len(b.Logits)
+	if M == 0 {
+		return nil, errors.New("cuda: nothing to compute (empty Compute)")
+	}
+	if err := e.ensureWorkspace(M, nl); err != nil {
+		return nil, err
+	}
+	p := &plan{m: M, nl: nl, l: L, cache: cache, stats: so != nil, invTemp: 1}
+	ints := e.hostInts[:0]
+	for _, q := range compute {
+		ints = append(ints, b.Tokens[q])
+	}
+	for _, q := range compute {
+		ints = append(ints, int32(q))
+	}
+	for _, q := range b.Logits {
+		r, ok := row[q]
+		if !ok {
+			return nil, fmt.Errorf("cuda: logits position %d is not computed", q)
+		}
+		ints = append(ints, int32(r))
+	}
+	if so != nil {
+		ints = append(ints, so.Banned...)
+		p.nBanned = len(so.Banned)
+		if so.Temperature > 0 {
+			p.invTemp = 1 / so.Temperature
+		}
+		if cap(e.statsBytes) < nl*20 {
+			e.statsBytes = make([]byte, e.ws.logitRows*20)
+		}
+	}
+	e.hostInts = ints
+	base := e.ws.ints
+	p.ids, p.pos = base, base+devptr(4*M)
+	p.rows = p.pos + devptr(4*M)
+	p.banned = p.rows + devptr(4*nl)
+	if err := e.be.upload(base, unsafe.Slice((*byte)(unsafe.Pointer(&ints[0])), len(ints)*4)); err != nil {
+		return nil, err
+	}
+	cache.n = max(cache.n, L)
+	return p, nil
+}
+
+// execute runs the launches of a plan: replayed from a CUDA graph when the
+// same shape has been seen before, else eagerly.
+func (e *Engine) execute(p *plan) error {
+	if e.noGraphs {
+		return e.launchAll(p)
+	}
+	key := graphKey{m: p.m, nl: p.nl, l: p.l, nBanned: p.nBanned, cache: p.cache.id, stats: p.stats, invTemp: math.Float32bits(p.invTemp)}
+	e.tick++
+	if ge, ok := e.graphs[key]; ok {
+		ge.used = e.tick
+		return ge.g.launch()
+	}
+	e.seen[key]++
+	if e.seen[key] < 2 { // a shape seen once may never recur: not worth a capture
+		return e.launchAll(p)
+	}
+	g, err := e.capture(p)
+	if err != nil {
+		e.noGraphs = true
+		e.logf("cuda: graph capture failed, running launches eagerly: %v", err)
+		return e.launchAll(p)
+	}
+	if len(e.graphs) >= maxGraphs {
+		var oldest graphKey
+		var t uint64 = math.MaxUint64
+		for k, ge := range e.graphs {
+			if ge.used < t {
+				oldest, t = k, ge.used
+			}
+		}
+		e.graphs[oldest].g.destroy()
+		delete(e.graphs, oldest)
+	}
+	e.graphs[key] = &graphEntry{g: g, used: e.tick}
+	delete(e.seen, key)
+	return g.launch()
+}
+
+func (e *Engine) capture(p *plan) (graph, error) {
+	if err := e.be.beginCapture(); err != nil {
+		return nil, err
+	}
+	lerr := e.launchAll(p)
+	g, err := e.be.endCapture()
+	if lerr != nil {
+		if g != nil {
+			g.destroy()
+		}
+		return nil, lerr
+	}
+	return g, err
+}
+
+func (e *Engine) dropGraphs() {
+	for k, ge := range e.graphs {
+		ge.g.destroy()
+		delete(e.graphs, k)
+	}
+	clear(e.seen)
+}
+
+const (
+	rowBlock = 256 // threads for the per-row kernels
+)
+
+// launchAll issues one forward pass (and the reductions of Stats): only
+// device work, so that it can be captured into a graph.
+func (e *Engine) launchAll(p *plan) error {
+	c, w := e.cfg, &e.ws
+	be := e.be
+	H, M := c.Hidden, p.m
+	eps := float32(c.NormEps)
+	lo := w.lo
+	if e.opt.Precision == Fast {
+		lo = 0
+	}
+	cache := p.cache
+	if err := be.launch("embed_gather", d1(M), d1(rowBlock), 0,
+		[]karg{pArg(w.x), pArg(e.embed), pArg(p.ids), iArg(M), iArg(H)}); err != nil {
+		return err
+	}
+	qd := c.Heads * c.HeadDim
+	smem := attSmemBytes(c.HeadDim)
+	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
+	for li, l := range e.layers {
+		kc, vc := cache.k(li), cache.v(li)
+		if err := be.launch("rmsnorm", d1(M), d1(rowBlock), 0,
+			[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(0), pArg(l.attnNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
+			return err
+		}
+		if err := e.linear(w.qkv, w.hi, lo, l.qkv, M, c.qkvDim(), H, 0); err != nil {
+			return err
+		}
+		if err := be.launch("qkv_rope", d1(M), d1(rowBlock), 0,
+			[]karg{pArg(w.q), pArg(kc), pArg(vc), pArg(w.qkv), pArg(l.qkvBias), pArg(p.pos), pArg(e.invFreq),
+				iArg(M), iArg(c.Heads), iArg(c.KVHeads), iArg(c.HeadDim), iArg(cache.capacity)}); err != nil {
+			return err
+		}
+		if err := be.launch("attention", d2(c.Heads, ceilDiv(M, attWarps)), d1(32*attWarps), smem,
+			[]karg{pArg(w.hi), pArg(lo), pArg(w.q), pArg(kc), pArg(vc), iArg(M), iArg(c.Heads), iArg(c.KVHeads),
+				iArg(c.HeadDim), iArg(p.l), iArg(cache.capacity), fArg(scale)}); err != nil {
+			return err
+		}
+		if err := e.linear(w.x, w.hi, lo, l.o, M, H, qd, 1); err != nil {
+			return err
+		}
+		if err := be.launch("rmsnorm", d1(M), d1(rowBlock), 0,
+			[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(0), pArg(l.mlpNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
+			return err
+		}
+		if err := e.linear(w.gu, w.hi, lo, l.gu, M, 2*c.Intermediate, H, 0); err != nil {
+			return err
+		}
+		if err := be.launch("swiglu", d1(M), d1(rowBlock), 0,
+			[]karg{pArg(w.hi), pArg(lo), pArg(w.gu), iArg(M), iArg(c.Intermediate)}); err != nil {
+			return err
+		}
+		if err := e.linear(w.x, w.hi, lo, l.down, M, H, c.Intermediate, 1); err != nil {
+			return err
+		}
+	}
+	if p.nl == 0 {
+		return nil
+	}
+	if err := be.launch("rmsnorm", d1(p.nl), d1(rowBlock), 0,
+		[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(p.rows), pArg(e.finalNorm), iArg(p.nl), iArg(H), fArg(eps)}); err != nil {
+		return err
+	}
+	if err := e.linear(w.logits, w.hi, lo, e.head, p.nl, c.Vocab, H, 0); err != nil {
+		return err
+	}
+	if !p.stats {
+		return nil
+	}
+	if p.nBanned > 0 {
+		if err := be.launch("ban_tokens", d1(p.nl), d1(32), 0,
+			[]karg{pArg(w.logits), pArg(p.banned), iArg(p.nBanned), iArg(p.nl), iArg(c.Vocab)}); err != nil {
+			return err
+		}
+	}
+	n := p.nl
+	return be.launch("row_stats", d1(n), d1(1024), 0,
+		[]karg{pArg(w.stats), pArg(w.stats + devptr(4*n)), pArg(w.stats + devptr(8*n)), pArg(w.stats + devptr(12*n)),
+			pArg(w.stats + devptr(16*n)), pArg(w.logits), iArg(n), iArg(c.Vocab), fArg(p.invTemp)})
+}
+
+// linear computes y[m][n] (+)= x[m][k]·W[n][k]ᵀ for row-major x and W. In
+// cuBLAS's column-major terms that is yᵀ[n×m] = W·xᵀ: A = W read
+// transposed (lda = k), B = xᵀ (ldb = k), C = yᵀ (ldc = n). With lo the
+// product of the remainder is added (Precise).
+func (e *Engine) linear(y, hi, lo, w devptr, m, n, k int, beta float32) error {
+	g := gemmArgs{transA: true, m: n, n: m, k: k, a: w, lda: k, b: hi, ldb: k, beta: beta, c: y, ldc: n}
+	if err := e.be.gemm(g); err != nil {
+		return err
+	}
+	if lo == 0 {
+		return nil
+	}
+	g.b, g.beta = lo, 1
+	return e.be.gemm(g)
+}
+
+// attSmemBytes is the attention kernel's dynamic shared memory: a key tile
+// with an odd row stride, a value tile and one query row per warp.
+func attSmemBytes(hd int) int {
+	return 4 * (attKeys*(hd|1) + attKeys*hd + attWarps*hd)
+}
+
+// --- host-side conversions -------------------------------------------------
+
+// ropeInvFreq is 1/theta^(2i/d) rounded to float32 the way transformers
+// computes it (exponent and power in float32).
+func ropeInvFreq(hd int, theta float64) []float32 {
+	f := make([]float32, hd/2)
+	for i := range f {
+		e := float32(2*i) / float32(hd)
+		f[i] = 1 / float32(math.Pow(theta, float64(e)))
+	}
+	return f
+}
+
+func f32Bytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), len(f)*4)
+}
+
+// toF32 widens a vector tensor to float32.
+func toF32(t Tensor) []float32 {
+	n := len(t.Data) / t.DType.size()
+	f := make([]float32, n)
+	for i := range f {
+		switch t.DType {
+		case BF16:
+			f[i] = math.Float32frombits(uint32(le16(t.Data, i)) << 16)
+		case F16:
+			f[i] = f16ToF32(le16(t.Data, i))
+		case F32:
+			f[i] = math.Float32frombits(le32(t.Data, i))
+		}
+	}
+	return f
+}
+
+// toBF16 returns the tensor's elements as bf16 bytes: as stored for bf16,
+// rounded to nearest even otherwise.
+func toBF16(t Tensor) []byte {
+	if t.DType == BF16 {
+		return t.Data
+	}
+	n := len(t.Data) / t.DType.size()
+	out := make([]byte, 2*n)
+	for i := 0; i < n; i++ {
+		var f float32
+		if t.DType == F16 {
+			f = f16ToF32(le16(t.Data, i))
+		} else {
+			f = math.Float32frombits(le32(t.Data, i))
+		}
+		b := f32ToBF16(f)
+		out[2*i], out[2*i+1] = byte(b), byte(b>>8)
+	}
+	return out
+}
+
+func concatBF16(ts ...Tensor) []byte {
+	var out []byte
+	for _, t := range ts {
+		out = append(out, toBF16(t)...)
+	}
+	return out
+}
+
+func le16(b []byte, i int) uint16 { return uint16(b[2*i]) | uint16(b[2*i+1])<<8 }
+func le32(b []byte, i int) uint32 {
+	return uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24
+}
+
+// f32ToBF16 rounds to nearest even, keeping NaN a NaN (same as f2bf in kernels.cu).
+func f32ToBF16(f float32) uint16 {
+	u := math.Float32bits(f)
+	if u&0x7fffffff > 0x7f800000 {
+		return uint16(u>>16) | 0x40
+	}
+	u += 0x7fff + (u>>16)&1
+	return uint16(u >> 16)
+}
+
+func bf16ToF32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
+
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal
+		f := float32(mant) / 1024 / 16384
+		if sign != 0 {
+			f = -f
+		}
+		return f
+	case exp == 31:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
+}

@@ -1,0 +1,412 @@
+// diffill's own CUDA kernels for the bidirectional transformer forward pass
+// and the sampler's reductions. Compiled to PTX (kernels.ptx, embedded in the
+// Go binary) so the driver JIT-compiles it for whatever card it finds:
+//
+//	nvcc -ptx -arch=compute_80 -o kernels.ptx kernels.cu
+//
+// Conventions shared with the Go side (launch.go):
+//   - activations and the K/V cache are float32; weights are bf16 (raw
+//     uint16 bits) and multiply through cuBLAS with float32 accumulation;
+//   - kernels that feed a matrix product write bf16 "hi" and, when lo is not
+//     NULL, the rounding remainder lo = bf16(x - hi), so that W·hi + W·lo
+//     carries ~16 mantissa bits of x instead of 8 (the precise mode);
+//   - the K/V cache of one layer is [kvHeads][capacity][headDim];
+//   - RoPE is the rotate-half (GPT-NeoX) form used by Qwen2 and LLaDA, with
+//     the angle pos*invFreq[i] rounded to float32 as transformers does.
+//
+// No cuda_bf16.h: the bf16 conversions are spelled out so that the source
+// builds the same with nvcc 11.8 and 13.
+
+#define WARP 32
+
+typedef unsigned short bf16;
+
+__device__ __forceinline__ float bf2f(bf16 h) { return __uint_as_float(((unsigned)h) << 16); }
+
+// Round to nearest even; NaN stays a (quiet) NaN.
+__device__ __forceinline__ bf16 f2bf(float f) {
+	unsigned u = __float_as_uint(f);
+	if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u);
+	u += 0x7fffu + ((u >> 16) & 1u);
+	return (bf16)(u >> 16);
+}
+
+__device__ __forceinline__ void store_split(bf16 *hi, bf16 *lo, long i, float v) {
+	bf16 h = f2bf(v);
+	hi[i] = h;
+	if (lo) lo[i] = f2bf(v - bf2f(h));
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+	for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+	for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
+
+// Sum over the block; every thread gets the result. blockDim.x is a multiple
+// of 32 and at most 1024; red holds 32 floats.
+__device__ float block_sum(float v, float *red) {
+	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
+	v = warp_sum(v);
+	__syncthreads(); // red may still be read by a previous call
+	if (lane == 0) red[w] = v;
+	__syncthreads();
+	v = lane < nw ? red[lane] : 0.f;
+	return warp_sum(v);
+}
+
+// x[i][:] = embed[ids[i]][:] for i < n. grid (n), any block size.
+extern "C" __global__ void embed_gather(float *x, const bf16 *embed, const int *ids, int n, int hidden) {
+	int i = blockIdx.x;
+	if (i >= n) return;
+	const bf16 *row = embed + (long)ids[i] * hidden;
+	float *out = x + (long)i * hidden;
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) out[d] = bf2f(row[d]);
+}
+
+// RMSNorm of rows of x, written as bf16 hi (and lo): out[i] = x[r]*rsqrt(mean(x[r]^2)+eps)*w
+// with r = rows ? rows[i] : i. grid (n), block a multiple of 32.
+extern "C" __global__ void rmsnorm(bf16 *hi, bf16 *lo, const float *x, const int *rows, const float *w,
+	int n, int hidden, float eps) {
+	__shared__ float red[WARP];
+	int i = blockIdx.x;
+	if (i >= n) return;
+	int r = rows ? rows[i] : i;
+	const float *xr = x + (long)r * hidden;
+	float ss = 0.f;
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) ss += xr[d] * xr[d];
+	ss = block_sum(ss, red);
+	float inv = rsqrtf(ss / (float)hidden + eps);
+	long base = (long)i * hidden;
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) store_split(hi, lo, base + d, w[d] * (xr[d] * inv));
+}
+
+// Same normalisation, float32 out (for the tests and for a float32 head).
+extern "C" __global__ void rmsnorm_f32(float *out, const float *x, const float *w, int n, int hidden, float eps) {
+	__shared__ float red[WARP];
+	int i = blockIdx.x;
+	if (i >= n) return;
+	const float *xr = x + (long)i * hidden;
+	float ss = 0.f;
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) ss += xr[d] * xr[d];
+	ss = block_sum(ss, red);
+	float inv = rsqrtf(ss / (float)hidden + eps);
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) out[(long)i * hidden + d] = w[d] * (xr[d] * inv);
+}
+
+// y[i][j] += b[j]. grid (n), any block.
+extern "C" __global__ void add_bias(float *y, const float *b, int n, int cols) {
+	int i = blockIdx.x;
+	if (i >= n) return;
+	for (int j = threadIdx.x; j < cols; j += blockDim.x) y[(long)i * cols + j] += b[j];
+}
+
+// Splits the fused projection qkv ([n][(heads+2*kvHeads)*hd], bias added here
+// when bias != NULL) into rotated queries q ([n][heads][hd]) and the layer's
+// cache: k rotated and v as is at slot pos[i]. grid (n), any block.
+extern "C" __global__ void qkv_rope(float *q, float *kc, float *vc, const float *qkv, const float *bias,
+	const int *pos, const float *invFreq, int n, int heads, int kvHeads, int hd, int capacity) {
+	int i = blockIdx.x;
+	if (i >= n) return;
+	int p = pos[i];
+	int half = hd / 2;
+	int width = (heads + 2 * kvHeads) * hd;
+	const float *row = qkv + (long)i * width;
+	// Rotations: one work item per (head, pair) over query and key heads.
+	int pairs = (heads + kvHeads) * half;
+	for (int t = threadIdx.x; t < pairs; t += blockDim.x) {
+		int h = t / half, j = t % half;
+		int c0 = h * hd + j, c1 = c0 + half;
+		float x0 = row[c0], x1 = row[c1];
+		if (bias) { x0 += bias[c0]; x1 += bias[c1]; }
+		float s, c;
+		sincosf(__fmul_rn((float)p, invFreq[j]), &s, &c);
+		float y0 = x0 * c - x1 * s, y1 = x1 * c + x0 * s;
+		if (h < heads) {
+			float *qr = q + ((long)i * heads + h) * hd;
+			qr[j] = y0;
+			qr[j + half] = y1;
+		} else {
+			float *kr = kc + ((long)(h - heads) * capacity + p) * hd;
+			kr[j] = y0;
+			kr[j + half] = y1;
+		}
+	}
+	int vw = kvHeads * hd;
+	for (int t = threadIdx.x; t < vw; t += blockDim.x) {
+		int g = t / hd, d = t % hd;
+		int c = (heads + kvHeads) * hd + t;
+		float v = row[c];
+		if (bias) v += bias[c];
+		vc[((long)g * capacity + p) * hd + d] = v;
+	}
+}
+
+// Rotates cached keys at positions [from, from+count) of every kv head by
+// delta positions (RoPE is relative, so this is how a cache shift keeps its
+// keys valid). grid (count, kvHeads), any block.
+extern "C" __global__ void rope_rotate(float *kc, const float *invFreq, int kvHeads, int hd, int capacity,
+	int from, int count, int delta) {
+	int t = blockIdx.x, g = blockIdx.y;
+	if (t >= count || g >= kvHeads) return;
+	int half = hd / 2;
+	float *kr = kc + ((long)g * capacity + from + t) * hd;
+	for (int j = threadIdx.x; j < half; j += blockDim.x) {
+		float s, c;
+		sincosf(__fmul_rn((float)delta, invFreq[j]), &s, &c);
+		float x0 = kr[j], x1 = kr[j + half];
+		kr[j] = x0 * c - x1 * s;
+		kr[j + half] = x1 * c + x0 * s;
+	}
+}
+
+#define ATT_WARPS 8
+#define ATT_KEYS 32
+#define ATT_MAXD 128
+
+// Bidirectional attention of n query rows over keys [0, L) of the cache.
+// One warp per (query row, head); a block holds ATT_WARPS rows of one head
+// and walks the keys in tiles of 32 staged in shared memory, with an online
+// softmax. In a tile lane j scores key j; for the values each lane owns the
+// dimensions d = lane + 32c. grid (heads, ceil(n/ATT_WARPS)), block
+// 32*ATT_WARPS, dynamic shared memory att_smem_bytes(hd) (launch.go).
+extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
+	attention(bf16 *hi, bf16 *lo, const float *q, const float *kc, const float *vc, int n, int heads,
+		int kvHeads, int hd, int L, int capacity, float scale) {
+	extern __shared__ float sm[];
+	int ks = hd | 1; // odd row stride: lane j reading K[j][d] hits bank (j*ks+d)%32, all distinct
+	float *K = sm;                   // [ATT_KEYS][ks]
+	float *V = K + ATT_KEYS * ks;    // [ATT_KEYS][hd]
+	float *Q = V + ATT_KEYS * hd;    // [ATT_WARPS][hd]
+	int h = blockIdx.x, g = h / (heads / kvHeads);
+	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
+	int i = blockIdx.y * ATT_WARPS + w;
+	bool active = i < n;
+	float *qw = Q + w * hd;
+	if (active)
+		for (int d = lane; d < hd; d += WARP) qw[d] = q[((long)i * heads + h) * hd + d];
+	const float *kg = kc + (long)g * capacity * hd, *vg = vc + (long)g * capacity * hd;
+	float m = -INFINITY, l = 0.f;
+	float acc[ATT_MAXD / WARP];
+#pragma unroll
+	for (int c = 0; c < ATT_MAXD / WARP; c++) acc[c] = 0.f;
+	for (int t0 = 0; t0 < L; t0 += ATT_KEYS) {
+		int nk = min(ATT_KEYS, L - t0);
+		__syncthreads(); // previous tile fully read (and Q written, first time)
+		for (int e = threadIdx.x; e < nk * hd; e += blockDim.x) {
+			int j = e / hd, d = e % hd;
+			K[j * ks + d] = kg[(long)(t0 + j) * hd + d];
+			V[j * hd + d] = vg[(long)(t0 + j) * hd + d];
+		}
+		__syncthreads();
+		if (!active) continue;
+		float s = -INFINITY;
+		if (lane < nk) {
+			float dot = 0.f;
+			const float *kr = K + lane * ks;
+			for (int d = 0; d < hd; d++) dot += qw[d] * kr[d];
+			s = dot * scale;
+		}
+		float mn = fmaxf(m, warp_max(s));
+		float corr = expf(m - mn); // m = -inf the first time: 0
+		float p = lane < nk ? expf(s - mn) : 0.f;
+		l = l * corr + warp_sum(p);
+		m = mn;
+#pragma unroll
+		for (int c = 0; c < ATT_MAXD / WARP; c++) acc[c] *= corr;
+		for (int j = 0; j < nk; j++) {
+			float pj = __shfl_sync(0xffffffffu, p, j);
+			const float *vr = V + j * hd;
+#pragma unroll
+			for (int c = 0; c < ATT_MAXD / WARP; c++) {
+				int d = lane + c * WARP;
+				if (d < hd) acc[c] += pj * vr[d];
+			}
+		}
+	}
+	if (!active) return;
+	float inv = 1.f / l;
+	long base = (long)i * heads * hd + (long)h * hd;
+#pragma unroll
+	for (int c = 0; c < ATT_MAXD / WARP; c++) {
+		int d = lane + c * WARP;
+		if (d < hd) store_split(hi, lo, base + d, acc[c] * inv);
+	}
+}
+
+// out = silu(gate) * up from gu = [n][gate(inter) | up(inter)]. grid (n), any block.
+extern "C" __global__ void swiglu(bf16 *hi, bf16 *lo, const float *gu, int n, int inter) {
+	int i = blockIdx.x;
+	if (i >= n) return;
+	const float *g = gu + (long)i * 2 * inter, *u = g + inter;
+	for (int j = threadIdx.x; j < inter; j += blockDim.x) {
+		float a = g[j];
+		store_split(hi, lo, (long)i * inter + j, a / (1.f + expf(-a)) * u[j]);
+	}
+}
+
+// Sets logits of the listed token ids to -inf in every row (tokens a sampler
+// must never pick, such as the mask token). grid (n), block >= 1.
+extern "C" __global__ void ban_tokens(float *logits, const int *ids, int nids, int n, int vocab) {
+	int i = blockIdx.x;
+	if (i >= n) return;
+	for (int t = threadIdx.x; t < nids; t += blockDim.x) logits[(long)i * vocab + ids[t]] = -INFINITY;
+}
+
+// Running summary of a row of scaled logits x: m = max, s = sum exp(x-m),
+// t = sum exp(x-m)*(x-m) (entropy = log s - t/s), and the two largest values
+// with their indices (ties: lower index first).
+struct rowstat {
+	float m, s, t, v1, v2;
+	int i1, i2;
+};
+
+__device__ __forceinline__ bool better(float v, int i, float w, int j) { return v > w || (v == w && i < j); }
+
+__device__ void stat_add(rowstat &a, float x, int i) {
+	if (x == -INFINITY) return;
+	if (x > a.m) {
+		float e = expf(a.m - x), dm = a.m - x; // a.m = -inf on first: e = 0, s = 0
+		a.t = a.s > 0.f ? e * (a.t + dm * a.s) : 0.f;
+		a.s = a.s * e + 1.f;
+		a.m = x;
+	} else {
+		float e = expf(x - a.m);
+		a.s += e;
+		a.t += e * (x - a.m);
+	}
+	if (better(x, i, a.v1, a.i1)) {
+		a.v2 = a.v1; a.i2 = a.i1;
+		a.v1 = x; a.i1 = i;
+	} else if (better(x, i, a.v2, a.i2)) {
+		a.v2 = x; a.i2 = i;
+	}
+}
+
+__device__ void stat_merge(rowstat &a, const rowstat &b) {
+	if (b.s > 0.f) {
+		if (a.s == 0.f) {
+			a.m = b.m; a.s = b.s; a.t = b.t;
+		} else {
+			float m = fmaxf(a.m, b.m);
+			float ea = expf(a.m - m), eb = expf(b.m - m);
+			a.t = ea * (a.t + (a.m - m) * a.s) + eb * (b.t + (b.m - m) * b.s);
+			a.s = ea * a.s + eb * b.s;
+			a.m = m;
+		}
+	}
+	// top-2 of the union of {a1, a2} and {b1, b2}
+	if (better(b.v1, b.i1, a.v1, a.i1)) {
+		if (better(a.v1, a.i1, b.v2, b.i2)) { a.v2 = a.v1; a.i2 = a.i1; }
+		else { a.v2 = b.v2; a.i2 = b.i2; }
+		a.v1 = b.v1; a.i1 = b.i1;
+	} else if (better(b.v1, b.i1, a.v2, a.i2)) {
+		a.v2 = b.v1; a.i2 = b.i1;
+	}
+}
+
+__device__ rowstat stat_shfl(const rowstat &a, int o) {
+	rowstat b;
+	b.m = __shfl_xor_sync(0xffffffffu, a.m, o);
+	b.s = __shfl_xor_sync(0xffffffffu, a.s, o);
+	b.t = __shfl_xor_sync(0xffffffffu, a.t, o);
+	b.v1 = __shfl_xor_sync(0xffffffffu, a.v1, o);
+	b.v2 = __shfl_xor_sync(0xffffffffu, a.v2, o);
+	b.i1 = __shfl_xor_sync(0xffffffffu, a.i1, o);
+	b.i2 = __shfl_xor_sync(0xffffffffu, a.i2, o);
+	return b;
+}
+
+// Per row of logits ([n][vocab], scaled by invTemp): the two most likely
+// tokens, their probabilities and the entropy (nats) of the softmax, so that
+// the sampler reads 20 bytes per position instead of the whole row.
+// grid (n), block a multiple of 32 up to 1024.
+extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2, float *entropy,
+	const float *logits, int n, int vocab, float invTemp) {
+	__shared__ rowstat red[WARP];
+	int i = blockIdx.x;
+	if (i >= n) return;
+	const float *row = logits + (long)i * vocab;
+	rowstat a = {-INFINITY, 0.f, 0.f, -INFINITY, -INFINITY, 0x7fffffff, 0x7fffffff};
+	for (int j = threadIdx.x; j < vocab; j += blockDim.x) stat_add(a, row[j] * invTemp, j);
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		rowstat b = stat_shfl(a, o);
+		stat_merge(a, b);
+	}
+	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
+	if (lane == 0) red[w] = a;
+	__syncthreads();
+	if (w != 0) return;
+	if (lane < nw) a = red[lane];
+	else a = (rowstat){-INFINITY, 0.f, 0.f, -INFINITY, -INFINITY, 0x7fffffff, 0x7fffffff};
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		rowstat b = stat_shfl(a, o);
+		stat_merge(a, b);
+	}
+	if (lane != 0) return;
+	top1[i] = a.i1;
+	top2[i] = a.i2;
+	p1[i] = a.s > 0.f ? expf(a.v1 - a.m) / a.s : 0.f;
+	p2[i] = a.s > 0.f && a.v2 > -INFINITY ? expf(a.v2 - a.m) / a.s : 0.f;
+	entropy[i] = a.s > 0.f ? logf(a.s) - a.t / a.s : 0.f;
+}
+
+// Gathers rows of a float32 matrix: out[i][:] = in[rows[i]][:]. grid (n).
+extern "C" __global__ void gather_rows(float *out, const float *in, const int *rows, int n, int cols) {
+	int i = blockIdx.x;
+	if (i >= n) return;
+	const float *src = in + (long)rows[i] * cols;
+	for (int j = threadIdx.x; j < cols; j += blockDim.x) out[(long)i * cols + j] = src[j];
+}
+
+#define GT 64 // output tile (rows of x, rows of W)
+#define GK 16 // depth of one shared-memory stage
+
+// Fallback matrix product when cuBLAS cannot be loaded:
+// y[m][nn] = beta*y + x[m][k]·W[nn][k]ᵀ, bf16 inputs, float32 accumulation.
+// A plain 64x64-tile kernel (16x16 threads, 4x4 outputs each): correct and
+// an order of magnitude slower than cuBLAS on tensor cores.
+// grid (ceil(nn/64), ceil(m/64)), block (16, 16).
+extern "C" __global__ void gemm_bf16(float *y, const bf16 *x, const bf16 *W, int m, int nn, int k, float beta) {
+	__shared__ float xs[GK][GT + 1];
+	__shared__ float ws[GK][GT + 1];
+	int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+	int row0 = blockIdx.y * GT, col0 = blockIdx.x * GT;
+	float acc[4][4] = {};
+	for (int k0 = 0; k0 < k; k0 += GK) {
+		for (int e = tid; e < GT * GK; e += 256) {
+			int r = e / GK, kk = e % GK;
+			int gr = row0 + r, gc = col0 + r, gk = k0 + kk;
+			xs[kk][r] = gr < m && gk < k ? bf2f(x[(long)gr * k + gk]) : 0.f;
+			ws[kk][r] = gc < nn && gk < k ? bf2f(W[(long)gc * k + gk]) : 0.f;
+		}
+		__syncthreads();
+#pragma unroll
+		for (int kk = 0; kk < GK; kk++) {
+			float a[4], b[4];
+#pragma unroll
+			for (int u = 0; u < 4; u++) { a[u] = xs[kk][ty + 16 * u]; b[u] = ws[kk][tx + 16 * u]; }
+#pragma unroll
+			for (int u = 0; u < 4; u++)
+#pragma unroll
+				for (int v = 0; v < 4; v++) acc[u][v] += a[u] * b[v];
+		}
+		__syncthreads();
+	}
+#pragma unroll
+	for (int u = 0; u < 4; u++) {
+		int r = row0 + ty + 16 * u;
+		if (r >= m) continue;
+#pragma unroll
+		for (int v = 0; v < 4; v++) {
+			int c = col0 + tx + 16 * v;
+			if (c >= nn) continue;
+			float *o = y + (long)r * nn + c;
+			*o = beta != 0.f ? beta * *o + acc[u][v] : acc[u][v];
+		}
+	}
+}

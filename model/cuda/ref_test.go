@@ -1,0 +1,264 @@
+package cuda
+
+import (
+	"math"
+)
+
+// Go references of the kernels in kernels.cu, element for element the same
+// function (accumulating in float64 where the kernel's order differs). The
+// emulator runs them in place of the GPU; the device tests hold the GPU
+// kernels to them.
+
+func refEmbed(x []float32, embed []uint16, ids []int32, n, hidden int) {
+	for i := 0; i < n; i++ {
+		for d := 0; d < hidden; d++ {
+			x[i*hidden+d] = bf16ToF32(embed[int(ids[i])*hidden+d])
+		}
+	}
+}
+
+func storeSplit(hi, lo []uint16, i int, v float32) {
+	h := f32ToBF16(v)
+	hi[i] = h
+	if lo != nil {
+		lo[i] = f32ToBF16(v - bf16ToF32(h))
+	}
+}
+
+func refRMSNorm(hi, lo []uint16, x []float32, rows []int32, w []float32, n, hidden int, eps float32) {
+	for i := 0; i < n; i++ {
+		r := i
+		if rows != nil {
+			r = int(rows[i])
+		}
+		xr := x[r*hidden : (r+1)*hidden]
+		var ss float64
+		for _, v := range xr {
+			ss += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(hidden)+float64(eps)))
+		for d := 0; d < hidden; d++ {
+			storeSplit(hi, lo, i*hidden+d, w[d]*(xr[d]*inv))
+		}
+	}
+}
+
+func refRMSNormF32(out, x, w []float32, n, hidden int, eps float32) {
+	for i := 0; i < n; i++ {
+		xr := x[i*hidden : (i+1)*hidden]
+		var ss float64
+		for _, v := range xr {
+			ss += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(hidden)+float64(eps)))
+		for d := 0; d < hidden; d++ {
+			out[i*hidden+d] = w[d] * (xr[d] * inv)
+		}
+	}
+}
+
+func refAddBias(y, b []float32, n, cols int) {
+	for i := 0; i < n; i++ {
+		for j := 0; j < cols; j++ {
+			y[i*cols+j] += b[j]
+		}
+	}
+}
+
+func ropeAngle(p int, invFreq float32) (s, c float64) {
+	a := float32(p) * invFreq // rounded to float32 like the kernel's __fmul_rn
+	return math.Sincos(float64(a))
+}
+
+func refQKVRope(q, kc, vc, qkv, bias []float32, pos []int32, invFreq []float32, n, heads, kvHeads, hd, capacity int) {
+	half := hd / 2
+	width := (heads + 2*kvHeads) * hd
+	for i := 0; i < n; i++ {
+		p := int(pos[i])
+		row := qkv[i*width : (i+1)*width]
+		at := func(c int) float32 {
+			v := row[c]
+			if bias != nil {
+				v += bias[c]
+			}
+			return v
+		}
+		for h := 0; h < heads+kvHeads; h++ {
+			for j := 0; j < half; j++ {
+				c0 := h*hd + j
+				x0, x1 := float64(at(c0)), float64(at(c0+half))
+				s, c := ropeAngle(p, invFreq[j])
+				y0, y1 := float32(x0*c-x1*s), float32(x1*c+x0*s)
+				if h < heads {
+					q[(i*heads+h)*hd+j], q[(i*heads+h)*hd+j+half] = y0, y1
+				} else {
+					o := ((h-heads)*capacity + p) * hd
+					kc[o+j], kc[o+j+half] = y0, y1
+				}
+			}
+		}
+		for g := 0; g < kvHeads; g++ {
+			for d := 0; d < hd; d++ {
+				vc[(g*capacity+p)*hd+d] = at((heads+kvHeads)*hd + g*hd + d)
+			}
+		}
+	}
+}
+
+func refRopeRotate(kc, invFreq []float32, kvHeads, hd, capacity, from, count, delta int) {
+	half := hd / 2
+	for g := 0; g < kvHeads; g++ {
+		for t := 0; t < count; t++ {
+			o := (g*capacity + from + t) * hd
+			for j := 0; j < half; j++ {
+				s, c := ropeAngle(delta, invFreq[j])
+				x0, x1 := float64(kc[o+j]), float64(kc[o+j+half])
+				kc[o+j], kc[o+j+half] = float32(x0*c-x1*s), float32(x1*c+x0*s)
+			}
+		}
+	}
+}
+
+func refAttention(hi, lo []uint16, q, kc, vc []float32, n, heads, kvHeads, hd, L, capacity int, scale float32) {
+	rep := heads / kvHeads
+	s := make([]float64, L)
+	for i := 0; i < n; i++ {
+		for h := 0; h < heads; h++ {
+			g := h / rep
+			qr := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
+			m := math.Inf(-1)
+			for j := 0; j < L; j++ {
+				kr := kc[(g*capacity+j)*hd : (g*capacity+j+1)*hd]
+				var dot float64
+				for d := range qr {
+					dot += float64(qr[d]) * float64(kr[d])
+				}
+				s[j] = dot * float64(scale)
+				m = math.Max(m, s[j])
+			}
+			var sum float64
+			for j := range s[:L] {
+				s[j] = math.Exp(s[j] - m)
+				sum += s[j]
+			}
+			for d := 0; d < hd; d++ {
+				var acc float64
+				for j := 0; j < L; j++ {
+					acc += s[j] * float64(vc[(g*capacity+j)*hd+d])
+				}
+				storeSplit(hi, lo, (i*heads+h)*hd+d, float32(acc/sum))
+			}
+		}
+	}
+}
+
+func refSwiGLU(hi, lo []uint16, gu []float32, n, inter int) {
+	for i := 0; i < n; i++ {
+		g, u := gu[i*2*inter:], gu[i*2*inter+inter:]
+		for j := 0; j < inter; j++ {
+			a := float64(g[j])
+			storeSplit(hi, lo, i*inter+j, float32(a/(1+math.Exp(-a))*float64(u[j])))
+		}
+	}
+}
+
+func refBanTokens(logits []float32, ids []int32, n, vocab int) {
+	for i := 0; i < n; i++ {
+		for _, id := range ids {
+			logits[i*vocab+int(id)] = float32(math.Inf(-1))
+		}
+	}
+}
+
+// refRowStats is the sampler's reduction in float64, ties to the lower index.
+func refRowStats(logits []float32, n, vocab int, invTemp float32) []TokenStats {
+	out := make([]TokenStats, n)
+	for i := 0; i < n; i++ {
+		row := logits[i*vocab : (i+1)*vocab]
+		m := math.Inf(-1)
+		i1, i2 := -1, -1
+		for j, v := range row {
+			x := float64(v * invTemp)
+			if math.IsInf(x, -1) {
+				continue
+			}
+			m = math.Max(m, x)
+			switch {
+			case i1 < 0 || x > float64(row[i1]*invTemp):
+				i2, i1 = i1, j
+			case i2 < 0 || x > float64(row[i2]*invTemp):
+				i2 = j
+			}
+		}
+		var z, t float64
+		for _, v := range row {
+			x := float64(v * invTemp)
+			if math.IsInf(x, -1) {
+				continue
+			}
+			e := math.Exp(x - m)
+			z += e
+			t += e * (x - m)
+		}
+		st := TokenStats{Top1: int32(i1), Top2: int32(i2), Entropy: float32(math.Log(z) - t/z)}
+		st.P1 = float32(math.Exp(float64(row[i1]*invTemp)-m) / z)
+		if i2 >= 0 {
+			st.P2 = float32(math.Exp(float64(row[i2]*invTemp)-m) / z)
+		}
+		out[i] = st
+	}
+	return out
+}
+
+func refGatherRows(out, in []float32, rows []int32, n, cols int) {
+	for i := 0; i < n; i++ {
+		copy(out[i*cols:(i+1)*cols], in[int(rows[i])*cols:(int(rows[i])+1)*cols])
+	}
+}
+
+// refGemmEx is cublasGemmEx's definition (column-major, alpha 1):
+// C[m×n] = op(A)[m×k]·op(B)[k×n] + beta·C, bf16 A and B, float32 C.
+func refGemmEx(g gemmArgs, a, b []uint16, c []float32) {
+	opA := func(i, p int) float64 { // op(A)[i][p]
+		if g.transA {
+			return float64(bf16ToF32(a[i*g.lda+p]))
+		}
+		return float64(bf16ToF32(a[p*g.lda+i]))
+	}
+	opB := func(p, j int) float64 {
+		if g.transB {
+			return float64(bf16ToF32(b[p*g.ldb+j]))
+		}
+		return float64(bf16ToF32(b[j*g.ldb+p]))
+	}
+	for j := 0; j < g.n; j++ {
+		for i := 0; i < g.m; i++ {
+			var s float64
+			for p := 0; p < g.k; p++ {
+				s += opA(i, p) * opB(p, j)
+			}
+			o := &c[j*g.ldc+i]
+			if g.beta != 0 {
+				s += float64(g.beta) * float64(*o)
+			}
+			*o = float32(s)
+		}
+	}
+}
+
+// refGemmBF16 is the fallback kernel: y[m][nn] = beta*y + x[m][k]·W[nn][k]ᵀ.
+func refGemmBF16(y []float32, x, w []uint16, m, nn, k int, beta float32) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < nn; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				s += float64(bf16ToF32(x[i*k+p])) * float64(bf16ToF32(w[j*k+p]))
+			}
+			o := &y[i*nn+j]
+			if beta != 0 {
+				s += float64(beta) * float64(*o)
+			}
+			*o = float32(s)
+		}
+	}
+}
