@@ -159,3 +159,31 @@ func f32ToF16(f float32) uint16 {
 	}
 	return sign | uint16(exp)<<10 | uint16(r>>13)
 }
+
+// TestTinyTokenizer checks that the tiny checkpoints' tokenizer loads with the
+// model and knows diffill's special tokens, as other packages' tests rely on.
+func TestTinyTokenizer(t *testing.T) {
+	m, err := Load(filepath.Join("testdata", "qwen2-tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Tokenizer == nil {
+		t.Fatal("no tokenizer")
+	}
+	c := m.Config
+	if c.EOSID != 0 || c.MaskID != 1 || c.PadID != 2 || c.BOSID != 0 || c.ExpandID != -1 || c.ShiftLogits {
+		t.Fatalf("special ids: eos %d mask %d pad %d bos %d expand %d shift %v", c.EOSID, c.MaskID, c.PadID, c.BOSID, c.ExpandID, c.ShiftLogits)
+	}
+	src := "func main() {\n\tfmt.Println(\"héllo\")\n}<|mask|><|mask|>"
+	ids := m.Tokenizer.Encode(src)
+	if got := m.Tokenizer.Decode(ids); got != src {
+		t.Fatalf("decode(encode(s)) = %q", got)
+	}
+	if ids[len(ids)-1] != c.MaskID || ids[len(ids)-2] != c.MaskID {
+		t.Fatalf("masks not encoded as %d: %v", c.MaskID, ids)
+	}
+	if _, err := m.Forward(context.Background(), &Batch{Tokens: ids}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/diffill/diffill/model/kernels"
+	"github.com/diffill/diffill/model/tokenizer"
 )
 
 // layout names the tensors of one family's checkpoint.
@@ -38,6 +39,8 @@ type layer struct {
 // loading and safe for concurrent use; a Cache is not.
 type Model struct {
 	Config Config
+	// Tokenizer is nil when the checkpoint ships no tokenizer files.
+	Tokenizer *tokenizer.Tokenizer
 
 	// Params is the number of weights the forward pass uses.
 	Params int64
@@ -127,11 +130,22 @@ func LoadFiles(files map[string][]byte) (*Model, error) {
 }
 
 func load(read func(string) ([]byte, error), open func(string) ([]byte, func() error, error)) (*Model, error) {
-	cfg, err := parseConfig(read, nil)
+	tok, err := loadTokenizer(read)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Config: cfg}
+	var lookup func(string) (int32, bool)
+	if tok != nil {
+		lookup = tok.ID
+	}
+	cfg, err := parseConfig(read, lookup)
+	if err != nil {
+		return nil, err
+	}
+	if tok != nil && tok.VocabSize() > cfg.Vocab {
+		return nil, fmt.Errorf("the tokenizer has %d tokens, config.json's vocabulary only %d", tok.VocabSize(), cfg.Vocab)
+	}
+	m := &Model{Config: cfg, Tokenizer: tok}
 	ok := false
 	defer func() {
 		if !ok {
@@ -148,6 +162,22 @@ func load(read func(string) ([]byte, error), open func(string) ([]byte, func() e
 	}
 	ok = true
 	return m, nil
+}
+
+// loadTokenizer loads tokenizer.json, or vocab.json and merges.txt; it returns
+// nil when there are none.
+func loadTokenizer(read func(string) ([]byte, error)) (*tokenizer.Tokenizer, error) {
+	for _, name := range []string{"tokenizer.json", "vocab.json"} {
+		_, err := read(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.FromFiles(read)
+	}
+	return nil, nil
 }
 
 // openWeights parses model.safetensors, or the shards listed in

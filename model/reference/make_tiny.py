@@ -88,7 +88,10 @@ def tokenizer_json():
     """A byte-level BPE: 256 byte tokens (ids 3..258) and merges learned on a
     little Go code up to VOCAB ids, in Hugging Face's tokenizer.json format."""
     alpha = byte_alphabet()
-    vocab = {}
+    # The special tokens are in the model's vocab too, as Hugging Face's BPE
+    # trainer puts them: an added token missing from the vocab would be given
+    # a new id past the vocab on loading, not the id written in added_tokens.
+    vocab = {s: i for i, s in enumerate(SPECIALS)}
     for b in range(256):
         vocab[alpha[b]] = len(SPECIALS) + b
     # Pre-tokens for learning merges: an ASCII approximation of SPLIT (Python's
@@ -97,7 +100,7 @@ def tokenizer_json():
     pieces = re.findall(r"(?:\r?\n)+[\t ]*| ?[A-Za-z_][A-Za-z0-9_]*| ?[0-9]{1,3}| ?[^\t\n\r A-Za-z0-9_]+|[\t ]+|\r", CORPUS)
     words = collections.Counter(tuple(alpha[b] for b in p.encode()) for p in pieces)
     merges = []
-    while len(SPECIALS) + len(vocab) < VOCAB:
+    while len(vocab) < VOCAB:
         pairs = collections.Counter()
         for w, c in words.items():
             for a, b in zip(w, w[1:]):
@@ -106,7 +109,7 @@ def tokenizer_json():
             break
         (a, b), _ = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
         merges.append(f"{a} {b}")
-        vocab[a + b] = len(SPECIALS) + len(vocab)
+        vocab.setdefault(a + b, len(vocab))
         new = collections.Counter()
         for w, c in words.items():
             out = []
