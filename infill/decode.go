@@ -76,6 +76,7 @@ type decoder struct {
 	blockStep, blockSteps    int
 	blockInitial, stepsTotal int
 	steps                    int // denoising steps done
+	resizes                  int // expand policy: steps that changed a span's length
 
 	// Set by nextPass for apply.
 	targets []int // masked positions whose logits were asked for
@@ -470,6 +471,7 @@ func (d *decoder) resize() {
 		logp = append(logp, d.logp[p])
 	}
 	d.tokens, d.masked, d.logp, d.spans = tokens, masked, logp, spans
+	d.resizes++
 	d.full = true
 	d.blockInitial = d.countMasked(-1)
 }

@@ -1,11 +1,389 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/model"
+	"github.com/diffill/diffill/model/tokenizer"
 )
 
+// evalCase is one line of a cases file. Kind ("line", "block", ...) and
+// whether the middle occurs verbatim in the training files are optional.
+type evalCase struct {
+	Prefix  string `json:"prefix"`
+	Suffix  string `json:"suffix"`
+	Middle  string `json:"middle"`
+	Kind    string `json:"kind"`
+	Seen    *bool  `json:"seen"`
+	InTrain *bool  `json:"in_train"`
+}
+
+func (c *evalCase) seen() string {
+	switch {
+	case c.Seen != nil && *c.Seen, c.InTrain != nil && *c.InTrain:
+		return "seen"
+	case c.Seen != nil, c.InTrain != nil:
+		return "unseen"
+	}
+	return ""
+}
+
+func (c *evalCase) kind() string {
+	if c.Kind != "" {
+		return c.Kind
+	}
+	if strings.Contains(strings.TrimRight(c.Middle, "\n"), "\n") {
+		return "multi"
+	}
+	return "single"
+}
+
+// evalConfig is one way of running the engine that eval measures.
+type evalConfig struct {
+	name   string
+	cache  bool
+	length string // Params.Length, or "oracle": fixed at the true token count
+}
+
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("diffill eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: diffill eval --cases FILE.jsonl [flags]
+
+Fills the middle of each case ({"prefix","suffix","middle","kind"?,"seen"?})
+and prints exact match and edit similarity per kind and per seen/unseen,
+next to the trivial baselines (empty answer, copy the previous line), and
+latency percentiles.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	p := decodeFlags(fs)
+	cases := fs.String("cases", "", "JSONL file of cases")
+	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
+	limit := fs.Int("limit", 0, "evaluate only the first N cases (0: all)")
+	mode := fs.String("mode", "infill", "request mode: infill (at a point, model picks the length) or complete (as the editor asks)")
+	compare := fs.String("compare", "", "also run variants: cache (with and without the cache), length (auto, fixed, oracle, multi)")
+	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
+	jsonOut := fs.Bool("json", false, "print the results as JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if *cases == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if *mode != "infill" && *mode != "complete" {
+		return fmt.Errorf("--mode %q: want infill or complete", *mode)
+	}
+	cs, err := readCases(*cases, *limit)
+	if err != nil {
+		return err
+	}
+	configs := []evalConfig{{name: "model", cache: !*noCache, length: p.Length}}
+	switch *compare {
+	case "":
+	case "cache":
+		configs = []evalConfig{{"cache", true, p.Length}, {"no-cache", false, p.Length}}
+	case "length":
+		configs = []evalConfig{
+			{"adaptive", !*noCache, "auto"},
+			{"fixed", !*noCache, "fixed"},
+			{"oracle", !*noCache, "oracle"},
+			{"multi", !*noCache, "multi"},
+		}
+	default:
+		return fmt.Errorf("--compare %q: want cache or length", *compare)
+	}
+
+	m, tok, err := loadInfillModel(*modelDir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	rep := &evalReport{Cases: len(cs)}
+	rep.Baselines = append(rep.Baselines,
+		scoreAnswers("empty", cs, func(int) string { return "" }, nil),
+		scoreAnswers("copy-prev-line", cs, func(i int) string { return copyPrevLine(cs[i]) }, nil))
+	for _, cfg := range configs {
+		r, err := evalRun(ctx, m, tok, cs, cfg, *p, *mode, stderr)
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.print(stdout)
+	return nil
+}
+
+func readCases(path string, limit int) ([]*evalCase, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	var cs []*evalCase
+	for n := 1; sc.Scan(); n++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		c := &evalCase{}
+		if err := json.Unmarshal(sc.Bytes(), c); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		cs = append(cs, c)
+		if limit > 0 && len(cs) == limit {
+			break
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(cs) == 0 {
+		return nil, fmt.Errorf("%s: no cases", path)
+	}
+	return cs, nil
+}
+
+// evalRun answers every case with one engine configuration.
+func evalRun(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, cs []*evalCase, cfg evalConfig, p infill.Params, mode string, progress io.Writer) (*evalScore, error) {
+	eng := infill.NewEngine(m, tok, infill.WithCache(cfg.cache))
+	lat := make([]time.Duration, len(cs))
+	answers := make([]string, len(cs))
+	start := time.Now()
+	for i, c := range cs {
+		q := p
+		q.Length = cfg.length
+		if cfg.length == "oracle" {
+			q.Length = "fixed"
+			q.MaxTokens = max(1, len(tok.EncodeOrdinary(c.Middle)))
+		}
+		at := len(c.Prefix)
+		req := &infill.Request{
+			Text:   c.Prefix + c.Suffix,
+			Spans:  []infill.Span{{Start: at, End: at}},
+			Mode:   infill.ModeInfill,
+			Params: q,
+		}
+		if mode == "complete" && cfg.length != "oracle" {
+			req.Mode = infill.ModeComplete
+		}
+		t0 := time.Now()
+		res, err := eng.Run(ctx, req)
+		lat[i] = time.Since(t0)
+		if err != nil {
+			return nil, fmt.Errorf("case %d: %w", i+1, err)
+		}
+		answers[i] = res.Candidates[0].Edits[0].NewText
+		if progress != nil && ((i+1)%10 == 0 || i+1 == len(cs)) {
+			fmt.Fprintf(progress, "eval %s: %d/%d cases, %.0fs\n", cfg.name, i+1, len(cs), time.Since(start).Seconds())
+		}
+	}
+	return scoreAnswers(cfg.name, cs, func(i int) string { return answers[i] }, lat), nil
+}
+
+// copyPrevLine is the "copy the previous line" baseline: the last complete
+// line of the prefix, without its indentation when the prefix already
+// indents the middle's line.
+func copyPrevLine(c *evalCase) string {
+	pre := c.Prefix
+	cur := strings.LastIndexByte(pre, '\n')
+	if cur < 0 {
+		return ""
+	}
+	prevStart := strings.LastIndexByte(pre[:cur], '\n') + 1
+	prev := pre[prevStart:cur]
+	if strings.TrimSpace(pre[cur+1:]) == "" && pre[cur+1:] != "" {
+		return strings.TrimLeft(prev, " \t")
+	}
+	return prev
+}
+
+// evalScore is the quality of one set of answers.
+type evalScore struct {
+	Name   string                `json:"name"`
+	Groups map[string]*groupStat `json:"groups"`
+	P50MS  float64               `json:"p50_ms,omitempty"`
+	P95MS  float64               `json:"p95_ms,omitempty"`
+}
+
+type groupStat struct {
+	N     int     `json:"n"`
+	EM    float64 `json:"exact_match"`
+	ES    float64 `json:"edit_similarity"`
+	P50MS float64 `json:"p50_ms,omitempty"`
+}
+
+type evalReport struct {
+	Cases     int          `json:"cases"`
+	Baselines []*evalScore `json:"baselines"`
+	Runs      []*evalScore `json:"runs"`
+}
+
+// groupsOf names the groups a case counts in: all, its kind, and its kind
+// crossed with seen/unseen when the case says.
+func groupsOf(c *evalCase) []string {
+	g := []string{"all", c.kind()}
+	if s := c.seen(); s != "" {
+		g = append(g, s, c.kind()+"/"+s)
+	}
+	return g
+}
+
+func scoreAnswers(name string, cs []*evalCase, answer func(i int) string, lat []time.Duration) *evalScore {
+	s := &evalScore{Name: name, Groups: map[string]*groupStat{}}
+	lats := map[string][]time.Duration{}
+	for i, c := range cs {
+		a := answer(i)
+		em := 0.0
+		if normalize(a) == normalize(c.Middle) {
+			em = 1
+		}
+		es := editSimilarity(normalize(a), normalize(c.Middle))
+		for _, g := range groupsOf(c) {
+			st := s.Groups[g]
+			if st == nil {
+				st = &groupStat{}
+				s.Groups[g] = st
+			}
+			st.N++
+			st.EM += em
+			st.ES += es
+			if lat != nil {
+				lats[g] = append(lats[g], lat[i])
+			}
+		}
+	}
+	for g, st := range s.Groups {
+		st.EM /= float64(st.N)
+		st.ES /= float64(st.N)
+		if lat != nil {
+			st.P50MS = percentile(lats[g], 0.5)
+		}
+	}
+	if lat != nil {
+		s.P50MS, s.P95MS = percentile(lat, 0.5), percentile(lat, 0.95)
+	}
+	return s
+}
+
+// normalize compares answers the way a user would: surrounding blank space
+// and trailing blanks on each line do not count.
+func normalize(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t\r")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// editSimilarity is 1 - Levenshtein distance / longer length, over runes.
+func editSimilarity(a, b string) float64 {
+	ra, rb := []rune(a), []rune(b)
+	if len(ra) == 0 && len(rb) == 0 {
+		return 1
+	}
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return 1 - float64(prev[len(rb)])/float64(max(len(ra), len(rb)))
+}
+
+func percentile(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := min(len(s)-1, int(q*float64(len(s))))
+	return float64(s[i].Microseconds()) / 1000
+}
+
+func (r *evalReport) print(w io.Writer) {
+	all := append(slices.Clone(r.Baselines), r.Runs...)
+	var groups []string
+	seen := map[string]bool{}
+	for _, s := range all {
+		for g := range s.Groups {
+			if !seen[g] {
+				seen[g] = true
+				groups = append(groups, g)
+			}
+		}
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		if (groups[i] == "all") != (groups[j] == "all") {
+			return groups[i] == "all"
+		}
+		return groups[i] < groups[j]
+	})
+	fmt.Fprintf(w, "%d cases; exact match %% / edit similarity per group\n\n", r.Cases)
+	fmt.Fprintf(w, "%-16s", "answers")
+	for _, g := range groups {
+		n := 0
+		if st := all[0].Groups[g]; st != nil {
+			n = st.N
+		}
+		fmt.Fprintf(w, " %18s", fmt.Sprintf("%s (%d)", g, n))
+	}
+	fmt.Fprintf(w, " %9s %9s\n", "p50 ms", "p95 ms")
+	for _, s := range all {
+		fmt.Fprintf(w, "%-16s", s.Name)
+		for _, g := range groups {
+			st := s.Groups[g]
+			if st == nil {
+				fmt.Fprintf(w, " %18s", "-")
+				continue
+			}
+			fmt.Fprintf(w, " %18s", fmt.Sprintf("%5.1f%% / %.3f", 100*st.EM, st.ES))
+		}
+		if s.P50MS > 0 {
+			fmt.Fprintf(w, " %9.1f %9.1f", s.P50MS, s.P95MS)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Runs) == 2 && r.Runs[0].Name == "cache" {
+		c, n := r.Runs[0].Groups["all"].EM, r.Runs[1].Groups["all"].EM
+		if n > 0 {
+			fmt.Fprintf(w, "\ncache keeps %.1f%% of the uncached exact match\n", 100*c/n)
+		}
+	}
 }

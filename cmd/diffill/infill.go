@@ -1,11 +1,276 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/model"
+	"github.com/diffill/diffill/model/tokenizer"
 )
 
+// decodeFlags registers the decoding knobs shared by `infill` and `eval`
+// and returns the Params they fill.
+func decodeFlags(fs *flag.FlagSet) *infill.Params {
+	p := infill.DefaultParams()
+	fs.IntVar(&p.Steps, "steps", p.Steps, "denoising steps (0: up to one per mask; a cap for the threshold schedule)")
+	fs.StringVar(&p.Sampler, "sampler", p.Sampler, "unmasking order: confidence, margin, entropy or random")
+	fs.StringVar(&p.Schedule, "schedule", p.Schedule, "masks unmasked per step: fixed, dream or threshold")
+	fs.Float64Var(&p.Threshold, "threshold", p.Threshold, "probability above which the threshold schedule unmasks")
+	fs.Float64Var(&p.Temperature, "temperature", p.Temperature, "sampling temperature (0: most likely token)")
+	fs.IntVar(&p.TopK, "top-k", p.TopK, "sample among the k most likely tokens (0: all)")
+	fs.Float64Var(&p.TopP, "top-p", p.TopP, "sample within this probability mass (0: all)")
+	fs.Uint64Var(&p.Seed, "seed", p.Seed, "random seed")
+	fs.IntVar(&p.MaxTokens, "max-tokens", p.MaxTokens, "masks per span (0: chosen per mode)")
+	fs.IntVar(&p.ContextTokens, "context", p.ContextTokens, "token budget of the text around the spans")
+	fs.IntVar(&p.BlockSize, "block", p.BlockSize, "semi-autoregressive block size in masks (0: whole span)")
+	fs.StringVar(&p.Length, "length", p.Length, "length policy: auto, pad, expand, fixed or multi")
+	fs.Float64Var(&p.PadPenalty, "pad-penalty", p.PadPenalty, "confidence factor of pad/EOS proposals (1: none)")
+	fs.IntVar(&p.Candidates, "candidates", p.Candidates, "distinct answers to produce")
+	return &p
+}
+
+// loadInfillModel loads a checkpoint directory with its tokenizer, or the
+// built-in model when dir is empty.
+func loadInfillModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
+	if dir == "" {
+		return loadBuiltin()
+	}
+	m, err := model.Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, tok, nil
+}
+
 func runInfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("diffill infill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage:
+  diffill infill [flags] FILE          fill every hole (???) jointly; print the result
+  diffill infill --at L:C FILE         complete at line L, column C (1-based; columns in characters)
+  diffill infill --range L1:C1-L2:C2 FILE       infill the range (end exclusive)
+  diffill infill --range ... --rewrite S FILE   rewrite a fraction S in (0, 1] of it
+  diffill infill --jsonl               stdin: {"prefix","suffix","max_tokens"?} per line;
+                                       stdout: {"middle"} (or {"error"}) per line, in order
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	p := decodeFlags(fs)
+	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
+	at := fs.String("at", "", "complete at LINE:COL")
+	rng := fs.String("range", "", "infill the range L1:C1-L2:C2")
+	rewrite := fs.Float64("rewrite", 0, "rewrite the --range with this strength in (0, 1]")
+	holes := fs.String("hole", p.HoleMarker, "hole marker")
+	singleLine := fs.Bool("single-line", false, "complete one line only (default: decided by the cursor's line)")
+	jsonl := fs.Bool("jsonl", false, "read requests from stdin as JSON lines")
+	middle := fs.Bool("middle", false, "print only the new text of each span, not the whole file")
+	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	p.HoleMarker = *holes
+	p.SingleLine = *singleLine
+	if *jsonl {
+		if fs.NArg() != 0 || *at != "" || *rng != "" {
+			fmt.Fprintln(stderr, "diffill infill: --jsonl takes no FILE, --at or --range")
+			return errUsage
+		}
+	} else if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	if *at != "" && *rng != "" || *rewrite != 0 && *rng == "" {
+		fmt.Fprintln(stderr, "diffill infill: give --at, or --range (with --rewrite or not), or neither")
+		return errUsage
+	}
+
+	var text string
+	if !*jsonl {
+		b, err := os.ReadFile(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		text = string(b)
+	}
+	req := &infill.Request{Text: text, Mode: infill.ModeFillHoles}
+	switch {
+	case *at != "":
+		off, err := lineCol(text, *at)
+		if err != nil {
+			return fmt.Errorf("--at: %w", err)
+		}
+		req.Mode, req.Spans = infill.ModeComplete, []infill.Span{{Start: off, End: off}}
+	case *rng != "":
+		a, b, ok := strings.Cut(*rng, "-")
+		if !ok {
+			return fmt.Errorf("--range %q: want L1:C1-L2:C2", *rng)
+		}
+		s, err := lineCol(text, a)
+		if err != nil {
+			return fmt.Errorf("--range: %w", err)
+		}
+		e, err := lineCol(text, b)
+		if err != nil {
+			return fmt.Errorf("--range: %w", err)
+		}
+		if e < s {
+			return fmt.Errorf("--range %q ends before it starts", *rng)
+		}
+		req.Mode, req.Spans = infill.ModeInfill, []infill.Span{{Start: s, End: e}}
+		if *rewrite != 0 {
+			if *rewrite < 0 || *rewrite > 1 {
+				return fmt.Errorf("--rewrite %g: want a strength in (0, 1]", *rewrite)
+			}
+			req.Mode, p.Strength = infill.ModeRewrite, *rewrite
+		}
+	}
+	req.Params = *p
+
+	m, tok, err := loadInfillModel(*modelDir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	eng := infill.NewEngine(m, tok, infill.WithCache(!*noCache))
+	if *jsonl {
+		return infillJSONL(ctx, eng, *p, os.Stdin, stdout)
+	}
+	res, err := eng.Run(ctx, req)
+	if err != nil {
+		return err
+	}
+	best := res.Candidates[0]
+	if *middle {
+		for _, e := range best.Edits {
+			fmt.Fprintln(stdout, e.NewText)
+		}
+		return nil
+	}
+	_, err = io.WriteString(stdout, infill.Apply(text, best.Edits))
+	return err
+}
+
+// lineCol converts "LINE:COL" (1-based; COL counts characters, and may be
+// one past the end of the line) to a byte offset.
+func lineCol(text, s string) (int, error) {
+	ls, cs, ok := strings.Cut(s, ":")
+	line, err1 := strconv.Atoi(ls)
+	col, err2 := strconv.Atoi(cs)
+	if !ok || err1 != nil || err2 != nil || line < 1 || col < 1 {
+		return 0, fmt.Errorf("%q: want LINE:COL, both from 1", s)
+	}
+	off := 0
+	for l := 1; l < line; l++ {
+		i := strings.IndexByte(text[off:], '\n')
+		if i < 0 {
+			return 0, fmt.Errorf("%q: the text has %d lines", s, l)
+		}
+		off += i + 1
+	}
+	end := strings.IndexByte(text[off:], '\n')
+	if end < 0 {
+		end = len(text) - off
+	}
+	lineText := text[off : off+end]
+	for c := 1; c < col; c++ {
+		if lineText == "" {
+			return 0, fmt.Errorf("%q: line %d has %d characters", s, line, c-1)
+		}
+		_, n := utf8.DecodeRuneInString(lineText)
+		lineText = lineText[n:]
+		off += n
+	}
+	return off, nil
+}
+
+// jsonlRequest is one line of `diffill infill --jsonl`.
+type jsonlRequest struct {
+	Prefix    *string `json:"prefix"`
+	Suffix    *string `json:"suffix"`
+	MaxTokens int     `json:"max_tokens"`
+}
+
+// infillJSONL answers one JSON line per input line, in order; a bad line
+// gets an error line and the run goes on.
+func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, in io.Reader, out io.Writer) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		middle, err := jsonlOne(ctx, eng, p, []byte(line))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: %v", n, err)})
+		} else {
+			enc.Encode(map[string]string{"middle": middle})
+		}
+		// Answer each line as it is done, for callers that pipe.
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []byte) (string, error) {
+	var r jsonlRequest
+	if err := json.Unmarshal(line, &r); err != nil {
+		return "", err
+	}
+	if r.Prefix == nil || r.Suffix == nil {
+		return "", errors.New(`want "prefix" and "suffix"`)
+	}
+	if r.MaxTokens < 0 {
+		return "", fmt.Errorf("max_tokens %d < 0", r.MaxTokens)
+	}
+	if r.MaxTokens > 0 {
+		p.MaxTokens = r.MaxTokens
+	}
+	at := len(*r.Prefix)
+	res, err := eng.Run(ctx, &infill.Request{
+		Text:   *r.Prefix + *r.Suffix,
+		Spans:  []infill.Span{{Start: at, End: at}},
+		Mode:   infill.ModeInfill,
+		Params: p,
+	})
+	if err != nil {
+		return "", err
+	}
+	return res.Candidates[0].Edits[0].NewText, nil
+}
+
+// loadBuiltin loads the model embedded in the binary.
+func loadBuiltin() (*model.Model, *tokenizer.Tokenizer, error) {
+	// TODO(infill): model/builtin has not landed; use builtin.Load then.
+	return nil, nil, errors.New("this build has no built-in model: give --model DIR")
 }
