@@ -18,8 +18,13 @@ export const SERVER_KEYS = [
 
 export type ServerKey = (typeof SERVER_KEYS)[number];
 
-/** The server's settings object. A key is absent when the user left it unset, so the server keeps its default. */
-export type ServerSettings = Partial<Record<ServerKey, string | number>>;
+/**
+ * The server's settings object. Every key is present: null when the user left
+ * it unset. The server merges what it receives onto its current settings and
+ * resets a key to its default on null, so null (not a missing key) is what
+ * takes a setting back to the default after the user clears it.
+ */
+export type ServerSettings = Record<ServerKey, string | number | null>;
 
 export const SAMPLERS = ['confidence', 'margin', 'entropy', 'random'] as const;
 export const DEVICES = ['cpu', 'cuda'] as const;
@@ -31,10 +36,11 @@ interface NumberRule {
 }
 
 const NUMBER_RULES: Partial<Record<ServerKey, NumberRule>> = {
-  steps: { integer: true, min: 1, max: 1024 },
-  temperature: { integer: false, min: 0, max: 2 },
-  maxTokens: { integer: true, min: 1, max: 4096 },
-  contextTokens: { integer: true, min: 1, max: 131072 },
+  // The server's ranges (lsp/settings); 0 means "default" there too.
+  steps: { integer: true, min: 0, max: 4096 },
+  temperature: { integer: false, min: 0, max: 10 },
+  maxTokens: { integer: true, min: 0, max: 4096 },
+  contextTokens: { integer: true, min: 0, max: 65536 },
   debounce: { integer: true, min: 0, max: 5000 },
 };
 
@@ -71,7 +77,7 @@ export interface MappedSettings {
  * out, numbers range-checked, enums checked, the model path expanded.
  */
 export function mapServerSettings(get: (key: string) => unknown, ctx: PathContext): MappedSettings {
-  const settings: ServerSettings = {};
+  const settings = Object.fromEntries(SERVER_KEYS.map((k) => [k, null])) as ServerSettings;
   const problems: string[] = [];
   for (const key of SERVER_KEYS) {
     const raw = get(key);
@@ -114,8 +120,8 @@ export function changeKind(affects: (section: string) => boolean): 'restart' | '
 }
 
 /** A short name for the model, for the status bar. */
-export function modelLabel(s: ServerSettings): string {
-  const m = typeof s.model === 'string' ? s.model : '';
+export function modelLabel(s: Partial<ServerSettings>): string {
+  const m = typeof s?.model === 'string' ? s.model : '';
   if (m === '' || m === 'builtin' || m === 'built-in') return 'built-in';
   const parts = m.replace(/[\\/]+$/, '').split(/[\\/]/);
   return parts[parts.length - 1] || m;

@@ -5,13 +5,16 @@ import { changeKind, documentSelector, expandPath, isServed, mapServerSettings, 
 const ctx = { home: '/home/u', workspaceFolder: '/ws' };
 const from = (o: Record<string, unknown>) => (k: string) => o[k];
 
-test('unset and zero values are left to the server, temperature 0 is sent', () => {
+const allNull = Object.fromEntries(SERVER_KEYS.map((k) => [k, null]));
+
+test('unset and zero values are sent as null (the server resets them to its default), temperature 0 is a value', () => {
   const { settings, problems } = mapServerSettings(
     from({ model: '', device: '', steps: 0, sampler: '', temperature: 0, maxTokens: 0, contextTokens: 0, holeMarker: '', debounce: 0 }),
     ctx,
   );
-  assert.deepEqual(settings, { temperature: 0 });
+  assert.deepEqual(settings, { ...allNull, temperature: 0 });
   assert.deepEqual(problems, []);
+  assert.deepEqual(mapServerSettings(from({ temperature: null }), ctx).settings, allNull);
 });
 
 test('every server setting maps to its wire name', () => {
@@ -42,6 +45,7 @@ test('every server setting maps to its wire name', () => {
     debounce: 75,
   });
   assert.deepEqual(Object.keys(settings).sort(), [...SERVER_KEYS].sort());
+  assert.ok(Object.values(settings).every((v) => v !== null));
 });
 
 test('bad values are dropped with a message naming the setting', () => {
@@ -49,7 +53,7 @@ test('bad values are dropped with a message naming the setting', () => {
     from({ steps: -3, sampler: 'greedy', device: 'tpu', temperature: 'hot', maxTokens: 1e9, holeMarker: 7 }),
     ctx,
   );
-  assert.deepEqual(settings, {});
+  assert.deepEqual(settings, allNull);
   assert.equal(problems.length, 6);
   for (const key of ['steps', 'sampler', 'device', 'temperature', 'maxTokens', 'holeMarker']) {
     assert.ok(problems.some((p) => p.startsWith(`diffill.${key}:`)), `no problem reported for ${key}: ${problems}`);
@@ -57,7 +61,7 @@ test('bad values are dropped with a message naming the setting', () => {
 });
 
 test('numbers given as strings (settings.json by hand) are accepted', () => {
-  assert.deepEqual(mapServerSettings(from({ steps: '8', temperature: '0.5' }), ctx).settings, { steps: 8, temperature: 0.5 });
+  assert.deepEqual(mapServerSettings(from({ steps: '8', temperature: '0.5' }), ctx).settings, { ...allNull, steps: 8, temperature: 0.5 });
 });
 
 test('expandPath expands ~ and ${workspaceFolder} only where they mean that', () => {
@@ -80,6 +84,7 @@ test('changeKind: path and languages restart the server, model settings are sent
 
 test('modelLabel names the checkpoint directory', () => {
   assert.equal(modelLabel({}), 'built-in');
+  assert.equal(modelLabel({ model: null }), 'built-in');
   assert.equal(modelLabel({ model: '/data/Dream-Coder-v0-Instruct-7B/' }), 'Dream-Coder-v0-Instruct-7B');
   assert.equal(modelLabel({ model: 'C:\\models\\llada' }), 'llada');
 });

@@ -1,0 +1,299 @@
+-- Ghost text for Neovim versions without vim.lsp.inline_completion (before
+-- 0.12): asks the server's textDocument/inlineCompletion as you type and
+-- draws the first item as extmark virtual text. Typing a character the ghost
+-- text starts with keeps the rest; any other change or cursor move, or
+-- leaving insert mode, dismisses it. accept() inserts it.
+local util = require('diffill.util')
+
+local M = {}
+
+local ns = vim.api.nvim_create_namespace('diffill_ghost')
+M.ns = ns
+
+-- Per buffer: { client_id, timer, request_id, tick, ghost = { row, col, lines, start_row, start_col, end_row, end_col, text } }
+local state = {}
+
+local function clear(bufnr)
+  local s = state[bufnr]
+  if s then
+    s.ghost = nil
+  end
+  if vim.api.nvim_buf_is_valid(bufnr) then
+    vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
+  end
+end
+
+local function cancel(bufnr)
+  local s = state[bufnr]
+  if not s then
+    return
+  end
+  if s.timer then
+    s.timer:stop()
+  end
+  if s.request_id then
+    local client = vim.lsp.get_client_by_id(s.client_id)
+    if client then
+      util.cancel(client, s.request_id)
+    end
+    s.request_id = nil
+  end
+end
+
+local function cursor(bufnr)
+  local win = vim.fn.bufwinid(bufnr)
+  if win == -1 then
+    return nil
+  end
+  local pos = vim.api.nvim_win_get_cursor(win)
+  return pos[1] - 1, pos[2]
+end
+
+-- Draws ghost (the text still to insert, split in lines) at row, col.
+local function draw(bufnr, g)
+  vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
+  local first = g.lines[1]
+  local rest = {}
+  for i = 2, #g.lines do
+    table.insert(rest, { { g.lines[i], 'DiffillGhost' } })
+  end
+  local text = util.line(bufnr, g.row)
+  local opts = { virt_text = { { first, 'DiffillGhost' } }, hl_mode = 'combine' }
+  if util.has('0.10') then
+    opts.virt_text_pos = 'inline'
+  elseif g.col >= #text then
+    -- At the end of the line an overlay starts right after the cursor, like inline text.
+    opts.virt_text_pos = 'overlay'
+  else
+    -- Mid-line before 0.10: an overlay would hide the text after the cursor.
+    opts.virt_text_pos = 'eol'
+  end
+  if #rest > 0 then
+    opts.virt_lines = rest
+  end
+  g.extmark = vim.api.nvim_buf_set_extmark(bufnr, ns, g.row, math.min(g.col, #text), opts)
+end
+
+-- Turns an InlineCompletionItem into what is drawn: the part of insertText
+-- that is not already typed between the item's range start and the cursor.
+function M.ghost_from_item(bufnr, item, row, col, encoding)
+  local insert = item.insertText
+  if type(insert) == 'table' then
+    insert = insert.value -- a snippet: shown and inserted as its text
+  end
+  if type(insert) ~= 'string' or insert == '' then
+    return nil
+  end
+  local srow, scol, erow, ecol = row, col, row, col
+  if item.range then
+    srow = item.range.start.line
+    scol = util.to_col(bufnr, srow, item.range.start.character, encoding)
+    erow = item.range['end'].line
+    ecol = util.to_col(bufnr, erow, item.range['end'].character, encoding)
+  end
+  if srow ~= row or scol > col then
+    return nil -- the item does not start on the cursor line before the cursor: not ghost text here
+  end
+  local typed = util.line(bufnr, row):sub(scol + 1, col)
+  if insert:sub(1, #typed) ~= typed then
+    return nil
+  end
+  local shown = insert:sub(#typed + 1)
+  if shown == '' then
+    return nil
+  end
+  return {
+    row = row,
+    col = col,
+    lines = vim.split(shown, '\n', { plain = true }),
+    text = insert,
+    start_row = srow,
+    start_col = scol,
+    end_row = erow,
+    end_col = math.max(ecol, col),
+  }
+end
+
+local function request(bufnr)
+  local s = state[bufnr]
+  if not s or vim.api.nvim_get_mode().mode:sub(1, 1) ~= 'i' or vim.api.nvim_get_current_buf() ~= bufnr then
+    return
+  end
+  local client = vim.lsp.get_client_by_id(s.client_id)
+  if not client or (client.is_stopped and client.is_stopped()) then
+    return
+  end
+  local row, col = cursor(bufnr)
+  if row == nil then
+    return
+  end
+  local encoding = client.offset_encoding or 'utf-16'
+  local params = {
+    textDocument = { uri = util.uri(bufnr) },
+    position = util.position(bufnr, row, col, encoding),
+    context = { triggerKind = 2 }, -- Automatic
+  }
+  local tick = vim.api.nvim_buf_get_changedtick(bufnr)
+  local ok, id
+  ok, id = util.request(client, 'textDocument/inlineCompletion', params, function(err, result)
+    if s.request_id == id then
+      s.request_id = nil
+    end
+    if err or not result then
+      return
+    end
+    -- Stale: the text or the cursor moved since the request, or insert mode ended.
+    if vim.api.nvim_buf_get_changedtick(bufnr) ~= tick or vim.api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
+      return
+    end
+    local r2, c2 = cursor(bufnr)
+    if r2 ~= row or c2 ~= col then
+      return
+    end
+    local items = result.items or result
+    if type(items) ~= 'table' or items[1] == nil then
+      return
+    end
+    local g = M.ghost_from_item(bufnr, items[1], row, col, encoding)
+    if g then
+      s.ghost = g
+      draw(bufnr, g)
+    end
+  end, bufnr)
+  if ok then
+    s.request_id = id
+  end
+end
+
+local function schedule_request(bufnr, delay)
+  local s = state[bufnr]
+  cancel(bufnr)
+  s.timer = s.timer or vim.loop.new_timer()
+  s.timer:start(delay, 0, vim.schedule_wrap(function()
+    request(bufnr)
+  end))
+end
+
+-- Keeps the ghost when the user typed its next characters, else clears it.
+local function on_text_changed(bufnr, delay)
+  local s = state[bufnr]
+  local g = s.ghost
+  local row, col = cursor(bufnr)
+  if g and row == g.row and col > g.col then
+    local typed = util.line(bufnr, row):sub(g.col + 1, col)
+    if g.lines[1]:sub(1, #typed) == typed and #typed < #g.lines[1] then
+      g.lines[1] = g.lines[1]:sub(#typed + 1)
+      g.col = col
+      g.end_col = math.max(g.end_col, col)
+      draw(bufnr, g)
+      schedule_request(bufnr, delay)
+      return
+    end
+  end
+  clear(bufnr)
+  schedule_request(bufnr, delay)
+end
+
+function M.attach(bufnr, client_id, opts)
+  if state[bufnr] then
+    state[bufnr].client_id = client_id
+    return
+  end
+  state[bufnr] = { client_id = client_id }
+  local delay = opts.debounce_ms or 30
+  local group = vim.api.nvim_create_augroup('diffill_ghost_' .. bufnr, { clear = true })
+  vim.api.nvim_create_autocmd('TextChangedI', {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      on_text_changed(bufnr, delay)
+    end,
+  })
+  vim.api.nvim_create_autocmd('CursorMovedI', {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      local g = state[bufnr] and state[bufnr].ghost
+      local row, col = cursor(bufnr)
+      if g and (row ~= g.row or col ~= g.col) then
+        clear(bufnr)
+        cancel(bufnr)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      cancel(bufnr)
+      clear(bufnr)
+    end,
+  })
+  vim.api.nvim_create_autocmd('BufUnload', {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      M.detach(bufnr)
+    end,
+  })
+end
+
+function M.detach(bufnr)
+  cancel(bufnr)
+  clear(bufnr)
+  local s = state[bufnr]
+  if s and s.timer then
+    s.timer:close()
+  end
+  state[bufnr] = nil
+  pcall(vim.api.nvim_del_augroup_by_name, 'diffill_ghost_' .. bufnr)
+end
+
+-- Asks for ghost text now (as if a key had been typed).
+function M.trigger(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  if state[bufnr] then
+    request(bufnr)
+  end
+end
+
+function M.visible(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  return state[bufnr] ~= nil and state[bufnr].ghost ~= nil
+end
+
+-- The text still to insert, or nil.
+function M.text(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local g = state[bufnr] and state[bufnr].ghost
+  return g and table.concat(g.lines, '\n') or nil
+end
+
+-- Inserts the ghost text (replacing the item's range) and puts the cursor after it. Returns true when there was one.
+function M.accept(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local s = state[bufnr]
+  local g = s and s.ghost
+  if not g then
+    return false
+  end
+  cancel(bufnr)
+  clear(bufnr)
+  local lines = vim.split(g.text, '\n', { plain = true })
+  vim.api.nvim_buf_set_text(bufnr, g.start_row, g.start_col, g.end_row, g.end_col, lines)
+  local last_row = g.start_row + #lines - 1
+  local last_col = (#lines == 1 and g.start_col or 0) + #lines[#lines]
+  local win = vim.fn.bufwinid(bufnr)
+  if win ~= -1 then
+    vim.api.nvim_win_set_cursor(win, { last_row + 1, last_col })
+  end
+  return true
+end
+
+function M.dismiss(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  cancel(bufnr)
+  clear(bufnr)
+end
+
+return M

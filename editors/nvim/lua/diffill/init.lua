@@ -1,0 +1,411 @@
+-- diffill for Neovim: starts `diffill serve` for the filetypes you choose,
+-- shows ghost text, and adds :DiffillInfill, :DiffillRewrite and
+-- :DiffillFillHoles. Neovim 0.7 (Debian 12's) is the oldest supported: it uses
+-- vim.lsp.start_client + buf_attach_client there and vim.lsp.start on 0.8+.
+local config = require('diffill.config')
+local ghost = require('diffill.ghost')
+local util = require('diffill.util')
+
+local M = {}
+
+-- What this Neovim session knows; read by :checkhealth diffill and statusline().
+local S = {
+  opts = nil,
+  settings = {},
+  problems = {},
+  binary = nil,
+  binary_error = nil,
+  client_id = nil,
+  busy = 0,
+  step = nil, -- { step, total, text } of the latest diffill/step
+  progress = nil, -- latest $/progress message
+  last_error = nil,
+  running = {}, -- uri -> { bufnr, extmark row } of a command in flight
+  native_ghost = false,
+}
+M._state = S
+
+local step_ns = vim.api.nvim_create_namespace('diffill_step')
+
+local function notify(msg, level)
+  vim.notify('diffill: ' .. msg, level or vim.log.levels.INFO)
+end
+
+local function echo(msg)
+  if S.opts and S.opts.progress then
+    -- One line, never a hit-enter prompt.
+    local width = math.max(20, vim.o.columns - 12)
+    if #msg > width then
+      msg = msg:sub(1, width - 1) .. '…'
+    end
+    vim.api.nvim_echo({ { 'diffill: ' .. msg, 'Comment' } }, false, {})
+  end
+end
+
+local function one_line(text)
+  return (text:gsub('\r?\n[\t ]*', ' ⏎ '):gsub('\t', ' '))
+end
+
+-- diffill/step {uri, text?, step, total}: the forming text of a running command.
+local function on_step(_, params)
+  if type(params) ~= 'table' or type(params.step) ~= 'number' then
+    return
+  end
+  S.step = { step = params.step, total = params.total, text = params.text }
+  local run = params.uri and S.running[params.uri]
+  if not run then
+    return
+  end
+  vim.api.nvim_exec_autocmds('User', { pattern = 'DiffillStep', modeline = false })
+  local msg = ('step %d/%d'):format(params.step, params.total or 0)
+  if type(params.text) == 'string' and params.text ~= '' then
+    msg = msg .. ': ' .. one_line(params.text)
+    if vim.api.nvim_buf_is_valid(run.bufnr) and run.row then
+      vim.api.nvim_buf_clear_namespace(run.bufnr, step_ns, 0, -1)
+      local lines = {}
+      for _, l in ipairs(vim.split(params.text, '\n', { plain = true })) do
+        table.insert(lines, { { '│ ' .. l, 'DiffillStep' } })
+      end
+      local row = math.min(run.row, vim.api.nvim_buf_line_count(run.bufnr) - 1)
+      pcall(vim.api.nvim_buf_set_extmark, run.bufnr, step_ns, row, 0, {
+        virt_text = { { ('⟳ %d/%d'):format(params.step, params.total or 0), 'DiffillStep' } },
+        virt_text_pos = 'eol',
+        virt_lines = lines,
+      })
+    end
+  end
+  echo(msg)
+end
+
+local function on_progress(err, result, ctx, cfg)
+  local default = vim.lsp.handlers['$/progress']
+  if default then
+    default(err, result, ctx, cfg)
+  end
+  local v = result and result.value
+  if type(v) ~= 'table' then
+    return
+  end
+  if v.kind == 'end' then
+    S.progress = nil
+    if next(S.running) == nil then
+      echo((v.message or 'done'))
+    end
+    return
+  end
+  local parts = {}
+  if v.title then
+    table.insert(parts, v.title)
+  end
+  if v.message then
+    table.insert(parts, v.message)
+  end
+  if v.percentage then
+    table.insert(parts, v.percentage .. '%')
+  end
+  S.progress = table.concat(parts, ' ')
+  if S.progress ~= '' then
+    echo(S.progress)
+  end
+end
+
+local function on_show_message(err, result, ctx, cfg)
+  if result and result.type == 1 then
+    S.last_error = result.message
+  end
+  return vim.lsp.handlers['window/showMessage'](err, result, ctx, cfg)
+end
+
+local function client()
+  return S.client_id and vim.lsp.get_client_by_id(S.client_id) or nil
+end
+M.client = client
+
+local function use_native_ghost()
+  local g = S.opts.ghost_text
+  if not g.enabled then
+    return false
+  end
+  local available = vim.lsp.inline_completion ~= nil and vim.lsp.inline_completion.enable ~= nil
+  if g.native == 'auto' then
+    return available
+  end
+  return g.native == true and available
+end
+
+local function on_attach(c, bufnr)
+  S.client_id = c.id
+  if S.opts.omnifunc and vim.bo[bufnr].omnifunc == '' then
+    vim.bo[bufnr].omnifunc = 'v:lua.vim.lsp.omnifunc'
+  end
+  if S.opts.ghost_text.enabled then
+    if S.native_ghost then
+      vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+    else
+      ghost.attach(bufnr, c.id, S.opts.ghost_text)
+    end
+  end
+end
+
+local function lsp_config()
+  local settings = S.settings
+  return {
+    name = 'diffill',
+    cmd = vim.list_extend({ S.binary, 'serve' }, S.opts.args or {}),
+    root_dir = vim.loop.cwd(),
+    init_options = settings,
+    -- Answers workspace/configuration for section "diffill" and is sent as didChangeConfiguration after initialize.
+    settings = { diffill = settings },
+    handlers = {
+      ['diffill/step'] = on_step,
+      ['$/progress'] = on_progress,
+      ['window/showMessage'] = on_show_message,
+    },
+    on_attach = on_attach,
+    on_exit = function(code, signal)
+      S.client_id = nil
+      if code ~= 0 then
+        S.last_error = ('diffill serve exited with code %d%s'):format(code, signal ~= 0 and (' (signal ' .. signal .. ')') or '')
+        vim.schedule(function()
+          notify(S.last_error .. '; see :checkhealth diffill and :LspLog', vim.log.levels.ERROR)
+        end)
+      end
+    end,
+  }
+end
+
+-- Starts the server if needed and attaches bufnr to it.
+function M.attach(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  if not S.opts then
+    M.setup({})
+  end
+  if not S.binary then
+    return nil
+  end
+  if vim.lsp.start then
+    -- One server for every buffer: the model is loaded once.
+    S.client_id = vim.lsp.start(lsp_config(), {
+      bufnr = bufnr,
+      reuse_client = function(c, cfg)
+        return c.name == cfg.name
+      end,
+    })
+  else
+    local c = client()
+    if not c or c.is_stopped() then
+      S.client_id = vim.lsp.start_client(lsp_config())
+    end
+    if S.client_id then
+      vim.lsp.buf_attach_client(bufnr, S.client_id)
+    end
+  end
+  return S.client_id
+end
+
+local function serves(bufnr)
+  local ft = vim.bo[bufnr].filetype
+  for _, f in ipairs(S.opts.filetypes) do
+    if f == ft or f == '*' then
+      return true
+    end
+  end
+  return false
+end
+
+-- Runs a diffill.* server command on bufnr; the server applies the edit.
+local function run(kind, bufnr, range, extra)
+  local c = client()
+  if not c or not c.attached_buffers or not c.attached_buffers[bufnr] then
+    M.attach(bufnr)
+    c = client()
+  end
+  if not c then
+    notify('the server is not running; see :checkhealth diffill', vim.log.levels.ERROR)
+    return
+  end
+  local uri = util.uri(bufnr)
+  if S.running[uri] then
+    notify('a command is already running on this buffer')
+    return
+  end
+  local arg = { uri = uri, version = util.version(bufnr) }
+  if range then
+    arg.range = range
+  end
+  for k, v in pairs(extra or {}) do
+    arg[k] = v
+  end
+  local command = ({ infill = 'diffill.infillRange', rewrite = 'diffill.rewriteRange', fill = 'diffill.fillHoles' })[kind]
+  S.running[uri] = { bufnr = bufnr, row = range and range['end'].line or nil }
+  S.busy = S.busy + 1
+  echo(({ infill = 'infilling…', rewrite = 'rewriting…', fill = 'filling holes…' })[kind])
+  util.request(c, 'workspace/executeCommand', { command = command, arguments = { arg } }, function(err)
+    S.running[uri] = nil
+    S.busy = math.max(0, S.busy - 1)
+    S.step = nil
+    if vim.api.nvim_buf_is_valid(bufnr) then
+      vim.api.nvim_buf_clear_namespace(bufnr, step_ns, 0, -1)
+    end
+    if err then
+      S.last_error = err.message
+      notify(command .. ': ' .. tostring(err.message), vim.log.levels.ERROR)
+    else
+      echo('done')
+    end
+    vim.api.nvim_exec_autocmds('User', { pattern = 'DiffillDone', modeline = false })
+  end, bufnr)
+end
+
+function M.infill(cmd)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local c = client()
+  local enc = c and c.offset_encoding or 'utf-16'
+  local range = util.command_range(bufnr, cmd or { range = 0 }, enc)
+  if not range then
+    -- No range: a point at the cursor, which the server completes.
+    local pos = vim.api.nvim_win_get_cursor(0)
+    local p = util.position(bufnr, pos[1] - 1, pos[2], enc)
+    range = { start = p, ['end'] = p }
+  end
+  run('infill', bufnr, range)
+end
+
+function M.rewrite(cmd)
+  cmd = cmd or { range = 0, args = '' }
+  local bufnr = vim.api.nvim_get_current_buf()
+  local c = client()
+  local enc = c and c.offset_encoding or 'utf-16'
+  local range = util.command_range(bufnr, cmd, enc)
+  if not range then
+    local row = vim.api.nvim_win_get_cursor(0)[1]
+    range = util.command_range(bufnr, { range = 1, line1 = row, line2 = row }, enc)
+  end
+  local extra = {}
+  local strength = cmd.args ~= nil and cmd.args ~= '' and tonumber(cmd.args) or S.opts.rewrite_strength
+  if cmd.args ~= nil and cmd.args ~= '' and (strength == nil or strength < 0 or strength > 1) then
+    notify(('strength must be a number from 0 to 1, not %q'):format(cmd.args), vim.log.levels.ERROR)
+    return
+  end
+  if strength ~= nil then
+    extra.strength = strength
+  end
+  run('rewrite', bufnr, range, extra)
+end
+
+function M.fill_holes()
+  run('fill', vim.api.nvim_get_current_buf(), nil)
+end
+
+-- Accepts the ghost text. Returns true when there was some.
+function M.accept()
+  if S.native_ghost then
+    return vim.lsp.inline_completion.get() == true
+  end
+  return ghost.accept()
+end
+
+function M.dismiss()
+  ghost.dismiss()
+end
+
+-- Sends changed settings to the running server, e.g. require('diffill').set({ steps = 8 }).
+function M.set(new)
+  for k, v in pairs(new or {}) do
+    S.opts[k] = v
+  end
+  local settings, problems = config.server_settings(S.opts)
+  S.settings, S.problems = settings, problems
+  for _, p in ipairs(problems) do
+    notify(p, vim.log.levels.WARN)
+  end
+  local c = client()
+  if c then
+    c.config.settings = { diffill = settings }
+    util.notify(c, 'workspace/didChangeConfiguration', { settings = { diffill = settings } })
+  end
+end
+
+-- For 'statusline': "diffill built-in·cpu idle", "… 3/16", "… error".
+function M.statusline()
+  if not S.opts then
+    return ''
+  end
+  local where = config.model_label(S.settings) .. '·' .. (config.get(S.settings, 'device') or 'cpu')
+  local c = client()
+  if not c then
+    return S.binary and ('diffill ' .. where .. ' off') or 'diffill: not found'
+  end
+  if S.busy > 0 then
+    return ('diffill %s %s'):format(where, S.step and (S.step.step .. '/' .. S.step.total) or '…')
+  end
+  if S.last_error then
+    return 'diffill ' .. where .. ' error'
+  end
+  return 'diffill ' .. where .. ' idle'
+end
+
+local function define_highlights()
+  vim.api.nvim_set_hl(0, 'DiffillGhost', { default = true, link = 'Comment' })
+  vim.api.nvim_set_hl(0, 'DiffillStep', { default = true, link = 'DiffAdd' })
+end
+
+function M.setup(opts)
+  S.opts = config.merge(opts)
+  S.settings, S.problems = config.server_settings(S.opts)
+  for _, p in ipairs(S.problems) do
+    notify(p, vim.log.levels.WARN)
+  end
+  S.binary, S.binary_error = config.find_binary(S.opts)
+  if not S.binary then
+    notify(S.binary_error, vim.log.levels.ERROR)
+  end
+  S.native_ghost = use_native_ghost()
+  define_highlights()
+
+  local group = vim.api.nvim_create_augroup('diffill', { clear = true })
+  vim.api.nvim_create_autocmd('FileType', {
+    group = group,
+    pattern = S.opts.filetypes,
+    callback = function(ev)
+      M.attach(ev.buf)
+    end,
+  })
+  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = define_highlights })
+  -- Buffers already open when setup() runs (e.g. setup() in an ftplugin).
+  for _, b in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(b) and serves(b) then
+      M.attach(b)
+    end
+  end
+
+  vim.api.nvim_create_user_command('DiffillInfill', function(cmd)
+    M.infill(cmd)
+  end, { range = true, desc = 'diffill: infill the range (or at the cursor) from the code around it' })
+  vim.api.nvim_create_user_command('DiffillRewrite', function(cmd)
+    M.rewrite(cmd)
+  end, { range = true, nargs = '?', desc = 'diffill: rewrite the range (or the line) in place; optional strength 0..1' })
+  vim.api.nvim_create_user_command('DiffillFillHoles', function()
+    M.fill_holes()
+  end, { desc = 'diffill: fill every hole marker in the buffer jointly' })
+
+  local accept = S.opts.ghost_text.enabled and S.opts.ghost_text.accept
+  if accept then
+    local key = vim.api.nvim_replace_termcodes(accept, true, false, true)
+    vim.keymap.set('i', accept, function()
+      if not M.accept() then
+        vim.api.nvim_feedkeys(key, 'n', false)
+      end
+    end, { desc = 'diffill: accept ghost text' })
+  end
+  if S.opts.keymaps then
+    vim.keymap.set('n', '<leader>di', '<Cmd>DiffillInfill<CR>', { desc = 'diffill: infill at cursor' })
+    vim.keymap.set('x', '<leader>di', ':DiffillInfill<CR>', { desc = 'diffill: infill selection' })
+    vim.keymap.set('n', '<leader>dr', '<Cmd>DiffillRewrite<CR>', { desc = 'diffill: rewrite line' })
+    vim.keymap.set('x', '<leader>dr', ':DiffillRewrite<CR>', { desc = 'diffill: rewrite selection' })
+    vim.keymap.set('n', '<leader>dh', '<Cmd>DiffillFillHoles<CR>', { desc = 'diffill: fill holes' })
+  end
+  return M
+end
+
+return M

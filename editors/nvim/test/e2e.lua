@@ -1,0 +1,476 @@
+-- End-to-end scenarios: a real Neovim (headless) with the plugin, talking to
+-- the real `diffill serve`. nvim_test.go runs one scenario per Neovim process:
+--   DIFFILL_BIN=... DIFFILL_TEST=<name> DIFFILL_RESULT=<file> nvim --headless -u NONE ... -c 'luafile test/e2e.lua' a.go
+-- A scenario is a coroutine: wait() and sleep() yield to Neovim's main loop,
+-- so typed keys, autocommands and LSP messages are handled as in a session.
+-- The result file gets "PASS" or "FAIL: why", then the log.
+
+local result_file = assert(os.getenv('DIFFILL_RESULT'), 'DIFFILL_RESULT not set')
+local name = assert(os.getenv('DIFFILL_TEST'), 'DIFFILL_TEST not set')
+local log_lines = {}
+
+local function log(fmt, ...)
+  local msg = select('#', ...) > 0 and fmt:format(...) or fmt
+  table.insert(log_lines, ('[%7.2f] %s'):format(vim.loop.hrtime() / 1e9 % 10000, msg))
+end
+
+local function finish(ok, why)
+  local f = assert(io.open(result_file, 'w'))
+  f:write(ok and 'PASS\n' or ('FAIL: ' .. tostring(why) .. '\n'))
+  f:write(table.concat(log_lines, '\n'), '\n')
+  f:close()
+  vim.schedule(function()
+    vim.cmd(ok and 'qall!' or 'cquit! 1')
+  end)
+end
+
+local co
+local function resume()
+  local ok, err = coroutine.resume(co)
+  if not ok then
+    finish(false, debug.traceback(co, err))
+  elseif coroutine.status(co) == 'dead' then
+    finish(true)
+  end
+end
+
+local function sleep(ms)
+  vim.defer_fn(resume, ms)
+  coroutine.yield()
+end
+
+local function wait(what, timeout_ms, cond)
+  local deadline = vim.loop.now() + timeout_ms
+  while true do
+    local v = cond()
+    if v then
+      return v
+    end
+    if vim.loop.now() > deadline then
+      error(('timed out after %d ms waiting for %s'):format(timeout_ms, what), 2)
+    end
+    sleep(50)
+  end
+end
+
+local function check(cond, fmt, ...)
+  if not cond then
+    error(fmt:format(...), 2)
+  end
+end
+
+-- Feeds keys as if typed (mappings apply), then lets Neovim process them.
+local function type_keys(keys, pause)
+  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(keys, true, false, true), 'mt', false)
+  sleep(pause or 100)
+end
+
+local function buf_text()
+  return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+end
+
+-- Model load and decoding on a loaded 2-core CI machine: be generous; the waits end as soon as the thing happens.
+local SLOW = tonumber(os.getenv('DIFFILL_TEST_TIMEOUT_MS') or '') or 120000
+
+local diffill
+
+local function setup_and_attach(extra)
+  vim.cmd('filetype on')
+  vim.cmd('filetype detect')
+  diffill = require('diffill')
+  diffill.setup(vim.tbl_deep_extend('force', { path = os.getenv('DIFFILL_BIN'), progress = true }, extra or {}))
+  -- The file given on the command line was loaded before setup(): setup() attaches open buffers itself.
+  local bufnr = vim.api.nvim_get_current_buf()
+  check(vim.bo[bufnr].filetype == 'go', 'filetype is %q, want go', vim.bo[bufnr].filetype)
+  local c = wait('the server to initialize', SLOW, function()
+    local c = diffill.client()
+    return c and c.initialized ~= false and c.server_capabilities ~= nil and c.attached_buffers and c.attached_buffers[bufnr] and c
+  end)
+  log('client %d attached, offset encoding %s', c.id, tostring(c.offset_encoding))
+  return c, bufnr
+end
+
+-- Runs an Ex command of the plugin and waits for its User DiffillDone;
+-- returns the diffill/step notifications seen meanwhile (User DiffillStep).
+local function run_command(ex)
+  local done = false
+  local steps = {}
+  local g = vim.api.nvim_create_augroup('diffill_test_run', { clear = true })
+  vim.api.nvim_create_autocmd('User', {
+    group = g,
+    pattern = 'DiffillStep',
+    callback = function()
+      table.insert(steps, vim.deepcopy(diffill._state.step))
+    end,
+  })
+  vim.api.nvim_create_autocmd('User', {
+    group = g,
+    pattern = 'DiffillDone',
+    callback = function()
+      done = true
+    end,
+  })
+  log('running %s', ex)
+  diffill._state.last_error = nil
+  local before = vim.loop.now()
+  vim.cmd(ex)
+  wait(ex .. ' to finish', SLOW, function()
+    return done
+  end)
+  vim.api.nvim_del_augroup_by_id(g)
+  log('%s finished in %d ms with %d diffill/step notifications', ex, vim.loop.now() - before, #steps)
+  check(diffill._state.last_error == nil, '%s failed: %s', ex, tostring(diffill._state.last_error))
+  return steps
+end
+
+local scenarios = {}
+
+-- setup() starts the server for the Go buffer, defines the commands and the
+-- accept mapping, and the server offers what the plugin uses.
+scenarios.setup = function()
+  local c = setup_and_attach()
+  for _, cmd in ipairs({ 'DiffillInfill', 'DiffillRewrite', 'DiffillFillHoles' }) do
+    check(vim.fn.exists(':' .. cmd) == 2, ':%s is not defined', cmd)
+  end
+  check(vim.fn.maparg('<Tab>', 'i') ~= '', '<Tab> is not mapped in insert mode')
+  local caps = c.server_capabilities
+  check(caps.inlineCompletionProvider, 'server does not advertise inlineCompletionProvider: %s', vim.inspect(caps))
+  check(caps.completionProvider, 'server does not advertise completionProvider')
+  local cmds = {}
+  for _, n in ipairs((caps.executeCommandProvider or {}).commands or {}) do
+    cmds[n] = true
+  end
+  for _, n in ipairs({ 'diffill.infillRange', 'diffill.rewriteRange', 'diffill.fillHoles' }) do
+    check(cmds[n], 'server does not list %s in executeCommandProvider', n)
+  end
+  check(vim.bo.omnifunc == 'v:lua.vim.lsp.omnifunc', "'omnifunc' is %q", vim.bo.omnifunc)
+  -- A second Go buffer shares the one server (the model loads once).
+  vim.cmd('edit ' .. vim.fn.fnameescape(vim.fn.expand('%:p:h') .. '/b.go'))
+  local b2 = vim.api.nvim_get_current_buf()
+  wait('the second buffer to attach', 10000, function()
+    return c.attached_buffers[b2]
+  end)
+  local n = 0
+  for _, cl in ipairs(require('diffill.util').clients()) do
+    n = n + 1
+    check(cl.id == c.id, 'a second diffill client was started')
+  end
+  check(n == 1, '%d diffill clients, want 1', n)
+  check(diffill.statusline():match('^diffill built%-in·cpu'), 'statusline: %q', diffill.statusline())
+  log('statusline: %s', diffill.statusline())
+end
+
+-- textDocument/completion at the end of a statement gives items that insert text.
+scenarios.completion = function()
+  local c, bufnr = setup_and_attach()
+  local row = vim.fn.search('COMPLETE_HERE', 'n') - 1
+  check(row >= 0, 'fixture has no COMPLETE_HERE line')
+  local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1]
+  local col = #line:match('^(.-)%s*// COMPLETE_HERE')
+  local params = {
+    textDocument = { uri = vim.uri_from_bufnr(bufnr) },
+    position = require('diffill.util').position(bufnr, row, col, c.offset_encoding),
+    context = { triggerKind = 1 },
+  }
+  local res = vim.lsp.buf_request_sync(bufnr, 'textDocument/completion', params, SLOW)
+  check(res and res[c.id], 'no completion answer: %s', vim.inspect(res))
+  check(res[c.id].err == nil, 'completion error: %s', vim.inspect(res[c.id].err))
+  local result = res[c.id].result
+  local items = result and (result.items or result) or {}
+  check(#items > 0, 'no completion items: %s', vim.inspect(result))
+  local first = items[1]
+  local text = first.textEdit and first.textEdit.newText or first.insertText or first.label
+  check(type(text) == 'string' and text ~= '', 'first item inserts nothing: %s', vim.inspect(first))
+  log('%d completion item(s); first inserts %q', #items, text)
+end
+
+-- Typing in insert mode shows ghost text (extmark fallback on 0.7-0.11,
+-- native inline completion on 0.12+), <Tab> inserts it, moving dismisses it.
+scenarios.ghost = function()
+  local _, bufnr = setup_and_attach()
+  local row = vim.fn.search('GHOST_HERE', 'n')
+  check(row > 0, 'fixture has no GHOST_HERE line')
+  -- Open a line under the marker comment (autoindent keeps the tab) and type the start of a statement.
+  vim.bo.autoindent = true
+  vim.api.nvim_win_set_cursor(0, { row, 0 })
+  type_keys('oreturn ')
+  local native = diffill._state.native_ghost
+  local ghost = require('diffill.ghost')
+  local shown
+  if native then
+    local ns = vim.api.nvim_get_namespaces()['nvim.lsp.inline_completion']
+    shown = wait('native ghost text', SLOW, function()
+      local marks = ns and vim.api.nvim_buf_get_extmarks(bufnr, ns, 0, -1, { details = true }) or {}
+      return marks[1] and marks[1][4].virt_text and marks[1][4].virt_text[1][1]
+    end)
+  else
+    -- The server debounces and may answer before the model is warm with nothing; keep typing like a user until it shows.
+    local deadline = vim.loop.now() + SLOW
+    while not ghost.visible(bufnr) do
+      check(vim.loop.now() < deadline, 'no ghost text within %d ms', SLOW)
+      sleep(500)
+      if not ghost.visible(bufnr) then
+        type_keys('<BS> ', 50)
+      end
+    end
+    shown = ghost.text(bufnr)
+    local marks = vim.api.nvim_buf_get_extmarks(bufnr, ghost.ns, 0, -1, { details = true })
+    check(#marks == 1, 'want one ghost extmark, have %d', #marks)
+    check(marks[1][4].virt_text[1][1] == vim.split(shown, '\n')[1], 'extmark shows %q, ghost is %q', marks[1][4].virt_text[1][1], shown)
+  end
+  log('ghost text: %q', shown)
+  check(vim.api.nvim_get_mode().mode == 'i', 'mode is %s, want insert', vim.api.nvim_get_mode().mode)
+  local before = buf_text()
+  check(not before:find(shown, 1, true) or shown:match('^%s*$'), 'the ghost text is in the buffer before accepting')
+  type_keys('<Tab>', 200)
+  local after = buf_text()
+  check(after ~= before, '<Tab> did not change the buffer')
+  local line = vim.api.nvim_get_current_line()
+  check(line:find(vim.split(shown, '\n')[1], 1, true), 'after <Tab> the line is %q; want it to contain %q', line, shown)
+  log('after <Tab>: %q', line)
+  -- No ghost and <Tab>: a real tab is typed.
+  type_keys('<Esc>', 100)
+  check(not ghost.visible(bufnr), 'ghost text still shown after <Esc>')
+  check(#vim.api.nvim_buf_get_extmarks(bufnr, ghost.ns, 0, -1, {}) == 0, 'ghost extmark left after <Esc>')
+end
+
+-- :DiffillFillHoles replaces every hole marker, as one undo step.
+scenarios.fill_holes = function()
+  -- The fixture's holes are /*?*/ (the server's default marker is ???): this also proves settings reach the server.
+  setup_and_attach({ holeMarker = '/*?*/' })
+  local marker = '/*?*/'
+  local count = select(2, buf_text():gsub(vim.pesc(marker), ''))
+  check(count >= 2, 'fixture has %d holes, want 2 or more', count)
+  local before = buf_text()
+  local steps = run_command('DiffillFillHoles')
+  local after = buf_text()
+  check(not after:find(marker, 1, true), 'holes left after :DiffillFillHoles:\n%s', after)
+  check(#steps > 0, 'no diffill/step notifications')
+  log('filled:\n%s', after)
+  vim.cmd('undo')
+  check(buf_text() == before, 'one :undo did not restore the holes:\n%s', buf_text())
+end
+
+-- :'<,'>DiffillRewrite rewrites a charwise selection in place; :DiffillRewrite 0.5 on a line range with a strength.
+scenarios.rewrite = function()
+  local _, bufnr = setup_and_attach()
+  local row = vim.fn.search('REWRITE_HERE', 'n')
+  check(row > 0, 'fixture has no REWRITE_HERE line')
+  local lines_before = vim.api.nvim_buf_line_count(bufnr)
+  local before = buf_text()
+  local target = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1]
+  -- Select the statement under the marker charwise: from its first non-blank to the end of the line.
+  vim.api.nvim_win_set_cursor(0, { row + 1, 0 })
+  type_keys('^v$h<Esc>', 100)
+  local steps = run_command("'<,'>DiffillRewrite")
+  check(#steps > 0, 'no diffill/step notifications')
+  local last = steps[#steps]
+  check(last.total > 0 and last.step <= last.total, 'bad step counts: %s', vim.inspect(last))
+  log('rewrote %q -> %q', target, vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or '')
+  -- Text outside the selection is untouched.
+  local after = vim.api.nvim_buf_get_lines(bufnr, 0, row, false)
+  check(table.concat(after, '\n') == table.concat(vim.split(before, '\n'), '\n', 1, row), 'lines above the selection changed')
+  check(vim.api.nvim_buf_line_count(bufnr) >= lines_before - 1, 'the rewrite removed lines around the selection')
+  -- The indentation before the selection stays.
+  local indent = target:match('^%s*')
+  local now = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1]
+  check(now:sub(1, #indent) == indent, 'indentation lost: %q', now)
+  run_command(('%d,%dDiffillRewrite 0.5'):format(row + 1, row + 1))
+end
+
+-- :DiffillInfill on a selected range and at the cursor.
+scenarios.infill = function()
+  local _, bufnr = setup_and_attach()
+  local row = vim.fn.search('INFILL_HERE', 'n')
+  check(row > 0, 'fixture has no INFILL_HERE line')
+  local above = vim.api.nvim_buf_get_lines(bufnr, 0, row, false)
+  vim.api.nvim_win_set_cursor(0, { row + 1, 0 })
+  local steps = run_command(('%d,%dDiffillInfill'):format(row + 1, row + 1))
+  check(#steps > 0, 'no diffill/step notifications')
+  check(table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, row, false), '\n') == table.concat(above, '\n'), 'lines above the range changed')
+  log('infilled line %d: %q', row + 1, vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or '')
+  -- A stale version is refused by the server, never applied in the wrong place.
+  local d = diffill._state
+  check(d.busy == 0, 'busy count %d after the command', d.busy)
+end
+
+-- :checkhealth diffill reports binary, model, device and server state.
+scenarios.health = function()
+  setup_and_attach()
+  vim.cmd('checkhealth diffill')
+  local text = buf_text()
+  log('%s', text)
+  for _, want in ipairs({ 'binary: ' .. os.getenv('DIFFILL_BIN'), 'model: built-in', 'device: cpu', 'server: running', 'server offers inline completion', 'diffill.fillHoles' }) do
+    check(text:find(want, 1, true), ':checkhealth diffill does not say %q', want)
+  end
+  check(not text:find('ERROR', 1, true), ':checkhealth diffill reports an error')
+end
+
+-- With a missing binary, setup() says what to do and the health check reports it.
+scenarios.missing_binary = function()
+  vim.cmd('filetype on')
+  local msgs = {}
+  vim.notify = function(m, level)
+    table.insert(msgs, { m, level })
+  end
+  diffill = require('diffill')
+  diffill.setup({ path = '/nonexistent/diffill' })
+  check(#msgs >= 1 and msgs[1][1]:find('/nonexistent/diffill', 1, true) and msgs[1][1]:find('go install', 1, true), 'no clear message: %s', vim.inspect(msgs))
+  check(msgs[1][2] == vim.log.levels.ERROR, 'message level %s, want ERROR', tostring(msgs[1][2]))
+  check(diffill.client() == nil, 'a client started without a binary')
+  vim.cmd('checkhealth diffill')
+  local text = buf_text()
+  check(text:find('ERROR', 1, true) and text:find('go install', 1, true), 'health check does not report the missing binary:\n%s', text)
+  log('%s', text)
+end
+
+-- The plugin's own logic, no server: settings mapping, binary discovery,
+-- command ranges (charwise, linewise, multibyte), ghost text from an item.
+scenarios.unit = function()
+  local config = require('diffill.config')
+  local util = require('diffill.util')
+  local ghost = require('diffill.ghost')
+
+  -- Settings: every key sent, null when unset; bad values dropped with a message.
+  local s, problems = config.server_settings(config.merge({ steps = 8, temperature = 0, model = '~/m/dream/', sampler = 'margin' }))
+  check(#problems == 0, 'problems: %s', vim.inspect(problems))
+  check(s.steps == 8 and s.temperature == 0 and s.sampler == 'margin', 'settings: %s', vim.inspect(s))
+  check(s.model == vim.loop.os_homedir() .. '/m/dream/', 'model not expanded: %s', s.model)
+  check(s.device == vim.NIL and s.maxTokens == vim.NIL and s.holeMarker == vim.NIL, 'unset keys must be null: %s', vim.inspect(s))
+  check(vim.fn.json_encode(s):find('"device": *null'), 'null not encoded: %s', vim.fn.json_encode(s))
+  check(config.model_label(s) == 'dream', 'model label %q', config.model_label(s))
+  s, problems = config.server_settings(config.merge({ settings = { diffill = { steps = -1, sampler = 'greedy', device = 'tpu', holeMarker = 3, debounce = '50' } } }))
+  check(#problems == 4, 'want 4 problems, got %s', vim.inspect(problems))
+  check(s.steps == vim.NIL and s.debounce == 50, 'settings: %s', vim.inspect(s))
+  local merged = config.merge({ ghost_text = { accept = '<C-l>' } })
+  check(merged.ghost_text.accept == '<C-l>' and merged.ghost_text.enabled == true, 'deep merge lost defaults: %s', vim.inspect(merged.ghost_text))
+
+  -- Binary discovery: path option, PATH, go install dir, and a clear message.
+  local function env(files, vars)
+    return {
+      executable = function(p)
+        return files[p] ~= nil
+      end,
+      exepath = function(p)
+        return files[p] or ''
+      end,
+      getenv = function(k)
+        return (vars or {})[k]
+      end,
+      home = '/home/u',
+    }
+  end
+  check(config.find_binary({ path = '/opt/diffill' }, env({ ['/opt/diffill'] = '/opt/diffill' })) == '/opt/diffill', 'path option')
+  check(config.find_binary({}, env({ diffill = '/usr/bin/diffill' })) == '/usr/bin/diffill', 'PATH')
+  check(config.find_binary({}, env({ ['/home/u/go/bin/diffill'] = '' })) == '/home/u/go/bin/diffill', '~/go/bin')
+  check(config.find_binary({}, env({ ['/g/bin/diffill'] = '' }, { GOPATH = '/g:/h' })) == '/g/bin/diffill', 'GOPATH')
+  local bin, why = config.find_binary({}, env({}, { GOBIN = '/gb' }))
+  check(bin == nil and why:find('/gb', 1, true) and why:find('go install github.com/diffill/diffill/cmd/diffill@latest', 1, true), 'message: %s', why)
+  bin, why = config.find_binary({ path = '/nope' }, env({ diffill = '/usr/bin/diffill' }))
+  check(bin == nil and why:find('/nope', 1, true), 'a wrong path option must not fall back to PATH: %s', tostring(why))
+
+  -- Command ranges: linewise ends at the end of the last line; charwise includes the last (multibyte) character.
+  local b = vim.api.nvim_create_buf(true, false)
+  vim.api.nvim_set_current_buf(b)
+  vim.api.nvim_buf_set_lines(b, 0, -1, false, { 'x := "héllo" // 😀 ok', '\treturn x', '' })
+  local r = util.command_range(b, { range = 2, line1 = 1, line2 = 2 }, 'utf-16')
+  check(vim.deep_equal(r, { start = { line = 0, character = 0 }, ['end'] = { line = 1, character = 9 } }), 'linewise: %s', vim.inspect(r))
+  check(util.command_range(b, { range = 0 }, 'utf-16') == nil, 'no range must be nil')
+  -- Select from "h" of héllo to the emoji, charwise.
+  vim.api.nvim_win_set_cursor(0, { 1, 6 })
+  vim.cmd('normal! v')
+  vim.api.nvim_win_set_cursor(0, { 1, 19 })
+  vim.cmd('normal! \27')
+  check(vim.fn.visualmode() == 'v', 'visualmode %q', vim.fn.visualmode())
+  r = util.command_range(b, { range = 2, line1 = 1, line2 = 1 }, 'utf-16')
+  -- Bytes: h is 6, é is 7-8, the emoji is 17-20 (the cursor snapped to its start): 16 UTF-16 units before it, 2 for it.
+  check(vim.deep_equal(r, { start = { line = 0, character = 6 }, ['end'] = { line = 0, character = 18 } }), 'charwise utf-16: %s', vim.inspect(r))
+  r = util.command_range(b, { range = 2, line1 = 1, line2 = 1 }, 'utf-8')
+  check(r['end'].character == 21, 'charwise utf-8 end %d, want 21', r['end'].character)
+  check(util.to_col(b, 0, 18, 'utf-16') == 21 and util.to_col(b, 0, 8, 'utf-16') == 9 and util.to_col(b, 0, 99, 'utf-16') == #vim.api.nvim_buf_get_lines(b, 0, 1, false)[1], 'to_col')
+
+  -- Ghost text from an inline completion item: what is already typed is not shown again.
+  vim.api.nvim_buf_set_lines(b, 0, -1, false, { '\treturn to' })
+  local g = ghost.ghost_from_item(b, { insertText = 'return total', range = { start = { line = 0, character = 1 }, ['end'] = { line = 0, character = 10 } } }, 0, 10, 'utf-16')
+  check(g and g.lines[1] == 'tal' and g.start_col == 1 and g.end_col == 10, 'ghost: %s', vim.inspect(g))
+  g = ghost.ghost_from_item(b, { insertText = 'tal + 1\n\t}' }, 0, 10, 'utf-16')
+  check(g and #g.lines == 2 and g.lines[2] == '\t}', 'multi-line ghost: %s', vim.inspect(g))
+  check(ghost.ghost_from_item(b, { insertText = 'x := 1', range = { start = { line = 0, character = 1 }, ['end'] = { line = 0, character = 10 } } }, 0, 10, 'utf-16') == nil, 'an item that does not match the typed text must not show')
+  check(ghost.ghost_from_item(b, { insertText = '' }, 0, 10, 'utf-16') == nil, 'empty item')
+end
+
+-- Not a check of its own: runs the plugin in a Neovim inside a terminal
+-- buffer and captures that screen as text (ghost text shown, accepted, holes
+-- filled), for people to read. The screens go to DIFFILL_SCREEN_OUT.
+scenarios.screen = function()
+  local out = assert(os.getenv('DIFFILL_SCREEN_OUT'))
+  local state_file = os.getenv('DIFFILL_RESULT') .. '.state'
+  local here = debug.getinfo(1, 'S').source:sub(2):match('(.*)/test/')
+  vim.o.columns, vim.o.lines = 90, 28
+  local file = vim.api.nvim_buf_get_name(0)
+  vim.cmd('enew')
+  local job = vim.fn.termopen({
+    vim.v.progpath, '-u', 'NONE', '-i', 'NONE', '-n', '--cmd', 'set rtp^=' .. here,
+    '-c', 'luafile ' .. here .. '/test/screen_inner.lua', file,
+  }, { env = { DIFFILL_SCREEN_STATE = state_file, DIFFILL_BIN = os.getenv('DIFFILL_BIN') } })
+  check(job > 0, 'termopen failed')
+  local term = vim.api.nvim_get_current_buf()
+  local function state()
+    local f = io.open(state_file)
+    if not f then
+      return ''
+    end
+    local s = f:read('*a')
+    f:close()
+    return s
+  end
+  local screens = {}
+  local function capture(title)
+    sleep(300) -- let the inner Neovim redraw
+    local lines = vim.api.nvim_buf_get_lines(term, 0, -1, false)
+    while #lines > 0 and lines[#lines]:match('^%s*$') do
+      table.remove(lines)
+    end
+    table.insert(screens, ('--- %s ---\n%s'):format(title, table.concat(lines, '\n')))
+  end
+  local function send(keys)
+    vim.fn.chansend(job, vim.api.nvim_replace_termcodes(keys, true, false, true))
+    sleep(150)
+  end
+  wait('the inner Neovim to start the server', SLOW, function()
+    return state():match('^ready')
+  end)
+  send(':call search("GHOST_HERE")<CR>')
+  send('o')
+  send('return ')
+  local deadline = vim.loop.now() + SLOW
+  while not state():match(' ghost ') do
+    check(vim.loop.now() < deadline, 'no ghost text on the inner screen')
+    sleep(500)
+    if not state():match(' ghost ') then
+      send('<BS> ')
+    end
+  end
+  capture('1. typing "return " in insert mode: ghost text (grey) after the cursor')
+  send('<Tab>')
+  capture('2. after <Tab>: the ghost text is in the buffer')
+  send('<Esc>')
+  send(':DiffillFillHoles<CR>')
+  wait(':DiffillFillHoles to finish', SLOW, function()
+    return state():match('done=1')
+  end)
+  send('gg')
+  capture('3. after :DiffillFillHoles: the holes are filled')
+  local f = assert(io.open(out, 'w'))
+  f:write(table.concat(screens, '\n\n'), '\n')
+  f:close()
+  send('<Esc>:qa!<CR>')
+end
+
+local scenario = scenarios[name]
+if not scenario then
+  finish(false, 'unknown scenario ' .. name)
+else
+  co = coroutine.create(scenario)
+  vim.schedule(resume)
+end
