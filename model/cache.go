@@ -17,6 +17,7 @@ import (
 //
 // A Cache belongs to the Model that made it and is not safe for concurrent use.
 type Cache struct {
+	owner                    *Model
 	layers, kvHeads, headDim int
 	invFreq                  []float32
 
@@ -30,6 +31,7 @@ type Cache struct {
 // when a longer sequence is run.
 func (m *Model) NewCache(capacity int) *Cache {
 	c := &Cache{
+		owner:   m,
 		layers:  m.Config.Layers,
 		kvHeads: m.Config.KVHeads,
 		headDim: m.Config.HeadDim,
@@ -66,9 +68,9 @@ func (c *Cache) Clone() *Cache {
 // has reports whether position p holds computed keys and values.
 func (c *Cache) has(p int) bool { return p < c.n && c.valid[p] }
 
-func (c *Cache) compatible(m *Model) bool {
-	return c.layers == m.Config.Layers && c.kvHeads == m.Config.KVHeads && c.headDim == m.Config.HeadDim
-}
+// compatible reports whether m made the cache: keys of another model, even
+// one of the same shape, would be silently wrong.
+func (c *Cache) compatible(m *Model) bool { return c.owner == m }
 
 // grow makes room for at least need positions.
 func (c *Cache) grow(need int) {
