@@ -28,6 +28,7 @@ type Engine struct {
 	ni       netInfo
 	newlines []int32
 	opt      options
+	err      error // set when the engine cannot run at all
 
 	// lock is held by the running request; it guards last.
 	lock chan struct{}
@@ -47,6 +48,7 @@ type options struct {
 	reuse  bool
 	bos    int // -1: as the model family does; 0 off; 1 on
 	minUse float64
+	tok    Tokenizer
 }
 
 // Option configures an Engine.
@@ -114,6 +116,9 @@ type spanPlan struct {
 // Run fills the request's spans. It returns when done, when ctx is done
 // (within one model step), or on error.
 func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
 	if req == nil {
 		return nil, errors.New("infill: nil request")
 	}

@@ -182,7 +182,7 @@ func TestModesOnTinyCheckpoints(t *testing.T) {
 		tm := loadTiny(t, name)
 		for mode, tc := range requests(t) {
 			t.Run(name+"/"+mode, func(t *testing.T) {
-				e := NewEngine(tm.m, tm.tok)
+				e := NewEngine(tm.m)
 				req := tc.req
 				res, err := e.Run(context.Background(), &req)
 				if err != nil {
@@ -190,12 +190,12 @@ func TestModesOnTinyCheckpoints(t *testing.T) {
 				}
 				checkEdits(t, &req, res, tc.spans)
 				// Same seed, fresh engine: same answer.
-				res2, err := NewEngine(tm.m, tm.tok, WithCache(false)).Run(context.Background(), &req)
+				res2, err := NewEngine(tm.m, WithCache(false)).Run(context.Background(), &req)
 				if err != nil {
 					t.Fatal(err)
 				}
 				_ = res2
-				res3, err := NewEngine(tm.m, tm.tok).Run(context.Background(), &req)
+				res3, err := NewEngine(tm.m).Run(context.Background(), &req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -251,7 +251,7 @@ func TestSamplersAndSchedules(t *testing.T) {
 						req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
 						var calls int
 						req.OnStep = func(Step) { calls++ }
-						e := NewEngine(tm.m, tm.tok)
+						e := NewEngine(tm.m)
 						d := decodeOne(t, e, req)
 						for pos, m := range d.masked {
 							if m {
@@ -283,7 +283,7 @@ func TestSeedDeterminism(t *testing.T) {
 		p := DefaultParams()
 		p.Temperature, p.Seed, p.MaxTokens = 1.5, seed, 12
 		req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
-		res, err := NewEngine(tm.m, tm.tok).Run(context.Background(), req)
+		res, err := NewEngine(tm.m).Run(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +310,7 @@ func TestStreaming(t *testing.T) {
 		p.MaxTokens, p.Schedule, p.Steps = 6, "fixed", 4
 		var steps []Step
 		req := &Request{Text: holes, Mode: ModeFillHoles, Params: p, OnStep: func(s Step) { steps = append(steps, s) }}
-		if _, err := NewEngine(tm.m, tm.tok).Run(context.Background(), req); err != nil {
+		if _, err := NewEngine(tm.m).Run(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
 		if len(steps) != 4 {
@@ -341,7 +341,7 @@ func TestCancelWithinAStep(t *testing.T) {
 	at := point(t, "total += ")
 	p := DefaultParams()
 	p.MaxTokens, p.Schedule = 16, "fixed"
-	e := NewEngine(tm.m, tm.tok)
+	e := NewEngine(tm.m)
 	ctx, cancel := context.WithCancel(context.Background())
 	stepsAfter := 0
 	cancelled := false
@@ -424,11 +424,11 @@ func TestCacheMatchesNoCache(t *testing.T) {
 			req := tc.req
 			// One step: the first pass is the whole canvas either way.
 			req.Params.Steps = 1
-			a, err := NewEngine(tm.m, tm.tok, WithCache(false)).Run(context.Background(), &req)
+			a, err := NewEngine(tm.m, WithCache(false)).Run(context.Background(), &req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := NewEngine(tm.m, tm.tok).Run(context.Background(), &req)
+			b, err := NewEngine(tm.m).Run(context.Background(), &req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -509,11 +509,11 @@ func TestRewriteStrengthOneIsInfill(t *testing.T) {
 		sp := rangeOf(t, "total += x")
 		p := DefaultParams()
 		p.Strength = 1
-		a, err := NewEngine(tm.m, tm.tok).Run(context.Background(), &Request{Text: goDoc, Spans: []Span{sp}, Mode: ModeRewrite, Params: p})
+		a, err := NewEngine(tm.m).Run(context.Background(), &Request{Text: goDoc, Spans: []Span{sp}, Mode: ModeRewrite, Params: p})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := NewEngine(tm.m, tm.tok).Run(context.Background(), &Request{Text: goDoc, Spans: []Span{sp}, Mode: ModeInfill, Params: p})
+		b, err := NewEngine(tm.m).Run(context.Background(), &Request{Text: goDoc, Spans: []Span{sp}, Mode: ModeInfill, Params: p})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -528,7 +528,7 @@ func TestRewriteKeepsUnmaskedTokens(t *testing.T) {
 	sp := rangeOf(t, "for _, x := range xs {\n\t\ttotal += x\n\t}")
 	p := DefaultParams()
 	p.Strength = 0.25
-	e := NewEngine(tm.m, tm.tok)
+	e := NewEngine(tm.m)
 	req := &Request{Text: goDoc, Spans: []Span{sp}, Mode: ModeRewrite, Params: p}
 	d := decodeOne(t, e, req)
 	orig := tm.tok.EncodeOrdinary(goDoc[sp.Start:sp.End])
@@ -642,7 +642,7 @@ func TestExpandPolicy(t *testing.T) {
 	{
 		p := DefaultParams()
 		p.Length, p.MaxTokens = "fixed", 16
-		d := decodeOne(t, NewEngine(tm.m, tm.tok), &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p})
+		d := decodeOne(t, NewEngine(tm.m), &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p})
 		for q := d.spans[0].pos; q < d.spans[0].pos+d.spans[0].n; q++ {
 			counts[d.tokens[q]]++
 		}
@@ -658,7 +658,7 @@ func TestExpandPolicy(t *testing.T) {
 		p := DefaultParams()
 		p.MaxTokens = cap // auto picks expand for a model with an expand token
 		req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
-		e := NewEngine(m2, tm.tok)
+		e := NewEngine(m2)
 		d := decodeOne(t, e, req)
 		s := d.spans[0]
 		if s.n > cap {
@@ -687,7 +687,7 @@ func TestCandidatesDistinct(t *testing.T) {
 		p := DefaultParams()
 		p.Candidates, p.Temperature, p.MaxTokens = 3, temp, 12
 		req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
-		res, err := NewEngine(tm.m, tm.tok).Run(context.Background(), req)
+		res, err := NewEngine(tm.m).Run(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -716,7 +716,7 @@ func TestBlocks(t *testing.T) {
 		p.MaxTokens, p.BlockSize, p.Schedule, p.Steps = 12, 4, "fixed", 6
 		var steps int
 		req := &Request{Text: holes, Mode: ModeFillHoles, Params: p, OnStep: func(Step) { steps++ }}
-		res, err := NewEngine(tm.m, tm.tok).Run(context.Background(), req)
+		res, err := NewEngine(tm.m).Run(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -729,7 +729,7 @@ func TestBlocks(t *testing.T) {
 
 func TestBadRequests(t *testing.T) {
 	tm := loadTiny(t, "qwen2-tiny")
-	e := NewEngine(tm.m, tm.tok)
+	e := NewEngine(tm.m)
 	for name, req := range map[string]*Request{
 		"no spans":        {Text: goDoc, Mode: ModeInfill},
 		"out of range":    {Text: "abc", Spans: []Span{{2, 9}}, Mode: ModeInfill},

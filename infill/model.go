@@ -2,6 +2,7 @@ package infill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/diffill/diffill/model"
@@ -17,11 +18,26 @@ type Tokenizer interface {
 	TokenBytes(id int32) []byte
 }
 
-// NewEngine returns an engine that fills spans with m, whose text is
-// tokenized by tok (the checkpoint's own tokenizer).
-func NewEngine(m *model.Model, tok Tokenizer, opts ...Option) *Engine {
+// NewEngine returns an engine that fills spans with m, tokenizing with the
+// checkpoint's own tokenizer (m.Tokenizer) unless WithTokenizer gives one.
+// Without either, Run reports the missing tokenizer.
+func NewEngine(m *model.Model, opts ...Option) *Engine {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	var tok Tokenizer = o.tok
+	if tok == nil && m.Tokenizer != nil {
+		tok = m.Tokenizer
+	}
+	if tok == nil {
+		return &Engine{err: errors.New("infill: the model has no tokenizer"), lock: make(chan struct{}, 1)}
+	}
 	return newEngine(modelNetwork{m}, tok, m.Config.Family == model.LLaDA, opts...)
 }
+
+// WithTokenizer sets the tokenizer, for a checkpoint that ships none.
+func WithTokenizer(t Tokenizer) Option { return func(o *options) { o.tok = t } }
 
 // modelNetwork runs a model.Model for the decoder.
 type modelNetwork struct{ m *model.Model }

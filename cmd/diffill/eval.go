@@ -16,7 +16,6 @@ import (
 
 	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/model"
-	"github.com/diffill/diffill/model/tokenizer"
 )
 
 // evalCase is one line of a cases file. Kind ("line", "block", ...) and
@@ -113,7 +112,7 @@ Flags:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
 	}
 
-	m, tok, err := loadInfillModel(*modelDir)
+	m, err := loadInfillModel(*modelDir)
 	if err != nil {
 		return err
 	}
@@ -124,7 +123,7 @@ Flags:
 		scoreAnswers("empty", cs, func(int) string { return "" }, nil),
 		scoreAnswers("copy-prev-line", cs, func(i int) string { return copyPrevLine(cs[i]) }, nil))
 	for _, cfg := range configs {
-		r, err := evalRun(ctx, m, tok, cs, cfg, *p, *mode, stderr)
+		r, err := evalRun(ctx, m, cs, cfg, *p, *mode, stderr)
 		if err != nil {
 			return err
 		}
@@ -171,8 +170,8 @@ func readCases(path string, limit int) ([]*evalCase, error) {
 }
 
 // evalRun answers every case with one engine configuration.
-func evalRun(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, cs []*evalCase, cfg evalConfig, p infill.Params, mode string, progress io.Writer) (*evalScore, error) {
-	eng := infill.NewEngine(m, tok, infill.WithCache(cfg.cache))
+func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig, p infill.Params, mode string, progress io.Writer) (*evalScore, error) {
+	eng := infill.NewEngine(m, infill.WithCache(cfg.cache))
 	lat := make([]time.Duration, len(cs))
 	answers := make([]string, len(cs))
 	start := time.Now()
@@ -181,7 +180,7 @@ func evalRun(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, cs [
 		q.Length = cfg.length
 		if cfg.length == "oracle" {
 			q.Length = "fixed"
-			q.MaxTokens = max(1, len(tok.EncodeOrdinary(c.Middle)))
+			q.MaxTokens = max(1, len(m.Tokenizer.EncodeOrdinary(c.Middle)))
 		}
 		at := len(c.Prefix)
 		req := &infill.Request{

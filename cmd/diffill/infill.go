@@ -15,7 +15,6 @@ import (
 
 	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/model"
-	"github.com/diffill/diffill/model/tokenizer"
 )
 
 // decodeFlags registers the decoding knobs shared by `infill` and `eval`
@@ -39,22 +38,21 @@ func decodeFlags(fs *flag.FlagSet) *infill.Params {
 	return &p
 }
 
-// loadInfillModel loads a checkpoint directory with its tokenizer, or the
-// built-in model when dir is empty.
-func loadInfillModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
+// loadInfillModel loads a checkpoint directory, or the built-in model when
+// dir is empty.
+func loadInfillModel(dir string) (*model.Model, error) {
 	if dir == "" {
 		return loadBuiltin()
 	}
 	m, err := model.Load(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
+	if m.Tokenizer == nil {
 		m.Close()
-		return nil, nil, err
+		return nil, fmt.Errorf("%s: no tokenizer files (tokenizer.json, or vocab.json and merges.txt)", dir)
 	}
-	return m, tok, nil
+	return m, nil
 }
 
 func runInfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -147,12 +145,12 @@ Flags:
 	}
 	req.Params = *p
 
-	m, tok, err := loadInfillModel(*modelDir)
+	m, err := loadInfillModel(*modelDir)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	eng := infill.NewEngine(m, tok, infill.WithCache(!*noCache))
+	eng := infill.NewEngine(m, infill.WithCache(!*noCache))
 	if *jsonl {
 		return infillJSONL(ctx, eng, *p, os.Stdin, stdout)
 	}
@@ -270,7 +268,7 @@ func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []b
 }
 
 // loadBuiltin loads the model embedded in the binary.
-func loadBuiltin() (*model.Model, *tokenizer.Tokenizer, error) {
+func loadBuiltin() (*model.Model, error) {
 	// TODO(infill): model/builtin has not landed; use builtin.Load then.
-	return nil, nil, errors.New("this build has no built-in model: give --model DIR")
+	return nil, errors.New("this build has no built-in model: give --model DIR")
 }
