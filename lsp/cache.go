@@ -1,0 +1,111 @@
+package lsp
+
+import (
+	"strings"
+	"sync"
+
+	"go.lsp.dev/protocol"
+)
+
+// completionCache remembers the last few completions by their context, so
+// that typing the characters of a shown completion is answered from it
+// without running the model again: after "fmt.Pri" was completed with
+// "ntln(x)", the request at "fmt.Prin" gets "tln(x)" at once.
+type completionCache struct {
+	mu      sync.Mutex
+	entries []cacheEntry // most recent last
+}
+
+const (
+	cacheEntries = 16
+	cacheContext = 1 << 10 // bytes of prefix and suffix that key an entry
+)
+
+type cacheEntry struct {
+	uri    protocol.DocumentURI
+	gen    int    // settings generation
+	prefix string // up to cacheContext bytes before the cursor
+	suffix string // up to cacheContext bytes after it
+	texts  []string
+	conf   []float64
+}
+
+// put records the texts completed at off of text.
+func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, off int, texts []string, conf []float64) {
+	if len(texts) == 0 {
+		return
+	}
+	e := cacheEntry{
+		uri:    uri,
+		gen:    gen,
+		prefix: strings.Clone(text[max(0, off-cacheContext):off]),
+		suffix: strings.Clone(text[off:min(len(text), off+cacheContext)]),
+		texts:  texts,
+		conf:   conf,
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) == cacheEntries {
+		c.entries = append(c.entries[:0], c.entries[1:]...)
+	}
+	c.entries = append(c.entries, e)
+}
+
+// get returns what is left to insert at off of text of a cached completion
+// whose context was text with some of its own characters since typed.
+func (c *completionCache) get(uri protocol.DocumentURI, gen int, text string, off int) (texts []string, conf []float64, ok bool) {
+	suffix := text[off:min(len(text), off+cacheContext)]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.entries) - 1; i >= 0; i-- {
+		e := &c.entries[i]
+		if e.uri != uri || e.gen != gen || e.suffix != suffix {
+			continue
+		}
+		longest := 0
+		for _, t := range e.texts {
+			longest = max(longest, len(t))
+		}
+		// typed = text[off-k:off] for some k: the characters typed since.
+		for k := 0; k <= min(longest, off); k++ {
+			start := off - k
+			if !e.prefixMatches(text[:start]) {
+				continue
+			}
+			typed := text[start:off]
+			for j, t := range e.texts {
+				if len(t) > len(typed) && strings.HasPrefix(t, typed) {
+					texts = append(texts, t[len(typed):])
+					conf = append(conf, e.conf[j])
+				}
+			}
+			if len(texts) > 0 {
+				return texts, conf, true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// prefixMatches reports whether before (the text before a cursor) ends
+// with the remembered prefix; a prefix shorter than cacheContext was the
+// whole text before the cursor, and must be all of before.
+func (e *cacheEntry) prefixMatches(before string) bool {
+	if len(e.prefix) < cacheContext {
+		return before == e.prefix
+	}
+	return strings.HasSuffix(before, e.prefix)
+}
+
+// forget drops the entries of a closed document.
+func (c *completionCache) forget(uri protocol.DocumentURI) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := c.entries[:0]
+	for _, e := range c.entries {
+		if e.uri != uri {
+			kept = append(kept, e)
+		}
+	}
+	c.entries = kept
+}

@@ -1,0 +1,185 @@
+package lsp
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"go.lsp.dev/protocol"
+
+	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/lsp/document"
+)
+
+// completionCandidates is how many answers a completion list asks the
+// engine for; it returns fewer when they coincide.
+const completionCandidates = 3
+
+func (s *Server) completion(ctx context.Context, v *view, p *protocol.CompletionParams) (*protocol.CompletionList, error) {
+	doc, err := v.lookup(p.TextDocument.URI)
+	if err != nil {
+		return nil, err
+	}
+	off, err := doc.Offset(p.Position, v.enc)
+	if err != nil {
+		return nil, err
+	}
+	sugs, err := s.suggest(ctx, v, doc, off, completionCandidates, false)
+	if err != nil {
+		return nil, err
+	}
+	text := doc.Text()
+	word := wordStart(text, off)
+	list := &protocol.CompletionList{IsIncomplete: true, Items: []protocol.CompletionItem{}}
+	for i, sg := range sugs {
+		// The edit takes in the word before the cursor, so that clients
+		// filtering by that word (VS Code, Neovim's omnifunc) keep it.
+		newText := text[word:off] + sg.text
+		list.Items = append(list.Items, protocol.CompletionItem{
+			Label:            label(newText),
+			Kind:             protocol.CompletionItemKindText,
+			Detail:           fmt.Sprintf("diffill %.0f%%", 100*sg.conf),
+			Documentation:    protocol.MarkupContent{Kind: protocol.Markdown, Value: "```" + doc.LanguageID + "\n" + newText + "\n```"},
+			FilterText:       newText,
+			SortText:         fmt.Sprintf("%04d", i),
+			Preselect:        i == 0,
+			InsertTextFormat: protocol.InsertTextFormatPlainText,
+			TextEdit:         &protocol.TextEdit{Range: doc.Range(word, sg.end, v.enc), NewText: newText},
+		})
+	}
+	return list, nil
+}
+
+// suggestion is one completion at a point: replace [start, end) of the
+// request's text (start is the cursor) with text.
+type suggestion struct {
+	start, end int
+	text       string
+	conf       float64
+}
+
+// suggest completes doc at off: from the cache if the user is typing what
+// was suggested before, else, after the debounce, from the engine. A result
+// for a version of the document that is no longer current is dropped.
+func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, off, candidates int, explicit bool) ([]suggestion, error) {
+	text := doc.Text()
+	if texts, conf, ok := s.cache.get(doc.URI, v.gen, text, off); ok {
+		out := make([]suggestion, len(texts))
+		for i := range texts {
+			out[i] = suggestion{start: off, end: off, text: texts[i], conf: conf[i]}
+		}
+		return out, nil
+	}
+	if !explicit {
+		if err := s.debounce(ctx, doc.URI, v.settings.DebounceDuration()); err != nil {
+			return nil, err
+		}
+	}
+	eng, err := s.engine(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	p := params(v.settings)
+	p.Candidates = candidates
+	win, base := window(text, off, off, p.ContextTokens)
+	res, err := eng.Run(ctx, &infill.Request{
+		Text:   win,
+		Spans:  []infill.Span{{Start: off - base, End: off - base}},
+		Mode:   infill.ModeComplete,
+		Params: p,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("completion: %w", err)
+	}
+	if cur, ok := s.currentVersion(doc.URI); !ok || cur != doc.Version {
+		return nil, errModified
+	}
+	var out []suggestion
+	var texts []string
+	var confs []float64
+	seen := map[string]bool{}
+	for _, c := range res.Candidates {
+		if len(c.Edits) != 1 {
+			continue
+		}
+		e := c.Edits[0]
+		sg := suggestion{start: e.Start + base, end: e.End + base, text: e.NewText, conf: c.Confidence}
+		if sg.start != off || sg.text == "" || seen[sg.text] || strings.ContainsAny(text[sg.start:sg.end], "\r\n") {
+			// Completion edits must start at the cursor and stay on its
+			// line (VS Code's rule for completion and inline ranges).
+			continue
+		}
+		seen[sg.text] = true
+		out = append(out, sg)
+		if sg.end == off {
+			texts = append(texts, sg.text)
+			confs = append(confs, sg.conf)
+		}
+	}
+	s.cache.put(doc.URI, v.gen, text, off, texts, confs)
+	return out, nil
+}
+
+// window returns the part of text the engine needs around [start, end),
+// and its offset in text. The engine reads only ContextTokens tokens around
+// the spans, but large documents would still cost a scan per request; the
+// window's edges sit on a coarse grid, so that as the user types they stay
+// put and the engine's cache of the context keeps matching.
+func window(text string, start, end, contextTokens int) (string, int) {
+	w := max(contextTokens, 1024) * 48
+	if len(text) <= 4*w {
+		return text, 0
+	}
+	lo := max(0, (start-w)/w*w)
+	hi := min(len(text), (end+w)/w*w+w)
+	if lo > 0 {
+		if i := strings.IndexByte(text[lo:start], '\n'); i >= 0 {
+			lo += i + 1
+		}
+	}
+	if i := strings.LastIndexByte(text[end:hi], '\n'); i >= 0 && hi < len(text) {
+		hi = end + i + 1
+	}
+	return text[lo:hi], lo
+}
+
+// wordStart returns where the identifier ending at off starts.
+func wordStart(text string, off int) int {
+	for off > 0 {
+		r, n := utf8.DecodeLastRuneInString(text[:off])
+		if r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			break
+		}
+		off -= n
+	}
+	return off
+}
+
+// label is how a completion is listed: its first line that is not blank,
+// marked when more lines follow.
+func label(text string) string {
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	first, rest := "", 0
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			first = strings.TrimSpace(l)
+			rest = len(lines) - i - 1
+			if strings.TrimSpace(strings.Join(lines[i+1:], "")) == "" {
+				rest = 0
+			}
+			break
+		}
+	}
+	if first == "" {
+		return "⏎"
+	}
+	if rest > 0 {
+		first += " …"
+	}
+	return first
+}
