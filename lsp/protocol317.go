@@ -45,7 +45,7 @@ type inlineCompletionOptions struct {
 }
 
 type initializeResult struct {
-	Capabilities serverCapabilities  `json:"capabilities"`
+	Capabilities serverCapabilities   `json:"capabilities"`
 	ServerInfo   *protocol.ServerInfo `json:"serverInfo,omitempty"`
 }
 
@@ -146,7 +146,7 @@ type optionalVersionedTextDocumentIdentifier struct {
 // sent with an edit is exactly the one the edit was computed for.
 type textDocumentEdit struct {
 	TextDocument optionalVersionedTextDocumentIdentifier `json:"textDocument"`
-	Edits        []protocol.TextEdit                      `json:"edits"`
+	Edits        []protocol.TextEdit                     `json:"edits"`
 }
 
 type workspaceEdit struct {

@@ -73,15 +73,15 @@ type Server struct {
 
 	view atomic.Pointer[view] // the current snapshot of documents and settings
 
-	mu        sync.Mutex // guards the fields below, and swaps of view
-	state     sessionState
-	caps      clientCapabilities
-	inflight  map[jsonrpc2.ID]context.CancelCauseFunc
-	latest    map[latestKey]latestRequest // newest completion per document and method
-	progress  map[string]context.CancelCauseFunc    // cancellable work-done tokens
-	typing    map[protocol.DocumentURI]*typingPace
-	pending   int
-	exitErr   chan error
+	mu       sync.Mutex // guards the fields below, and swaps of view
+	state    sessionState
+	caps     clientCapabilities
+	inflight map[jsonrpc2.ID]context.CancelCauseFunc
+	latest   map[latestKey]latestRequest        // newest completion per document and method
+	progress map[string]context.CancelCauseFunc // cancellable work-done tokens
+	typing   map[protocol.DocumentURI]*typingPace
+	pending  int
+	exitErr  chan error
 
 	engines engines
 	cache   completionCache
@@ -109,8 +109,8 @@ type view struct {
 // docState is an open document, or, when it is over the size limit, the
 // reason it is not kept.
 type docState struct {
-	doc      *document.Document
-	broken   error // why the text is not kept (too large, or an edit failed)
+	doc    *document.Document
+	broken error // why the text is not kept (too large, or an edit failed)
 }
 
 type latestKey struct {
