@@ -544,3 +544,14 @@ func (c *Config) Params() int64 {
 	}
 	return n
 }
+
+// ForwardFLOPs counts the floating-point operations (multiply and add
+// counted apart) of a forward pass that computes rows positions of a
+// sequence of seqLen tokens and returns logits for logits of them: the
+// matrix multiplies and attention, which are all but a sliver of the work.
+func (c *Config) ForwardFLOPs(rows, seqLen, logits int) float64 {
+	h, q, kv := float64(c.Hidden), float64(c.Heads*c.HeadDim), float64(c.KVHeads*c.HeadDim)
+	perRow := 2 * (h*q + 2*h*kv + q*h + 3*h*float64(c.Intermediate)) // projections and MLP
+	attn := 4 * float64(seqLen) * q                                  // scores and weighted values
+	return float64(c.Layers)*float64(rows)*(perRow+attn) + 2*float64(logits)*h*float64(c.Vocab)
+}
