@@ -49,7 +49,7 @@ type gemmArgs struct {
 	lda            int
 	b              devptr
 	ldb            int
-	beta           float32 // alpha is always 1
+	alpha, beta    float32
 	c              devptr
 	ldc            int
 }

@@ -8,11 +8,16 @@ import (
 // Cache holds the keys (rotated) and values of every layer for up to
 // capacity positions on the device, in one allocation laid out
 // [layer][k|v][kvHead][position][headDim] (float32).
+//
+// Its semantics are model.Cache's: Len is the length of the last sequence
+// run; a position is valid once computed and until a Shift uncovers it or a
+// shorter sequence drops it; the cache grows when a longer sequence runs.
 type Cache struct {
 	e        *Engine
 	id       uint64 // distinguishes caches in the graph keys, never reused
 	capacity int
-	n        int // positions [0, n) have been written
+	n        int    // the sequence length the cache describes
+	valid    []bool // valid[p]: K/V at p computed and not invalidated
 	buf      devptr
 	freed    bool
 }
@@ -43,7 +48,61 @@ func (e *Engine) newCache(capacity int) (*Cache, error) {
 		return nil, fmt.Errorf("cuda: cache for %d positions: %w", capacity, err)
 	}
 	e.nextCache++
-	return &Cache{e: e, id: e.nextCache, capacity: capacity, buf: p}, nil
+	return &Cache{e: e, id: e.nextCache, capacity: capacity, buf: p, valid: make([]bool, capacity)}, nil
+}
+
+func (c *Cache) has(p int) bool { return p < c.n && c.valid[p] }
+
+// grow makes room for need positions (engine locked and bound): a new
+// allocation, the old rows copied per head, a new id for the graph keys.
+func (c *Cache) grow(need int) error {
+	if need <= c.capacity {
+		return nil
+	}
+	e := c.e
+	newCap := max(need, 2*c.capacity)
+	d, err := e.newCache(newCap)
+	if err != nil {
+		return err
+	}
+	rows := c.capacity * e.cfg.HeadDim * 4
+	for l := 0; l < e.cfg.Layers; l++ {
+		for _, kv := range [][2]devptr{{d.k(l), c.k(l)}, {d.v(l), c.v(l)}} {
+			for g := 0; g < e.cfg.KVHeads; g++ {
+				if err := e.be.copyD(kv[0]+devptr(g*newCap*e.cfg.HeadDim*4), kv[1]+devptr(g*rows), rows); err != nil {
+					d.freeLocked()
+					return err
+				}
+			}
+		}
+	}
+	if err := e.be.sync(); err != nil {
+		d.freeLocked()
+		return err
+	}
+	e.dropCacheGraphs(c.id)
+	e.be.free(c.buf)
+	copy(d.valid, c.valid)
+	c.id, c.capacity, c.buf, c.valid = d.id, d.capacity, d.buf, d.valid
+	return nil
+}
+
+// written records a completed pass over a sequence of length L.
+func (c *Cache) written(compute []int, L int) {
+	for _, p := range compute {
+		c.valid[p] = true
+	}
+	clear(c.valid[L:])
+	c.n = L
+}
+
+// invalidate records a failed pass: the computed positions may be half written.
+func (c *Cache) invalidate(compute []int) {
+	for _, p := range compute {
+		if p < len(c.valid) {
+			c.valid[p] = false
+		}
+	}
 }
 
 func (c *Cache) k(layer int) devptr {
@@ -57,12 +116,14 @@ func (c *Cache) v(layer int) devptr {
 // Capacity is the number of positions the cache can hold.
 func (c *Cache) Capacity() int { return c.capacity }
 
-// Len is the number of positions written since the last Reset (the longest
-// sequence a forward call has used, as moved by Shift).
+// Len is the length of the sequence whose keys and values the cache holds.
 func (c *Cache) Len() int { return c.n }
 
 // Reset forgets the cached positions (the memory stays allocated).
-func (c *Cache) Reset() { c.n = 0 }
+func (c *Cache) Reset() {
+	c.n = 0
+	clear(c.valid)
+}
 
 // Free releases the device memory; the cache must not be used again.
 func (c *Cache) Free() error {
@@ -81,6 +142,7 @@ func (c *Cache) freeLocked() error {
 		return nil
 	}
 	c.freed = true
+	c.e.dropCacheGraphs(c.id)
 	return c.e.be.free(c.buf)
 }
 
@@ -106,14 +168,15 @@ func (c *Cache) Clone() (*Cache, error) {
 		return nil, err
 	}
 	d.n = c.n
+	copy(d.valid, c.valid)
 	return d, nil
 }
 
-// Shift moves the keys and values of positions [from, Len) by delta
-// positions (text inserted or deleted before them) and re-rotates the keys
-// by delta, which is exact for RoPE up to rounding: a key at position p
-// rotated by delta is the key at p+delta. Positions uncovered by the move
-// keep stale values; the caller recomputes them.
+// Shift moves the keys and values of positions >= from by delta positions,
+// re-rotating the keys (a key at p rotated by delta is the key at p+delta),
+// as when delta tokens are inserted (delta > 0) or -delta deleted (delta <
+// 0) just before from. Inserted positions are left uncomputed: the next
+// Forward must include them in Compute.
 func (c *Cache) Shift(from, delta int) error {
 	e := c.e
 	e.mu.Lock()
@@ -121,13 +184,13 @@ func (c *Cache) Shift(from, delta int) error {
 	if c.freed {
 		return errors.New("cuda: shift of a freed cache")
 	}
-	if from < 0 || from > c.n || from+delta < 0 || c.n+delta > c.capacity {
-		return fmt.Errorf("cuda: shift [%d, %d) by %d outside the cache [0, %d)", from, c.n, delta, c.capacity)
+	if from < 0 || from > c.n {
+		return fmt.Errorf("cuda: cache shift: from %d outside the cached sequence [0, %d]", from, c.n)
 	}
-	count := c.n - from
-	if delta == 0 || count == 0 {
-		c.n += delta
-		c.n = max(c.n, 0)
+	if from+delta < 0 {
+		return fmt.Errorf("cuda: cache shift: moving position %d by %d", from, delta)
+	}
+	if delta == 0 {
 		return nil
 	}
 	release, err := e.be.bind()
@@ -135,6 +198,30 @@ func (c *Cache) Shift(from, delta int) error {
 		return err
 	}
 	defer release()
+	newN := c.n + delta
+	if err := c.grow(newN); err != nil {
+		return err
+	}
+	count := c.n - from
+	dst := from + delta
+	if count > 0 {
+		if err := c.move(from, dst, count, delta); err != nil {
+			return err
+		}
+	}
+	copy(c.valid[dst:dst+count], c.valid[from:c.n])
+	if delta > 0 {
+		clear(c.valid[from:dst])
+	}
+	clear(c.valid[newN:])
+	c.n = newN
+	return nil
+}
+
+// move copies count positions of every head from from to dst (through a
+// temporary: the ranges may overlap) and rotates the moved keys by delta.
+func (c *Cache) move(from, dst, count, delta int) error {
+	e := c.e
 	cfg := e.cfg
 	rowBytes := cfg.HeadDim * 4
 	span := count * rowBytes
@@ -147,21 +234,19 @@ func (c *Cache) Shift(from, delta int) error {
 		for _, base := range []devptr{c.k(layer), c.v(layer)} {
 			for g := 0; g < cfg.KVHeads; g++ {
 				head := base + devptr(g*c.capacity*rowBytes)
-				// through a temporary: the two ranges may overlap
 				if err := e.be.copyD(tmp, head+devptr(from*rowBytes), span); err != nil {
 					return err
 				}
-				if err := e.be.copyD(head+devptr((from+delta)*rowBytes), tmp, span); err != nil {
+				if err := e.be.copyD(head+devptr(dst*rowBytes), tmp, span); err != nil {
 					return err
 				}
 			}
 		}
 		if err := e.be.launch("rope_rotate", d2(count, cfg.KVHeads), d1(64), 0,
 			[]karg{pArg(c.k(layer)), pArg(e.invFreq), iArg(cfg.KVHeads), iArg(cfg.HeadDim), iArg(c.capacity),
-				iArg(from + delta), iArg(count), iArg(delta)}); err != nil {
+				iArg(dst), iArg(count), iArg(delta)}); err != nil {
 			return err
 		}
 	}
-	c.n += delta
 	return e.be.sync()
 }

@@ -372,7 +372,7 @@ func (d *Device) gemm(g gemmArgs) error {
 		}
 		return cublasOpN
 	}
-	alpha, beta := float32(1), g.beta
+	alpha, beta := g.alpha, g.beta
 	gemmDefault := int32(cublasGemmDflt)
 	return d.blas.call("cublasGemmEx", d.blas.gemmEx, d.blasHandle, op(g.transA), op(g.transB),
 		uintptr(g.m), uintptr(g.n), uintptr(g.k), uintptr(unsafe.Pointer(&alpha)),
@@ -398,7 +398,7 @@ func fallbackLaunch(g gemmArgs) (grid, block dim3, args []karg, err error) {
 		return grid, block, nil, fmt.Errorf("cuda: fallback matrix kernel: unsupported product %+v", g)
 	}
 	return d2(ceilDiv(g.m, 64), ceilDiv(g.n, 64)), d2(16, 16),
-		[]karg{pArg(g.c), pArg(g.b), pArg(g.a), iArg(g.n), iArg(g.m), iArg(g.k), fArg(g.beta)}, nil
+		[]karg{pArg(g.c), pArg(g.b), pArg(g.a), iArg(g.n), iArg(g.m), iArg(g.k), fArg(g.alpha), fArg(g.beta)}, nil
 }
 
 func (d *Device) beginCapture() error {

@@ -268,7 +268,7 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 		m.launches++
 		switch name {
 		case "embed_gather":
-			refEmbed(m.f32(p(0)), m.u16(p(1)), m.i32(p(2)), n(3), n(4))
+			refEmbed(m.f32(p(0)), m.u16(p(1)), m.i32(p(2)), n(3), n(4), f(5))
 			needGrid(grid, n(3))
 		case "rmsnorm":
 			refRMSNorm(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.i32(p(3)), m.f32(p(4)), n(5), n(6), f(7))
@@ -295,14 +295,14 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 			refSwiGLU(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), n(3), n(4))
 			needGrid(grid, n(3))
 		case "ban_tokens":
-			refBanTokens(m.f32(p(0)), m.i32(p(1))[:n(2)], n(3), n(4))
+			refBanTokens(m.f32(p(0)), m.i32(p(1)), m.i32(p(2)), n(3), n(4))
 		case "row_stats":
-			nr := n(6)
-			st := refRowStats(m.f32(p(5)), nr, n(7), f(8))
+			nr := n(8)
+			st := refRowStats(m.f32(p(6)), m.i32(p(7)), nr, n(9), f(10))
 			needGrid(grid, nr)
-			t1, t2, p1, p2, ent := m.i32(p(0)), m.i32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4))
+			t1, t2, p1, p2, ent, sl := m.i32(p(0)), m.i32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5))
 			for i, s := range st {
-				t1[i], t2[i], p1[i], p2[i], ent[i] = s.Top1, s.Top2, s.P1, s.P2, s.Entropy
+				t1[i], t2[i], p1[i], p2[i], ent[i], sl[i] = s.Top1, s.Top2, s.P1, s.P2, s.Entropy, s.ScoreLogP
 				if s.Top2 < 0 {
 					t2[i] = math.MaxInt32
 				}
@@ -310,7 +310,7 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 		case "gather_rows":
 			refGatherRows(m.f32(p(0)), m.f32(p(1)), m.i32(p(2)), n(3), n(4))
 		case "gemm_bf16":
-			refGemmBF16(m.f32(p(0)), m.u16(p(1)), m.u16(p(2)), n(3), n(4), n(5), f(6))
+			refGemmBF16(m.f32(p(0)), m.u16(p(1)), m.u16(p(2)), n(3), n(4), n(5), f(6), f(7))
 			if grid.x*64 < n(4) || grid.y*64 < n(3) || block.x != 16 || block.y != 16 {
 				panic(fmt.Sprintf("gemm_bf16 grid %v block %v for %dx%d", grid, block, n(3), n(4)))
 			}

@@ -15,6 +15,23 @@ import (
 type Config struct {
 	Vocab, Hidden, Layers, Heads, KVHeads, HeadDim, Intermediate int
 	RopeTheta, NormEps                                           float64
+	// EmbedScale multiplies the embeddings and LogitScale the logits
+	// (LLaDA's input_emb_norm and scale_logits); 0 means 1.
+	EmbedScale, LogitScale float32
+}
+
+func (c Config) embedScale() float32 {
+	if c.EmbedScale == 0 {
+		return 1
+	}
+	return c.EmbedScale
+}
+
+func (c Config) logitScale() float32 {
+	if c.LogitScale == 0 {
+		return 1
+	}
+	return c.LogitScale
 }
 
 func (c Config) validate() error {
@@ -107,7 +124,6 @@ const (
 	attWarps      = 8 // ATT_WARPS in kernels.cu
 	attKeys       = 32
 	attMaxHeadDim = 128
-	maxBanned     = 256
 	maxGraphs     = 8
 )
 
@@ -140,10 +156,10 @@ type devLayer struct {
 }
 
 type workspace struct {
-	rows, logitRows       int
-	x, qkv, q, gu, hi, lo devptr
-	logits, ints, stats   devptr
-	bytes                 int64
+	rows, logitRows, ints32 int
+	x, qkv, q, gu, hi, lo   devptr
+	logits, ints, stats     devptr
+	bytes                   int64
 }
 
 // NewEngine uploads the weights (bf16 matrices, float32 vectors) and checks
@@ -380,35 +396,36 @@ func (e *Engine) freeAll() error {
 func (e *Engine) freeWorkspace() error {
 	w := &e.ws
 	var errs []error
-	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.lo, w.logits, w.ints, w.stats} {
+	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.lo, w.logits, w.stats, w.ints} {
 		errs = append(errs, e.be.free(p))
 	}
 	*w = workspace{}
 	return errors.Join(errs...)
 }
 
-// ensureWorkspace sizes the activation buffers for rows computed positions
-// and logitRows returned rows; growing them invalidates captured graphs.
-func (e *Engine) ensureWorkspace(rows, logitRows int) error {
-	if rows <= e.ws.rows && logitRows <= e.ws.logitRows {
+func grow(need, have int) int {
+	n := max(have, 64)
+	for n < need {
+		n *= 2
+	}
+	return n
+}
+
+// ensureWorkspace sizes the activation buffers for rows computed positions,
+// logitRows returned rows and ints index words; growing them invalidates
+// captured graphs (their pointers are baked in).
+func (e *Engine) ensureWorkspace(rows, logitRows, ints int) error {
+	if rows <= e.ws.rows && logitRows <= e.ws.logitRows && ints <= e.ws.ints32 {
 		return nil
 	}
-	grow := func(need, have int) int {
-		n := max(have, 64)
-		for n < need {
-			n *= 2
-		}
-		return n
-	}
-	rows, logitRows = grow(rows, e.ws.rows), grow(logitRows, e.ws.logitRows)
-	logitRows = min(logitRows, rows)
+	rows, logitRows, ints = grow(rows, e.ws.rows), grow(logitRows, e.ws.logitRows), grow(ints, e.ws.ints32)
 	e.dropGraphs()
 	if err := e.freeWorkspace(); err != nil {
 		return err
 	}
 	c := e.cfg
 	wide := max(c.Hidden, c.Heads*c.HeadDim, c.Intermediate)
-	w := workspace{rows: rows, logitRows: logitRows}
+	w := workspace{rows: rows, logitRows: logitRows, ints32: ints}
 	for _, b := range []struct {
 		p     *devptr
 		bytes int
@@ -420,8 +437,8 @@ func (e *Engine) ensureWorkspace(rows, logitRows int) error {
 		{&w.hi, rows * wide * 2},
 		{&w.lo, rows * wide * 2},
 		{&w.logits, logitRows * c.Vocab * 4},
-		{&w.ints, (3*rows + maxBanned) * 4},
-		{&w.stats, logitRows * 5 * 4},
+		{&w.stats, logitRows * statsWords * 4},
+		{&w.ints, ints * 4},
 	} {
 		p, err := e.be.alloc(b.bytes)
 		if err != nil {
@@ -441,9 +458,9 @@ func (e *Engine) ensureWorkspace(rows, logitRows int) error {
 // Batch is one forward call, with the meaning of model.Batch: Tokens is the
 // whole sequence (RoPE position i = index i); Compute lists the positions
 // recomputed (nil: all), whose keys and values are written to Cache; Logits
-// lists positions (a subset of Compute) whose rows are returned; Cache holds
-// the keys and values of every other position and may be nil only when
-// Compute is nil.
+// lists positions (each in Compute) whose rows are returned, nil meaning all
+// of Compute in its order; Cache holds the keys and values of every other
+// position and may be nil only when Compute is nil.
 type Batch struct {
 	Tokens  []int32
 	Compute []int
@@ -456,30 +473,36 @@ type TokenStats struct {
 	Top1, Top2 int32   // most and second most likely tokens (Top2 -1 if none)
 	P1, P2     float32 // their probabilities
 	Entropy    float32 // of the softmax, in nats
+	ScoreLogP  float32 // log-probability of StatsOptions.Score's token (-Inf without one)
 }
 
 // StatsOptions shape the distribution that Stats summarises.
 type StatsOptions struct {
-	Temperature float32 // logits are divided by it; 0 means 1
-	Banned      []int32 // token ids given probability 0 (e.g. the mask token)
+	Temperature float32   // logits are divided by it; 0 means 1
+	Banned      []int32   // token ids given probability 0 at every position (e.g. the mask token)
+	RowBanned   [][]int32 // more ids per returned row (nil, or one list per row)
+	Score       []int32   // per returned row, a token whose log-probability to report (-1: none); nil: none
 }
+
+const statsWords = 6 // top1, top2, p1, p2, entropy, score log-prob
 
 type plan struct {
 	m, nl, l int
 	cache    *Cache
 	stats    bool
-	nBanned  int
 	invTemp  float32
 	ids, pos devptr // int32 [m]
 	rows     devptr // int32 [nl]: index into the computed rows
-	banned   devptr // int32 [nBanned]
+	score    devptr // int32 [nl]
+	offsets  devptr // int32 [nl+1] into banned
+	banned   devptr
 }
 
 type graphKey struct {
-	m, nl, l, nBanned int
-	cache             uint64
-	stats             bool
-	invTemp           uint32
+	m, nl, l int
+	cache    uint64
+	stats    bool
+	invTemp  uint32
 }
 
 type graphEntry struct {
@@ -487,30 +510,34 @@ type graphEntry struct {
 	used uint64
 }
 
-// Forward runs the model and writes the logits of b.Logits into out
-// ([len(b.Logits)][Vocab], row-major).
+// Forward runs the model and writes the logits of the returned rows into out
+// ([rows][Vocab], row-major).
 func (e *Engine) Forward(ctx context.Context, b *Batch, out []float32) error {
-	if len(out) != len(b.Logits)*e.cfg.Vocab {
-		return fmt.Errorf("cuda: out has %d floats, want %d", len(out), len(b.Logits)*e.cfg.Vocab)
-	}
 	return e.run(ctx, b, nil, out, nil)
 }
 
-// Stats runs the model and summarises the distribution at each position of
-// b.Logits on the device: only 20 bytes per position come back.
+// Stats runs the model and summarises the distribution of each returned row
+// on the device: 24 bytes per position come back instead of the logits.
 func (e *Engine) Stats(ctx context.Context, b *Batch, so StatsOptions, out []TokenStats) error {
-	if len(out) != len(b.Logits) {
-		return fmt.Errorf("cuda: out has %d entries, want %d", len(out), len(b.Logits))
-	}
-	if len(so.Banned) > maxBanned {
-		return fmt.Errorf("cuda: %d banned tokens, at most %d", len(so.Banned), maxBanned)
-	}
-	for _, id := range so.Banned {
+	check := func(id int32) error {
 		if id < 0 || int(id) >= e.cfg.Vocab {
 			return fmt.Errorf("cuda: banned token %d outside the vocabulary", id)
 		}
+		return nil
 	}
-	if so.Temperature < 0 || math.IsNaN(float64(so.Temperature)) {
+	for _, id := range so.Banned {
+		if err := check(id); err != nil {
+			return err
+		}
+	}
+	for _, r := range so.RowBanned {
+		for _, id := range r {
+			if err := check(id); err != nil {
+				return err
+			}
+		}
+	}
+	if so.Temperature < 0 || math.IsNaN(float64(so.Temperature)) || math.IsInf(float64(so.Temperature), 0) {
 		return fmt.Errorf("cuda: temperature %v", so.Temperature)
 	}
 	return e.run(ctx, b, &so, nil, out)
@@ -528,23 +555,22 @@ func (e *Engine) run(ctx context.Context, b *Batch, so *StatsOptions, logits []f
 	}
 	defer release()
 
-	p, err := e.prepare(b, so)
+	p, compute, err := e.prepare(b, so, len(logits), len(stats))
 	if err != nil {
 		return err
 	}
 	if err := e.execute(p); err != nil {
+		p.cache.invalidate(compute)
 		return err
 	}
-	if so == nil {
-		if p.nl == 0 {
-			return e.be.sync()
-		}
-		return e.be.download(unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), len(logits)*4), e.ws.logits)
-	}
+	p.cache.written(compute, p.l)
 	if p.nl == 0 {
 		return e.be.sync()
 	}
-	buf := e.statsBytes[:p.nl*20]
+	if so == nil {
+		return e.be.download(unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), len(logits)*4), e.ws.logits)
+	}
+	buf := e.statsBytes[:p.nl*statsWords*4]
 	if err := e.be.download(buf, e.ws.stats); err != nil {
 		return err
 	}
@@ -553,7 +579,7 @@ func (e *Engine) run(ctx context.Context, b *Batch, so *StatsOptions, logits []f
 }
 
 // decodeStats unpacks row_stats' output: int32 top1[n], top2[n], float32
-// p1[n], p2[n], entropy[n].
+// p1[n], p2[n], entropy[n], scoreLogp[n].
 func decodeStats(buf []byte, out []TokenStats) {
 	n := len(out)
 	i32 := func(k, i int) int32 {
@@ -566,21 +592,24 @@ func decodeStats(buf []byte, out []TokenStats) {
 		if t2 == math.MaxInt32 {
 			t2 = -1
 		}
-		out[i] = TokenStats{Top1: i32(0, i), Top2: t2, P1: f32(2, i), P2: f32(3, i), Entropy: f32(4, i)}
+		out[i] = TokenStats{Top1: i32(0, i), Top2: t2, P1: f32(2, i), P2: f32(3, i), Entropy: f32(4, i), ScoreLogP: f32(5, i)}
 	}
 }
 
 // prepare validates a batch, uploads its indices and returns the plan of
-// the launches.
-func (e *Engine) prepare(b *Batch, so *StatsOptions) (*plan, error) {
+// the launches and the computed positions.
+func (e *Engine) prepare(b *Batch, so *StatsOptions, nLogits, nStats int) (*plan, []int, error) {
 	c := e.cfg
+	if b == nil {
+		return nil, nil, errors.New("cuda: nil batch")
+	}
 	L := len(b.Tokens)
 	if L == 0 {
-		return nil, errors.New("cuda: empty batch")
+		return nil, nil, errors.New("cuda: empty sequence")
 	}
 	for i, t := range b.Tokens {
 		if t < 0 || int(t) >= c.Vocab {
-			return nil, fmt.Errorf("cuda: token %d at position %d outside the vocabulary (%d)", t, i, c.Vocab)
+			return nil, nil, fmt.Errorf("cuda: token %d at position %d outside the vocabulary (%d)", t, i, c.Vocab)
 		}
 	}
 	compute := b.Compute
@@ -590,52 +619,76 @@ func (e *Engine) prepare(b *Batch, so *StatsOptions) (*plan, error) {
 			compute[i] = i
 		}
 	} else if b.Cache == nil {
-		return nil, errors.New("cuda: Compute without a Cache")
+		return nil, nil, errors.New("cuda: Compute without a Cache for the other positions")
 	}
+	M := len(compute)
+	if M == 0 {
+		return nil, nil, errors.New("cuda: nothing to compute (empty Compute)")
+	}
+	row := make(map[int]int, M)
+	for i, p := range compute {
+		if p < 0 || p >= L {
+			return nil, nil, fmt.Errorf("cuda: compute position %d outside the sequence [0, %d)", p, L)
+		}
+		if _, dup := row[p]; dup {
+			return nil, nil, fmt.Errorf("cuda: compute position %d listed twice", p)
+		}
+		row[p] = i
+	}
+	logitPos := b.Logits
+	if logitPos == nil {
+		logitPos = compute
+	}
+	nl := len(logitPos)
+	if so == nil && nLogits != nl*c.Vocab {
+		return nil, nil, fmt.Errorf("cuda: out has %d floats, want %d", nLogits, nl*c.Vocab)
+	}
+	if so != nil {
+		if nStats != nl {
+			return nil, nil, fmt.Errorf("cuda: out has %d entries, want %d", nStats, nl)
+		}
+		if so.RowBanned != nil && len(so.RowBanned) != nl {
+			return nil, nil, fmt.Errorf("cuda: %d lists of banned tokens for %d rows", len(so.RowBanned), nl)
+		}
+		if so.Score != nil && len(so.Score) != nl {
+			return nil, nil, fmt.Errorf("cuda: %d score tokens for %d rows", len(so.Score), nl)
+		}
+		for _, t := range so.Score {
+			if t >= int32(c.Vocab) {
+				return nil, nil, fmt.Errorf("cuda: score token %d outside the vocabulary", t)
+			}
+		}
+	}
+
 	cache := b.Cache
 	if cache == nil {
-		if e.scratch == nil || e.scratch.capacity < L {
-			if e.scratch != nil {
-				if err := e.scratch.freeLocked(); err != nil {
-					return nil, err
-				}
-				e.scratch = nil
-			}
+		if e.scratch == nil || e.scratch.freed {
 			s, err := e.newCache(max(L, 256))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			e.scratch = s
 		}
 		cache = e.scratch
 	}
 	if cache.e != e {
-		return nil, errors.New("cuda: cache belongs to another engine")
+		return nil, nil, errors.New("cuda: the cache belongs to another engine")
 	}
 	if cache.freed {
-		return nil, errors.New("cuda: cache was freed")
+		return nil, nil, errors.New("cuda: the cache was freed")
 	}
-	if L > cache.capacity {
-		return nil, fmt.Errorf("cuda: sequence of %d exceeds the cache capacity %d", L, cache.capacity)
-	}
-	row := make(map[int]int, len(compute))
-	for i, p := range compute {
-		if p < 0 || p >= L {
-			return nil, fmt.Errorf("cuda: compute position %d outside [0, %d)", p, L)
+	if b.Cache != nil {
+		for p := 0; p < L; p++ {
+			if _, ok := row[p]; !ok && !cache.has(p) {
+				return nil, nil, fmt.Errorf("cuda: position %d is neither computed nor cached (cache holds %d positions)", p, cache.n)
+			}
 		}
-		if _, dup := row[p]; dup {
-			return nil, fmt.Errorf("cuda: compute position %d listed twice", p)
-		}
-		row[p] = i
 	}
-	M, nl := len(compute), len(b.Logits)
-	if M == 0 {
-		return nil, errors.New("cuda: nothing to compute (empty Compute)")
+	if err := cache.grow(L); err != nil {
+		return nil, nil, err
 	}
-	if err := e.ensureWorkspace(M, nl); err != nil {
-		return nil, err
-	}
-	p := &plan{m: M, nl: nl, l: L, cache: cache, stats: so != nil, invTemp: 1}
+
+	// index words: ids[M] pos[M] rows[nl] score[nl] offsets[nl+1] banned[...]
 	ints := e.hostInts[:0]
 	for _, q := range compute {
 		ints = append(ints, b.Tokens[q])
@@ -643,33 +696,59 @@ func (e *Engine) prepare(b *Batch, so *StatsOptions) (*plan, error) {
 	for _, q := range compute {
 		ints = append(ints, int32(q))
 	}
-	for _, q := range b.Logits {
+	for _, q := range logitPos {
 		r, ok := row[q]
 		if !ok {
-			return nil, fmt.Errorf("cuda: logits position %d is not computed", q)
+			return nil, nil, fmt.Errorf("cuda: logits position %d is not computed", q)
 		}
 		ints = append(ints, int32(r))
 	}
+	p := &plan{m: M, nl: nl, l: L, cache: cache, stats: so != nil, invTemp: 1}
 	if so != nil {
-		ints = append(ints, so.Banned...)
-		p.nBanned = len(so.Banned)
+		for i := 0; i < nl; i++ {
+			s := int32(-1)
+			if so.Score != nil {
+				s = so.Score[i]
+			}
+			ints = append(ints, s)
+		}
+		off := int32(0)
+		for i := 0; i <= nl; i++ {
+			ints = append(ints, off)
+			if i < nl {
+				off += int32(len(so.Banned))
+				if so.RowBanned != nil {
+					off += int32(len(so.RowBanned[i]))
+				}
+			}
+		}
+		for i := 0; i < nl; i++ {
+			ints = append(ints, so.Banned...)
+			if so.RowBanned != nil {
+				ints = append(ints, so.RowBanned[i]...)
+			}
+		}
 		if so.Temperature > 0 {
 			p.invTemp = 1 / so.Temperature
 		}
-		if cap(e.statsBytes) < nl*20 {
-			e.statsBytes = make([]byte, e.ws.logitRows*20)
-		}
 	}
 	e.hostInts = ints
+	if err := e.ensureWorkspace(M, nl, len(ints)); err != nil {
+		return nil, nil, err
+	}
+	if cap(e.statsBytes) < nl*statsWords*4 {
+		e.statsBytes = make([]byte, e.ws.logitRows*statsWords*4)
+	}
 	base := e.ws.ints
 	p.ids, p.pos = base, base+devptr(4*M)
 	p.rows = p.pos + devptr(4*M)
-	p.banned = p.rows + devptr(4*nl)
+	p.score = p.rows + devptr(4*nl)
+	p.offsets = p.score + devptr(4*nl)
+	p.banned = p.offsets + devptr(4*(nl+1))
 	if err := e.be.upload(base, unsafe.Slice((*byte)(unsafe.Pointer(&ints[0])), len(ints)*4)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cache.n = max(cache.n, L)
-	return p, nil
+	return p, compute, nil
 }
 
 // execute runs the launches of a plan: replayed from a CUDA graph when the
@@ -678,7 +757,7 @@ func (e *Engine) execute(p *plan) error {
 	if e.noGraphs {
 		return e.launchAll(p)
 	}
-	key := graphKey{m: p.m, nl: p.nl, l: p.l, nBanned: p.nBanned, cache: p.cache.id, stats: p.stats, invTemp: math.Float32bits(p.invTemp)}
+	key := graphKey{m: p.m, nl: p.nl, l: p.l, cache: p.cache.id, stats: p.stats, invTemp: math.Float32bits(p.invTemp)}
 	e.tick++
 	if ge, ok := e.graphs[key]; ok {
 		ge.used = e.tick
@@ -733,6 +812,21 @@ func (e *Engine) dropGraphs() {
 	clear(e.seen)
 }
 
+// dropCacheGraphs forgets the graphs that use a cache about to move or go.
+func (e *Engine) dropCacheGraphs(id uint64) {
+	for k, ge := range e.graphs {
+		if k.cache == id {
+			ge.g.destroy()
+			delete(e.graphs, k)
+		}
+	}
+	for k := range e.seen {
+		if k.cache == id {
+			delete(e.seen, k)
+		}
+	}
+}
+
 const (
 	rowBlock = 256 // threads for the per-row kernels
 )
@@ -750,7 +844,7 @@ func (e *Engine) launchAll(p *plan) error {
 	}
 	cache := p.cache
 	if err := be.launch("embed_gather", d1(M), d1(rowBlock), 0,
-		[]karg{pArg(w.x), pArg(e.embed), pArg(p.ids), iArg(M), iArg(H)}); err != nil {
+		[]karg{pArg(w.x), pArg(e.embed), pArg(p.ids), iArg(M), iArg(H), fArg(c.embedScale())}); err != nil {
 		return err
 	}
 	qd := c.Heads * c.HeadDim
@@ -762,7 +856,7 @@ func (e *Engine) launchAll(p *plan) error {
 			[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(0), pArg(l.attnNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
 			return err
 		}
-		if err := e.linear(w.qkv, w.hi, lo, l.qkv, M, c.qkvDim(), H, 0); err != nil {
+		if err := e.linear(w.qkv, w.hi, lo, l.qkv, M, c.qkvDim(), H, 1, 0); err != nil {
 			return err
 		}
 		if err := be.launch("qkv_rope", d1(M), d1(rowBlock), 0,
@@ -775,21 +869,21 @@ func (e *Engine) launchAll(p *plan) error {
 				iArg(c.HeadDim), iArg(p.l), iArg(cache.capacity), fArg(scale)}); err != nil {
 			return err
 		}
-		if err := e.linear(w.x, w.hi, lo, l.o, M, H, qd, 1); err != nil {
+		if err := e.linear(w.x, w.hi, lo, l.o, M, H, qd, 1, 1); err != nil {
 			return err
 		}
 		if err := be.launch("rmsnorm", d1(M), d1(rowBlock), 0,
 			[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(0), pArg(l.mlpNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
 			return err
 		}
-		if err := e.linear(w.gu, w.hi, lo, l.gu, M, 2*c.Intermediate, H, 0); err != nil {
+		if err := e.linear(w.gu, w.hi, lo, l.gu, M, 2*c.Intermediate, H, 1, 0); err != nil {
 			return err
 		}
 		if err := be.launch("swiglu", d1(M), d1(rowBlock), 0,
 			[]karg{pArg(w.hi), pArg(lo), pArg(w.gu), iArg(M), iArg(c.Intermediate)}); err != nil {
 			return err
 		}
-		if err := e.linear(w.x, w.hi, lo, l.down, M, H, c.Intermediate, 1); err != nil {
+		if err := e.linear(w.x, w.hi, lo, l.down, M, H, c.Intermediate, 1, 1); err != nil {
 			return err
 		}
 	}
@@ -800,30 +894,28 @@ func (e *Engine) launchAll(p *plan) error {
 		[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(p.rows), pArg(e.finalNorm), iArg(p.nl), iArg(H), fArg(eps)}); err != nil {
 		return err
 	}
-	if err := e.linear(w.logits, w.hi, lo, e.head, p.nl, c.Vocab, H, 0); err != nil {
+	if err := e.linear(w.logits, w.hi, lo, e.head, p.nl, c.Vocab, H, c.logitScale(), 0); err != nil {
 		return err
 	}
 	if !p.stats {
 		return nil
 	}
-	if p.nBanned > 0 {
-		if err := be.launch("ban_tokens", d1(p.nl), d1(32), 0,
-			[]karg{pArg(w.logits), pArg(p.banned), iArg(p.nBanned), iArg(p.nl), iArg(c.Vocab)}); err != nil {
-			return err
-		}
-	}
 	n := p.nl
+	if err := be.launch("ban_tokens", d1(n), d1(32), 0,
+		[]karg{pArg(w.logits), pArg(p.banned), pArg(p.offsets), iArg(n), iArg(c.Vocab)}); err != nil {
+		return err
+	}
+	st := func(k int) karg { return pArg(w.stats + devptr(4*k*n)) }
 	return be.launch("row_stats", d1(n), d1(1024), 0,
-		[]karg{pArg(w.stats), pArg(w.stats + devptr(4*n)), pArg(w.stats + devptr(8*n)), pArg(w.stats + devptr(12*n)),
-			pArg(w.stats + devptr(16*n)), pArg(w.logits), iArg(n), iArg(c.Vocab), fArg(p.invTemp)})
+		[]karg{st(0), st(1), st(2), st(3), st(4), st(5), pArg(w.logits), pArg(p.score), iArg(n), iArg(c.Vocab), fArg(p.invTemp)})
 }
 
-// linear computes y[m][n] (+)= x[m][k]·W[n][k]ᵀ for row-major x and W. In
+// linear computes y[m][n] = alpha·x[m][k]·W[n][k]ᵀ (+ y when beta is 1) for row-major x and W. In
 // cuBLAS's column-major terms that is yᵀ[n×m] = W·xᵀ: A = W read
 // transposed (lda = k), B = xᵀ (ldb = k), C = yᵀ (ldc = n). With lo the
 // product of the remainder is added (Precise).
-func (e *Engine) linear(y, hi, lo, w devptr, m, n, k int, beta float32) error {
-	g := gemmArgs{transA: true, m: n, n: m, k: k, a: w, lda: k, b: hi, ldb: k, beta: beta, c: y, ldc: n}
+func (e *Engine) linear(y, hi, lo, w devptr, m, n, k int, alpha, beta float32) error {
+	g := gemmArgs{transA: true, m: n, n: m, k: k, a: w, lda: k, b: hi, ldb: k, alpha: alpha, beta: beta, c: y, ldc: n}
 	if err := e.be.gemm(g); err != nil {
 		return err
 	}
@@ -842,13 +934,12 @@ func attSmemBytes(hd int) int {
 
 // --- host-side conversions -------------------------------------------------
 
-// ropeInvFreq is 1/theta^(2i/d) rounded to float32 the way transformers
-// computes it (exponent and power in float32).
+// ropeInvFreq is θ^(-2i/d) rounded to float32, computed exactly as the CPU
+// engine (model.ropeInvFreq) does so that both rotate by the same angles.
 func ropeInvFreq(hd int, theta float64) []float32 {
 	f := make([]float32, hd/2)
 	for i := range f {
-		e := float32(2*i) / float32(hd)
-		f[i] = 1 / float32(math.Pow(theta, float64(e)))
+		f[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(hd)))
 	}
 	return f
 }

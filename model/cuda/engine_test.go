@@ -434,27 +434,41 @@ func TestEngineGraphReplay(t *testing.T) {
 }
 
 // TestEngineStats checks the sampler's device reductions against the same
-// reductions over the downloaded logits, with banned tokens and temperature.
+// reductions over the downloaded logits, with banned tokens (for all rows
+// and per row), temperature and a scored token.
 func TestEngineStats(t *testing.T) {
 	tc := tinyConfigs[1]
+	V := tc.cfg.Vocab
 	w := testModel(tc.cfg, tc.dt, tc.bias, tc.untied, 7)
 	e, _ := newEmuEngine(t, tc.cfg, w, Options{})
 	r := rand.New(rand.NewPCG(8, 8))
-	tokens := randomTokens(r, 17, tc.cfg.Vocab)
+	tokens := randomTokens(r, 17, V)
 	logits := []int{16, 2, 5}
 	ctx := context.Background()
-	full := make([]float32, len(logits)*tc.cfg.Vocab)
+	full := make([]float32, len(logits)*V)
 	if err := e.Forward(ctx, &Batch{Tokens: tokens, Logits: logits}, full); err != nil {
 		t.Fatal(err)
 	}
-	for _, so := range []StatsOptions{{}, {Temperature: 0.5, Banned: []int32{0, 1, 7}}} {
+	for _, so := range []StatsOptions{
+		{},
+		{Temperature: 0.5, Banned: []int32{0, 1, 7}, RowBanned: [][]int32{{3}, nil, {4, 5, 6}}, Score: []int32{9, -1, 0}},
+	} {
 		want := append([]float32(nil), full...)
-		refBanTokens(want, so.Banned, len(logits), tc.cfg.Vocab)
+		var ids, offsets []int32
+		for i := range logits {
+			offsets = append(offsets, int32(len(ids)))
+			ids = append(ids, so.Banned...)
+			if so.RowBanned != nil {
+				ids = append(ids, so.RowBanned[i]...)
+			}
+		}
+		offsets = append(offsets, int32(len(ids)))
+		refBanTokens(want, ids, offsets, len(logits), V)
 		inv := float32(1)
 		if so.Temperature > 0 {
 			inv = 1 / so.Temperature
 		}
-		ws := refRowStats(want, len(logits), tc.cfg.Vocab, inv)
+		ws := refRowStats(want, so.Score, len(logits), V, inv)
 		got := make([]TokenStats, len(logits))
 		for rep := 0; rep < 3; rep++ { // the third replays a graph
 			if err := e.Stats(ctx, &Batch{Tokens: tokens, Logits: logits}, so, got); err != nil {
@@ -463,16 +477,24 @@ func TestEngineStats(t *testing.T) {
 			for i := range got {
 				g, w := got[i], ws[i]
 				if g.Top1 != w.Top1 || g.Top2 != w.Top2 || math.Abs(float64(g.P1-w.P1)) > 1e-5 ||
-					math.Abs(float64(g.P2-w.P2)) > 1e-5 || math.Abs(float64(g.Entropy-w.Entropy)) > 1e-4 {
+					math.Abs(float64(g.P2-w.P2)) > 1e-5 || math.Abs(float64(g.Entropy-w.Entropy)) > 1e-4 ||
+					!(g.ScoreLogP == w.ScoreLogP || math.Abs(float64(g.ScoreLogP-w.ScoreLogP)) < 1e-4) {
 					t.Fatalf("%+v row %d: got %+v, want %+v", so, i, g, w)
 				}
-				for _, b := range so.Banned {
+				banned := append([]int32(nil), so.Banned...)
+				if so.RowBanned != nil {
+					banned = append(banned, so.RowBanned[i]...)
+				}
+				for _, b := range banned {
 					if g.Top1 == b || g.Top2 == b {
 						t.Fatalf("banned token %d chosen: %+v", b, g)
 					}
 				}
 			}
 		}
+	}
+	if err := e.Stats(ctx, &Batch{Tokens: tokens, Logits: logits}, StatsOptions{RowBanned: [][]int32{{1}}}, make([]TokenStats, 3)); err == nil {
+		t.Error("RowBanned of the wrong length accepted")
 	}
 }
 
@@ -497,7 +519,7 @@ func TestCacheShift(t *testing.T) {
 			next = append(append([]int32(nil), tokens[:from+delta]...), tokens[from:]...)
 		}
 		shifted, _ := e.NewCache(40)
-		if err := e.Forward(ctx, &Batch{Tokens: tokens, Cache: shifted}, nil); err != nil {
+		if err := e.Forward(ctx, &Batch{Tokens: tokens, Logits: []int{}, Cache: shifted}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := shifted.Shift(from, delta); err != nil {
@@ -507,7 +529,7 @@ func TestCacheShift(t *testing.T) {
 			t.Fatalf("Len after shift %d, want %d", shifted.Len(), len(next))
 		}
 		fresh, _ := e.NewCache(40)
-		if err := e.Forward(ctx, &Batch{Tokens: next, Cache: fresh}, nil); err != nil {
+		if err := e.Forward(ctx, &Batch{Tokens: next, Logits: []int{}, Cache: fresh}, nil); err != nil {
 			t.Fatal(err)
 		}
 		hd, capy := cfg.HeadDim, 40
@@ -530,8 +552,14 @@ func TestCacheShift(t *testing.T) {
 		fresh.Free()
 	}
 	c, _ := e.NewCache(10)
-	if err := c.Shift(0, 11); err == nil {
-		t.Error("shift past capacity accepted")
+	if err := c.Shift(1, 2); err == nil {
+		t.Error("shift from beyond the cached sequence accepted")
+	}
+	if err := c.Shift(0, 50); err != nil || c.Len() != 50 || c.Capacity() < 50 {
+		t.Errorf("shift growing the cache: err %v, len %d, capacity %d", err, c.Len(), c.Capacity())
+	}
+	if err := c.Shift(3, -4); err == nil {
+		t.Error("shift before position 0 accepted")
 	}
 }
 
@@ -611,7 +639,7 @@ func TestBatchValidation(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := e.Forward(cctx, &Batch{Tokens: []int32{1}}, nil); err == nil {
+	if err := e.Forward(cctx, &Batch{Tokens: []int32{1}, Logits: []int{}}, nil); err == nil {
 		t.Error("cancelled context ignored")
 	}
 	if err := e.Stats(ctx, &Batch{Tokens: []int32{1}, Logits: []int{0}}, StatsOptions{Banned: []int32{int32(V)}}, make([]TokenStats, 1)); err == nil {
@@ -657,5 +685,38 @@ func TestEngineTooLittleMemory(t *testing.T) {
 	_, err := newEngine(m, tc.cfg, testModel(tc.cfg, tc.dt, tc.bias, tc.untied, 1), Options{})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestCacheGrows runs a sequence longer than the cache: the cache grows and
+// keeps what it held (with one layer, K/V depend only on token and position,
+// so extending a sequence by computing only the new positions must give the
+// full pass's logits).
+func TestCacheGrows(t *testing.T) {
+	cfg := tinyConfigs[0].cfg
+	cfg.Layers = 1
+	w := testModel(cfg, BF16, true, false, 21)
+	e, _ := newEmuEngine(t, cfg, w, Options{})
+	r := rand.New(rand.NewPCG(22, 22))
+	ctx := context.Background()
+	tokens := randomTokens(r, 30, cfg.Vocab)
+	c, _ := e.NewCache(16)
+	if err := e.Forward(ctx, &Batch{Tokens: tokens[:12], Logits: []int{}, Cache: c}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var compute []int
+	for p := 12; p < 30; p++ {
+		compute = append(compute, p)
+	}
+	got := make([]float32, len(compute)*cfg.Vocab)
+	if err := e.Forward(ctx, &Batch{Tokens: tokens, Compute: compute, Cache: c}, got); err != nil {
+		t.Fatal(err)
+	}
+	if c.Capacity() < 30 || c.Len() != 30 {
+		t.Fatalf("capacity %d, len %d", c.Capacity(), c.Len())
+	}
+	want := refForward(cfg, w, tokens)[12:]
+	if re := relErr(got, want); re > 1e-4 {
+		t.Fatalf("relative error %.3g", re)
 	}
 }

@@ -74,7 +74,7 @@ func TestPTXSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"embed_gather": "pppii",
+		"embed_gather": "pppiif",
 		"rmsnorm":      "pppppiif",
 		"rmsnorm_f32":  "pppiif",
 		"add_bias":     "ppii",
@@ -82,10 +82,10 @@ func TestPTXSignatures(t *testing.T) {
 		"rope_rotate":  "ppiiiiii",
 		"attention":    "pppppiiiiiif",
 		"swiglu":       "pppii",
-		"ban_tokens":   "ppiii",
-		"row_stats":    "ppppppiif",
+		"ban_tokens":   "pppii",
+		"row_stats":    "ppppppppiif",
 		"gather_rows":  "pppii",
-		"gemm_bf16":    "pppiiif",
+		"gemm_bf16":    "pppiiiff",
 	}
 	for name, w := range want {
 		got := ""
@@ -218,7 +218,7 @@ func TestArgPacking(t *testing.T) {
 
 func TestDecodeStats(t *testing.T) {
 	n := 2
-	buf := make([]byte, 20*n)
+	buf := make([]byte, 4*statsWords*n)
 	put := func(k, i int, v uint32) {
 		o := (k*n + i) * 4
 		buf[o], buf[o+1], buf[o+2], buf[o+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)

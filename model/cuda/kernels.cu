@@ -59,13 +59,13 @@ __device__ float block_sum(float v, float *red) {
 	return warp_sum(v);
 }
 
-// x[i][:] = embed[ids[i]][:] for i < n. grid (n), any block size.
-extern "C" __global__ void embed_gather(float *x, const bf16 *embed, const int *ids, int n, int hidden) {
+// x[i][:] = scale * embed[ids[i]][:] for i < n. grid (n), any block size.
+extern "C" __global__ void embed_gather(float *x, const bf16 *embed, const int *ids, int n, int hidden, float scale) {
 	int i = blockIdx.x;
 	if (i >= n) return;
 	const bf16 *row = embed + (long)ids[i] * hidden;
 	float *out = x + (long)i * hidden;
-	for (int d = threadIdx.x; d < hidden; d += blockDim.x) out[d] = bf2f(row[d]);
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) out[d] = scale == 1.f ? bf2f(row[d]) : bf2f(row[d]) * scale;
 }
 
 // RMSNorm of rows of x, written as bf16 hi (and lo): out[i] = x[r]*rsqrt(mean(x[r]^2)+eps)*w
@@ -249,12 +249,14 @@ extern "C" __global__ void swiglu(bf16 *hi, bf16 *lo, const float *gu, int n, in
 	}
 }
 
-// Sets logits of the listed token ids to -inf in every row (tokens a sampler
-// must never pick, such as the mask token). grid (n), block >= 1.
-extern "C" __global__ void ban_tokens(float *logits, const int *ids, int nids, int n, int vocab) {
+// Sets to -inf, in row i, the logits of ids[offsets[i] .. offsets[i+1]):
+// tokens the sampler must not pick there (the mask token, an end token
+// where a span cannot end, newlines in a single-line span...).
+// grid (n), any block.
+extern "C" __global__ void ban_tokens(float *logits, const int *ids, const int *offsets, int n, int vocab) {
 	int i = blockIdx.x;
 	if (i >= n) return;
-	for (int t = threadIdx.x; t < nids; t += blockDim.x) logits[(long)i * vocab + ids[t]] = -INFINITY;
+	for (int t = offsets[i] + threadIdx.x; t < offsets[i + 1]; t += blockDim.x) logits[(long)i * vocab + ids[t]] = -INFINITY;
 }
 
 // Running summary of a row of scaled logits x: m = max, s = sum exp(x-m),
@@ -321,17 +323,25 @@ __device__ rowstat stat_shfl(const rowstat &a, int o) {
 	return b;
 }
 
+__device__ __forceinline__ rowstat stat_empty() {
+	rowstat a;
+	a.m = -INFINITY; a.s = 0.f; a.t = 0.f; a.v1 = -INFINITY; a.v2 = -INFINITY;
+	a.i1 = 0x7fffffff; a.i2 = 0x7fffffff;
+	return a;
+}
+
 // Per row of logits ([n][vocab], scaled by invTemp): the two most likely
-// tokens, their probabilities and the entropy (nats) of the softmax, so that
-// the sampler reads 20 bytes per position instead of the whole row.
+// tokens, their probabilities, the entropy (nats) of the softmax and the
+// log-probability of token score[i] (when score is not NULL and score[i] >=
+// 0), so that the sampler reads 24 bytes per position instead of the row.
 // grid (n), block a multiple of 32 up to 1024.
-extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2, float *entropy,
-	const float *logits, int n, int vocab, float invTemp) {
+extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2, float *entropy, float *scoreLogp,
+	const float *logits, const int *score, int n, int vocab, float invTemp) {
 	__shared__ rowstat red[WARP];
 	int i = blockIdx.x;
 	if (i >= n) return;
 	const float *row = logits + (long)i * vocab;
-	rowstat a = {-INFINITY, 0.f, 0.f, -INFINITY, -INFINITY, 0x7fffffff, 0x7fffffff};
+	rowstat a = stat_empty();
 	for (int j = threadIdx.x; j < vocab; j += blockDim.x) stat_add(a, row[j] * invTemp, j);
 	for (int o = WARP / 2; o > 0; o >>= 1) {
 		rowstat b = stat_shfl(a, o);
@@ -341,18 +351,20 @@ extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2,
 	if (lane == 0) red[w] = a;
 	__syncthreads();
 	if (w != 0) return;
-	if (lane < nw) a = red[lane];
-	else a = (rowstat){-INFINITY, 0.f, 0.f, -INFINITY, -INFINITY, 0x7fffffff, 0x7fffffff};
+	a = lane < nw ? red[lane] : stat_empty();
 	for (int o = WARP / 2; o > 0; o >>= 1) {
 		rowstat b = stat_shfl(a, o);
 		stat_merge(a, b);
 	}
 	if (lane != 0) return;
+	bool any = a.s > 0.f;
 	top1[i] = a.i1;
 	top2[i] = a.i2;
-	p1[i] = a.s > 0.f ? expf(a.v1 - a.m) / a.s : 0.f;
-	p2[i] = a.s > 0.f && a.v2 > -INFINITY ? expf(a.v2 - a.m) / a.s : 0.f;
-	entropy[i] = a.s > 0.f ? logf(a.s) - a.t / a.s : 0.f;
+	p1[i] = any ? expf(a.v1 - a.m) / a.s : 0.f;
+	p2[i] = any && a.v2 > -INFINITY ? expf(a.v2 - a.m) / a.s : 0.f;
+	entropy[i] = any ? logf(a.s) - a.t / a.s : 0.f;
+	int sc = score ? score[i] : -1;
+	scoreLogp[i] = sc >= 0 && sc < vocab && any ? row[sc] * invTemp - a.m - logf(a.s) : -INFINITY;
 }
 
 // Gathers rows of a float32 matrix: out[i][:] = in[rows[i]][:]. grid (n).
@@ -367,11 +379,11 @@ extern "C" __global__ void gather_rows(float *out, const float *in, const int *r
 #define GK 16 // depth of one shared-memory stage
 
 // Fallback matrix product when cuBLAS cannot be loaded:
-// y[m][nn] = beta*y + x[m][k]·W[nn][k]ᵀ, bf16 inputs, float32 accumulation.
+// y[m][nn] = alpha*x[m][k]·W[nn][k]ᵀ + beta*y, bf16 inputs, float32 accumulation.
 // A plain 64x64-tile kernel (16x16 threads, 4x4 outputs each): correct and
 // an order of magnitude slower than cuBLAS on tensor cores.
 // grid (ceil(nn/64), ceil(m/64)), block (16, 16).
-extern "C" __global__ void gemm_bf16(float *y, const bf16 *x, const bf16 *W, int m, int nn, int k, float beta) {
+extern "C" __global__ void gemm_bf16(float *y, const bf16 *x, const bf16 *W, int m, int nn, int k, float alpha, float beta) {
 	__shared__ float xs[GK][GT + 1];
 	__shared__ float ws[GK][GT + 1];
 	int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
@@ -406,7 +418,7 @@ extern "C" __global__ void gemm_bf16(float *y, const bf16 *x, const bf16 *W, int
 			int c = col0 + tx + 16 * v;
 			if (c >= nn) continue;
 			float *o = y + (long)r * nn + c;
-			*o = beta != 0.f ? beta * *o + acc[u][v] : acc[u][v];
+			*o = beta != 0.f ? alpha * acc[u][v] + beta * *o : alpha * acc[u][v];
 		}
 	}
 }

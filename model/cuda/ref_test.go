@@ -9,10 +9,10 @@ import (
 // emulator runs them in place of the GPU; the device tests hold the GPU
 // kernels to them.
 
-func refEmbed(x []float32, embed []uint16, ids []int32, n, hidden int) {
+func refEmbed(x []float32, embed []uint16, ids []int32, n, hidden int, scale float32) {
 	for i := 0; i < n; i++ {
 		for d := 0; d < hidden; d++ {
-			x[i*hidden+d] = bf16ToF32(embed[int(ids[i])*hidden+d])
+			x[i*hidden+d] = bf16ToF32(embed[int(ids[i])*hidden+d]) * scale
 		}
 	}
 }
@@ -162,16 +162,16 @@ func refSwiGLU(hi, lo []uint16, gu []float32, n, inter int) {
 	}
 }
 
-func refBanTokens(logits []float32, ids []int32, n, vocab int) {
+func refBanTokens(logits []float32, ids, offsets []int32, n, vocab int) {
 	for i := 0; i < n; i++ {
-		for _, id := range ids {
+		for _, id := range ids[offsets[i]:offsets[i+1]] {
 			logits[i*vocab+int(id)] = float32(math.Inf(-1))
 		}
 	}
 }
 
 // refRowStats is the sampler's reduction in float64, ties to the lower index.
-func refRowStats(logits []float32, n, vocab int, invTemp float32) []TokenStats {
+func refRowStats(logits []float32, score []int32, n, vocab int, invTemp float32) []TokenStats {
 	out := make([]TokenStats, n)
 	for i := 0; i < n; i++ {
 		row := logits[i*vocab : (i+1)*vocab]
@@ -204,6 +204,10 @@ func refRowStats(logits []float32, n, vocab int, invTemp float32) []TokenStats {
 		st.P1 = float32(math.Exp(float64(row[i1]*invTemp)-m) / z)
 		if i2 >= 0 {
 			st.P2 = float32(math.Exp(float64(row[i2]*invTemp)-m) / z)
+		}
+		st.ScoreLogP = float32(math.Inf(-1))
+		if score != nil && score[i] >= 0 {
+			st.ScoreLogP = float32(float64(row[score[i]]*invTemp) - m - math.Log(z))
 		}
 		out[i] = st
 	}
@@ -238,6 +242,7 @@ func refGemmEx(g gemmArgs, a, b []uint16, c []float32) {
 				s += opA(i, p) * opB(p, j)
 			}
 			o := &c[j*g.ldc+i]
+			s *= float64(g.alpha)
 			if g.beta != 0 {
 				s += float64(g.beta) * float64(*o)
 			}
@@ -246,8 +251,8 @@ func refGemmEx(g gemmArgs, a, b []uint16, c []float32) {
 	}
 }
 
-// refGemmBF16 is the fallback kernel: y[m][nn] = beta*y + x[m][k]·W[nn][k]ᵀ.
-func refGemmBF16(y []float32, x, w []uint16, m, nn, k int, beta float32) {
+// refGemmBF16 is the fallback kernel: y[m][nn] = alpha*x[m][k]·W[nn][k]ᵀ + beta*y.
+func refGemmBF16(y []float32, x, w []uint16, m, nn, k int, alpha, beta float32) {
 	for i := 0; i < m; i++ {
 		for j := 0; j < nn; j++ {
 			var s float64
@@ -255,6 +260,7 @@ func refGemmBF16(y []float32, x, w []uint16, m, nn, k int, beta float32) {
 				s += float64(bf16ToF32(x[i*k+p])) * float64(bf16ToF32(w[j*k+p]))
 			}
 			o := &y[i*nn+j]
+			s *= float64(alpha)
 			if beta != 0 {
 				s += float64(beta) * float64(*o)
 			}
