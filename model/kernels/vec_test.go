@@ -1,0 +1,179 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// vecLens covers empty, every tail length of the 8- and 16-lane loops and
+// of the unrolled 32- and 64-element loops, and longer vectors.
+var vecLens = func() []int {
+	var l []int
+	for n := 0; n <= 70; n++ {
+		l = append(l, n)
+	}
+	return append(l, 127, 128, 129, 1000, 4099)
+}()
+
+// vecInputs returns n random floats scaled by amp, starting at an odd
+// offset into their backing array so that no vector load is aligned.
+func vecInputs(r *rand.Rand, n int, amp float64) []float32 {
+	v := make([]float32, n+1)
+	for i := range v {
+		v[i] = float32(r.NormFloat64() * amp)
+	}
+	return v[1:]
+}
+
+// near reports whether got is within rel of want, relative to scale.
+func near(got float32, want, scale, rel float64) bool {
+	return math.Abs(float64(got)-want) <= rel*scale && !math.IsNaN(float64(got))
+}
+
+func TestDotAxpy(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, n := range vecLens {
+			a, b := vecInputs(r, n, 1), vecInputs(r, n, 1)
+			var ref, mag float64
+			for i := range a {
+				ref += float64(a[i]) * float64(b[i])
+				mag += math.Abs(float64(a[i]) * float64(b[i]))
+			}
+			if got := Dot(a, b); !near(got, ref, mag, 1e-6) {
+				t.Errorf("Dot n=%d: %g, want %g", n, got, ref)
+			}
+			y := append([]float32(nil), b...)
+			guard := append(y[:n:n], 42) // Axpy must not write past n
+			y = guard[:n]
+			Axpy(0.75, a, y)
+			for i := range y {
+				want := float64(b[i]) + 0.75*float64(a[i])
+				if !near(y[i], want, math.Abs(float64(b[i]))+math.Abs(0.75*float64(a[i])), 1e-6) {
+					t.Fatalf("Axpy n=%d: y[%d] = %g, want %g", n, i, y[i], want)
+				}
+			}
+			if guard[n] != 42 {
+				t.Fatalf("Axpy n=%d wrote past the end", n)
+			}
+		}
+	})
+}
+
+func TestSoftmax(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, n := range vecLens[1:] {
+			for _, amp := range []float64{1, 30} { // 30: exps far below the max underflow
+				x := vecInputs(r, n, amp)
+				x[n/2] = 1e4 / float32(amp) // a dominant score must not overflow
+				orig := append([]float32(nil), x...)
+				const scale = 0.125
+				Softmax(x, scale)
+				m := math.Inf(-1)
+				for _, v := range orig {
+					m = math.Max(m, scale*float64(v))
+				}
+				var sum float64
+				for _, v := range orig {
+					sum += math.Exp(scale*float64(v) - m)
+				}
+				for i, v := range orig {
+					want := math.Exp(scale*float64(v)-m) / sum
+					// 1e-5 relative, or 1e-35 absolute: exp flushes
+					// values beneath e^-87 to zero.
+					if !near(x[i], want, math.Max(want, 1e-30), 1e-5) {
+						t.Fatalf("Softmax n=%d amp=%g: x[%d] = %g, want %g", n, amp, i, x[i], want)
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestMax(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, n := range vecLens[1:] {
+			for pos := 0; pos < n; pos += max(1, n/7) {
+				x := vecInputs(r, n, 1)
+				x[pos] = 100
+				if got := Max(x); got != 100 {
+					t.Fatalf("Max n=%d with the max at %d: %g", n, pos, got)
+				}
+			}
+			x := vecInputs(r, n, 1)
+			for i := range x {
+				x[i] = -float32(i) - 5 // all negative: the tail must not add zeros
+			}
+			if got := Max(x); got != -5 {
+				t.Fatalf("Max n=%d of negatives: %g, want -5", n, got)
+			}
+		}
+	})
+}
+
+func TestRMSNormSwiGLU(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for _, n := range vecLens[1:] {
+			x, w := vecInputs(r, n, 3), vecInputs(r, n, 1)
+			out := make([]float32, n)
+			const eps = 1e-6
+			RMSNorm(out, x, w, eps)
+			var ss float64
+			for _, v := range x {
+				ss += float64(v) * float64(v)
+			}
+			s := 1 / math.Sqrt(ss/float64(n)+eps)
+			for i := range x {
+				want := float64(x[i]) * s * float64(w[i])
+				if !near(out[i], want, math.Abs(want), 1e-5) {
+					t.Fatalf("RMSNorm n=%d: out[%d] = %g, want %g", n, i, out[i], want)
+				}
+			}
+
+			g, u := vecInputs(r, n, 4), vecInputs(r, n, 1)
+			if n > 3 {
+				g[0], g[1], g[2] = 120, -120, 0 // exp clamps on both sides
+			}
+			SwiGLU(out, g, u)
+			for i := range g {
+				gf := float64(g[i])
+				want := gf / (1 + math.Exp(-gf)) * float64(u[i])
+				if !near(out[i], want, math.Max(math.Abs(want), 1e-30), 1e-5) {
+					t.Fatalf("SwiGLU n=%d: out[%d] = %g, want %g (g=%g u=%g)", n, i, out[i], want, g[i], u[i])
+				}
+			}
+			SwiGLU(g, g, u) // in place
+			for i := range g {
+				if g[i] != out[i] {
+					t.Fatalf("SwiGLU in place n=%d: [%d] %g != %g", n, i, g[i], out[i])
+				}
+			}
+		}
+	})
+}
+
+func BenchmarkVec(b *testing.B) {
+	for _, n := range []int{64, 512, 4864} {
+		r := rand.New(rand.NewPCG(1, 2))
+		x, y, w := vecInputs(r, n, 1), vecInputs(r, n, 1), vecInputs(r, n, 1)
+		out := make([]float32, n)
+		run := func(name string, f func()) {
+			b.Run(fmt.Sprintf("%s/n%d", name, n), func(b *testing.B) {
+				for b.Loop() {
+					f()
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+			})
+		}
+		run("dot", func() { Dot(x, y) })
+		run("axpy", func() { Axpy(1e-9, x, y) })
+		run("softmax", func() { Softmax(out, 0.125) })
+		run("rmsnorm", func() { RMSNorm(out, x, w, 1e-6) })
+		run("swiglu", func() { SwiGLU(out, x, y) })
+	}
+}
