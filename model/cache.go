@@ -17,6 +17,8 @@ import (
 //
 // A Cache belongs to the Model that made it and is not safe for concurrent use.
 type Cache struct {
+	dev DeviceCache // non-nil: the keys and values live on the backend's device (backend.go)
+
 	owner                    *Model
 	layers, kvHeads, headDim int
 	invFreq                  []float32
@@ -30,6 +32,9 @@ type Cache struct {
 // NewCache returns an empty cache with room for capacity positions; it grows
 // when a longer sequence is run.
 func (m *Model) NewCache(capacity int) *Cache {
+	if c := m.newDeviceCache(capacity); c != nil {
+		return c
+	}
 	c := &Cache{
 		owner:   m,
 		layers:  m.Config.Layers,
@@ -44,16 +49,28 @@ func (m *Model) NewCache(capacity int) *Cache {
 }
 
 // Len returns the length of the sequence whose keys and values the cache holds.
-func (c *Cache) Len() int { return c.n }
+func (c *Cache) Len() int {
+	if c.dev != nil {
+		return c.dev.Len()
+	}
+	return c.n
+}
 
 // Reset empties the cache, keeping its memory.
 func (c *Cache) Reset() {
+	if c.dev != nil {
+		c.dev.Reset()
+		return
+	}
 	c.n = 0
 	clear(c.valid)
 }
 
 // Clone returns an independent copy.
 func (c *Cache) Clone() *Cache {
+	if c.dev != nil {
+		return c.cloneDevice()
+	}
 	d := *c
 	d.valid = append([]bool(nil), c.valid...)
 	d.k = make([][]float32, len(c.k))
@@ -109,6 +126,9 @@ func (c *Cache) kv(l, g int) (k, v []float32) {
 // [from, from+delta) are left uncomputed: the next Forward must include them
 // in Compute. Deleted positions are dropped.
 func (c *Cache) Shift(from, delta int) error {
+	if c.dev != nil {
+		return c.dev.Shift(from, delta)
+	}
 	if from < 0 || from > c.n {
 		return fmt.Errorf("cache shift: from %d outside the cached sequence [0, %d]", from, c.n)
 	}

@@ -51,10 +51,10 @@ type seqRun struct {
 	k, v []float32
 }
 
-// ForwardBatch runs several sequences in one pass: their computed positions
-// share the matrix multiplies, attention stays within each sequence. It
-// returns one logits tensor per batch.
-func (m *Model) ForwardBatch(ctx context.Context, batches []*Batch) ([]*tensor.Dense, error) {
+// forwardCPU is ForwardBatch (backend.go) on the CPU: several sequences in
+// one pass, their computed positions sharing the matrix multiplies,
+// attention within each sequence; one logits tensor per batch.
+func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Dense, error) {
 	cfg := &m.Config
 	if len(batches) == 0 {
 		return nil, nil

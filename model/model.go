@@ -56,6 +56,12 @@ type Model struct {
 	head   *kernels.Linear
 
 	release []func() error
+
+	// Set by SetBackend (backend.go); tensors and lay keep the checkpoint's
+	// raw weights reachable for a backend to upload.
+	backend Backend
+	tensors map[string]*tensorData
+	lay     layout
 }
 
 // Close unmaps the checkpoint files. The Model must not be used afterwards.
@@ -318,6 +324,7 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 	} else {
 		m.head = emb.linear(cfg.Vocab, h)
 	}
+	m.tensors, m.lay = all, lay
 	switch len(dtypes) {
 	case 1:
 		for d := range dtypes {
