@@ -334,15 +334,13 @@ func (m *Model) attend(out, q []float32, r *seqRun, layer int) {
 				for i := 0; i < c; i++ {
 					src := q[(r.row0+c0+i)*qd+head*d:][:d]
 					dst := qg[(hh*c+i)*d:][:d]
-					for j, x := range src {
-						dst[j] = x * scale
-					}
+					copy(dst, src)
 				}
 			}
 			kernels.MatMul(scores, qg, keys, group*c, T, d, true)
 			parallelRows(group*c, func(r0, r1 int) {
 				for i := r0; i < r1; i++ {
-					softmax(scores[i*T : (i+1)*T])
+					kernels.Softmax(scores[i*T:(i+1)*T], scale)
 				}
 			})
 			kernels.MatMul(o, scores, values, group*c, d, T, false)
@@ -362,15 +360,7 @@ func rmsNormRows(dst, x, w []float32, eps float64, rows int) {
 	h := len(w)
 	parallelRows(rows, func(r0, r1 int) {
 		for i := r0; i < r1; i++ {
-			xr, dr := x[i*h:(i+1)*h], dst[i*h:(i+1)*h]
-			var ss float64
-			for _, v := range xr {
-				ss += float64(v) * float64(v)
-			}
-			s := 1 / math.Sqrt(ss/float64(h)+eps)
-			for j, v := range xr {
-				dr[j] = w[j] * float32(float64(v)*s)
-			}
+			kernels.RMSNorm(dst[i*h:(i+1)*h], x[i*h:(i+1)*h], w, float32(eps))
 		}
 	})
 }
@@ -388,39 +378,15 @@ func addBias(y, b []float32, rows int) {
 	}
 }
 
-func addRows(x, y []float32) {
-	for i, v := range y {
-		x[i] += v
-	}
-}
+func addRows(x, y []float32) { kernels.Add(x, y) }
 
 // siluMul sets g = silu(g) * u, the SwiGLU gate.
 func siluMul(g, u []float32) {
-	parallelRows(len(g)/1024+1, func(r0, r1 int) {
-		lo, hi := r0*1024, min(r1*1024, len(g))
-		for i := lo; i < hi; i++ {
-			x := g[i]
-			g[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
-		}
+	const chunk = 4096
+	parallelRows((len(g)+chunk-1)/chunk, func(r0, r1 int) {
+		lo, hi := r0*chunk, min(r1*chunk, len(g))
+		kernels.SwiGLU(g[lo:hi], g[lo:hi], u[lo:hi])
 	})
-}
-
-// softmax normalises x in place.
-func softmax(x []float32) {
-	mx := x[0]
-	for _, v := range x[1:] {
-		mx = max(mx, v)
-	}
-	var sum float64
-	for i, v := range x {
-		e := math.Exp(float64(v - mx))
-		x[i] = float32(e)
-		sum += e
-	}
-	inv := float32(1 / sum)
-	for i := range x {
-		x[i] *= inv
-	}
 }
 
 // parallelRows splits [0, n) across the CPUs for the element-wise steps; the
