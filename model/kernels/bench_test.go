@@ -33,3 +33,30 @@ func BenchmarkLinear(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAttention is one head (single goroutine) and 14 heads over 2
+// kv heads (Qwen2-0.5B) on the default pool, 512 tokens, head size 64.
+func BenchmarkAttention(b *testing.B) {
+	const n, d = 512, 64
+	r := rand.New(rand.NewPCG(1, 2))
+	b.Run("head", func(b *testing.B) {
+		q, k, v := randF32(r, n*d), randF32(r, n*d), randF32(r, n*d)
+		out := make([]float32, n*d)
+		ws := new(AttentionWorkspace)
+		for b.Loop() {
+			Attention(out, d, q, d, k, d, v, d, n, n, d, 0.125, ws)
+		}
+		b.ReportMetric(4*n*n*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("qwen2-0.5b", func(b *testing.B) {
+		const heads, kvHeads = 14, 2
+		q, out := randF32(r, n*heads*d), make([]float32, n*heads*d)
+		k, v := randF32(r, n*kvHeads*d), randF32(r, n*kvHeads*d)
+		kv := func(g int) ([]float32, int, []float32, int) { return k[g*d:], kvHeads * d, v[g*d:], kvHeads * d }
+		p := DefaultPool()
+		for b.Loop() {
+			p.MultiHeadAttention(out, heads*d, q, heads*d, kv, n, n, heads, kvHeads, d, 0.125)
+		}
+		b.ReportMetric(4*n*n*d*heads*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+}

@@ -217,11 +217,10 @@ func MatMul(c, a, b []float32, m, n, k int, transB bool) {
 		clear(c[:m*n])
 		return
 	}
-	var l *Linear
+	l := newLinear(dtF32, n, k, curISA, nil)
 	if transB {
-		l = NewLinearF32(b, n, k)
+		packPanels(l.f32, b, k, l, false)
 	} else {
-		l = newLinear(dtF32, n, k, curISA, nil)
 		packPanelsT(l.f32, b, n, l)
 	}
 	l.gemm(c, n, a, k, m)

@@ -47,7 +47,7 @@ func WithPool(p *Pool) Option { return func(o *options) { o.pool = p } }
 func NewLinearF32(w []float32, n, k int, opts ...Option) *Linear {
 	checkWeights(len(w), n, k)
 	l := newLinear(dtF32, n, k, curISA, opts)
-	packPanels(l.f32, w, l, false)
+	packPanels(l.f32, w, k, l, false)
 	return l
 }
 
@@ -55,7 +55,7 @@ func NewLinearF32(w []float32, n, k int, opts ...Option) *Linear {
 func NewLinearBF16(w []uint16, n, k int, opts ...Option) *Linear {
 	checkWeights(len(w), n, k)
 	l := newLinear(dtBF16, n, k, curISA, opts)
-	packPanels(l.u16, w, l, true)
+	packPanels(l.u16, w, k, l, true)
 	return l
 }
 
@@ -70,7 +70,7 @@ func NewLinearF16(w []uint16, n, k int, opts ...Option) *Linear {
 		return NewLinearF32(f, n, k, opts...)
 	}
 	l := newLinear(dtF16, n, k, curISA, opts)
-	packPanels(l.u16, w, l, false)
+	packPanels(l.u16, w, k, l, false)
 	return l
 }
 
@@ -112,12 +112,14 @@ func newLinear(dt dtype, n, k int, s isa, opts []Option) *Linear {
 // DType reports the weight type the panels hold: "f32", "bf16" or "f16".
 func (l *Linear) DType() string { return l.dt.String() }
 
-// packPanels fills dst with the panels of w ([N][K], row-major). Columns
-// past N are zero. Each panel is its own item for the pool: packing a large
-// model is a pass over all its weights. With pairs, lane j of each 32-bit
-// pair holds columns j and j+nr/2 of the panel, so that one shift and one
-// mask widen a whole bf16 row in the kernel.
-func packPanels[T float32 | uint16](dst, w []T, l *Linear, pairs bool) {
+// packPanels fills dst with the panels of w ([N][K], row stride ldw).
+// Columns of the last panel past N are left as they were (zero in a new
+// Linear): the kernel computes them aside and drops them. Each panel is
+// its own item for the pool: packing a large model is a pass over all its
+// weights. With pairs, lane j of each 32-bit pair holds columns j and
+// j+nr/2 of the panel, so that one shift and one mask widen a whole bf16
+// row in the kernel.
+func packPanels[T float32 | uint16](dst, w []T, ldw int, l *Linear, pairs bool) {
 	nr, k, n := l.nr, l.K, l.N
 	half := nr / 2
 	l.pool.Run(l.panels, func(p int) {
@@ -127,7 +129,7 @@ func packPanels[T float32 | uint16](dst, w []T, l *Linear, pairs bool) {
 			if pairs {
 				pos = c%half*2 + c/half
 			}
-			src := w[(p*nr+c)*k : (p*nr+c+1)*k]
+			src := w[(p*nr+c)*ldw:][:k]
 			d := dst[base+pos:]
 			for kk, v := range src {
 				d[kk*nr] = v

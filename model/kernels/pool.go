@@ -20,6 +20,8 @@ type Pool struct {
 
 	closed atomic.Bool
 	once   sync.Once
+
+	attn sync.Pool // *AttentionWorkspace, reused across MultiHeadAttention calls
 }
 
 // A job is one Run call: n items handed out one at a time.
@@ -50,10 +52,17 @@ var defaultPool = sync.OnceValue(func() *Pool { return NewPool(0) })
 // DefaultPool returns the shared pool sized to GOMAXPROCS at its first use.
 func DefaultPool() *Pool { return defaultPool() }
 
-// Workers reports how many goroutines a call may run on, the caller included.
-func (p *Pool) Workers() int { return p.n }
+// Workers reports how many goroutines a call may run on, the caller
+// included. A nil Pool runs everything on the caller.
+func (p *Pool) Workers() int {
+	if p == nil {
+		return 1
+	}
+	return p.n
+}
 
 // Close stops the workers. Calls after Close run on the caller's goroutine.
+// Close must not be called on DefaultPool.
 func (p *Pool) Close() {
 	p.once.Do(func() {
 		p.closed.Store(true)

@@ -1,0 +1,127 @@
+package kernels
+
+import "fmt"
+
+// An AttentionWorkspace holds the scratch of Attention: the packed keys and
+// values and the score rows. Reusing one across calls avoids allocating
+// per head; it must not be used by two calls at once.
+type AttentionWorkspace struct {
+	keys, vals Linear
+	scores     []float32
+}
+
+// attnChunk is the number of query rows scored at a time, which bounds the
+// score scratch to attnChunk·t floats.
+const attnChunk = 64
+
+// Attention computes one attention head without a mask, every query seeing
+// every key:
+//
+//	out[i] = Σ_j softmax_j(scale · q[i]·k[j]) · v[j]
+//
+// q holds nq rows of headDim floats, ldq apart; k and v hold t rows, ldk and
+// ldv apart; out gets nq rows, ldo apart. The scores and the weighted sum
+// are two matrix products on the microkernels, with the softmax between.
+// It runs on the calling goroutine (run heads in parallel around it, or use
+// Pool.MultiHeadAttention). ws may be nil.
+func Attention(out []float32, ldo int, q []float32, ldq int, k []float32, ldk int, v []float32, ldv int,
+	nq, t, headDim int, scale float32, ws *AttentionWorkspace) {
+	if nq <= 0 {
+		return
+	}
+	need := func(name string, s []float32, rows, ld int) {
+		if ld < headDim || len(s) < (rows-1)*ld+headDim {
+			panic(fmt.Sprintf("kernels: Attention: %s has %d floats, row stride %d; need %d rows of %d", name, len(s), ld, rows, headDim))
+		}
+	}
+	need("q", q, nq, ldq)
+	need("out", out, nq, ldo)
+	if t <= 0 {
+		panic("kernels: Attention over no keys")
+	}
+	need("k", k, t, ldk)
+	need("v", v, t, ldv)
+	if ws == nil {
+		ws = new(AttentionWorkspace)
+	}
+	// Keys as a Linear of N = t outputs over K = headDim: scores = q·kᵀ.
+	kl := ws.keys.reuse(dtF32, t, headDim)
+	packPanels(kl.f32, k, ldk, kl, false)
+	// Values as a Linear of N = headDim outputs over K = t: out = p·v.
+	vl := ws.vals.reuse(dtF32, headDim, t)
+	packPanelsT(vl.f32, v, ldv, vl)
+	rows := min(nq, attnChunk)
+	if cap(ws.scores) < rows*t {
+		ws.scores = make([]float32, rows*t)
+	}
+	s := ws.scores[:rows*t]
+	for i0 := 0; i0 < nq; i0 += rows {
+		c := min(rows, nq-i0)
+		kl.gemm(s, t, q[i0*ldq:], ldq, c)
+		for i := 0; i < c; i++ {
+			Softmax(s[i*t:(i+1)*t], scale)
+		}
+		vl.gemm(out[i0*ldo:], ldo, s, t, c)
+	}
+}
+
+// reuse re-initialises l as an unpacked [n][k] Linear of type dt for the
+// current path, keeping its panel memory when large enough, and with no
+// pool (it runs on the caller).
+func (l *Linear) reuse(dt dtype, n, k int) *Linear {
+	f32, u16 := l.f32, l.u16
+	*l = Linear{N: n, K: k, dt: dt, isa: curISA}
+	l.nr = 16
+	if curISA == isaAVX512 {
+		l.nr = 32
+	}
+	l.kerns = kernelsFor(curISA, dt)
+	l.panels = (n + l.nr - 1) / l.nr
+	size := l.panels * k * l.nr
+	if dt == dtF32 {
+		if cap(f32) < size {
+			f32 = alignedF32(size)
+		}
+		l.f32 = f32[:size]
+	} else {
+		if cap(u16) < size {
+			u16 = alignedU16(size)
+		}
+		l.u16 = u16[:size]
+	}
+	return l
+}
+
+// KV returns the keys and values of one kv head and their row strides.
+type KV func(kvHead int) (k []float32, ldk int, v []float32, ldv int)
+
+// MultiHeadAttention runs Attention for heads query heads in parallel on p.
+// q and out are [nq][heads·headDim] with row strides ldq and ldo (head h
+// at column h·headDim); query head h attends with kv head h/(heads/kvHeads)
+// (grouped-query attention), whose t rows kv returns.
+func (p *Pool) MultiHeadAttention(out []float32, ldo int, q []float32, ldq int, kv KV,
+	nq, t, heads, kvHeads, headDim int, scale float32) {
+	if nq <= 0 {
+		return
+	}
+	if kvHeads <= 0 || heads%kvHeads != 0 {
+		panic(fmt.Sprintf("kernels: MultiHeadAttention: %d heads over %d kv heads", heads, kvHeads))
+	}
+	group := heads / kvHeads
+	chunks := (nq + attnChunk - 1) / attnChunk
+	p.Run(heads*chunks, func(i int) {
+		h, c := i/chunks, i%chunks
+		i0 := c * attnChunk
+		rows := min(attnChunk, nq-i0)
+		k, ldk, v, ldv := kv(h / group)
+		var ws *AttentionWorkspace
+		if p != nil {
+			ws, _ = p.attn.Get().(*AttentionWorkspace)
+			defer p.attn.Put(ws)
+		}
+		if ws == nil {
+			ws = new(AttentionWorkspace)
+		}
+		Attention(out[i0*ldo+h*headDim:], ldo, q[i0*ldq+h*headDim:], ldq, k, ldk, v, ldv, rows, t, headDim, scale, ws)
+	})
+}
