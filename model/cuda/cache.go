@@ -3,6 +3,8 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"time"
 )
 
 // Cache holds the keys (rotated) and values of every layer for up to
@@ -34,6 +36,7 @@ func (e *Engine) NewCache(capacity int) (*Cache, error) {
 		return nil, err
 	}
 	defer release()
+	e.reap()
 	return e.newCache(capacity)
 }
 
@@ -44,6 +47,14 @@ func (e *Engine) layerCacheBytes(capacity int) int {
 func (e *Engine) newCache(capacity int) (*Cache, error) {
 	bytes := 2 * e.cfg.Layers * e.layerCacheBytes(capacity)
 	p, err := e.be.alloc(bytes)
+	for try := 0; err != nil && try < 3; try++ {
+		// Caches dropped without Free hold device memory until the GC
+		// notices their owners: collect, let the cleanups queue them, free.
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+		e.reap()
+		p, err = e.be.alloc(bytes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cuda: cache for %d positions: %w", capacity, err)
 	}

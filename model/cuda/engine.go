@@ -149,6 +149,30 @@ type Engine struct {
 	allocs     []devptr // weights, freed by Close
 	hostInts   []int32
 	statsBytes []byte
+
+	pendingMu sync.Mutex
+	pending   []*Cache // dropped caches, freed at the next call (reap)
+}
+
+// deferFree queues a cache whose owner was collected; it may run on any
+// goroutine, so it only records.
+func (e *Engine) deferFree(c *Cache) {
+	e.pendingMu.Lock()
+	e.pending = append(e.pending, c)
+	e.pendingMu.Unlock()
+}
+
+// reap frees the queued caches (engine locked and bound).
+func (e *Engine) reap() {
+	e.pendingMu.Lock()
+	p := e.pending
+	e.pending = nil
+	e.pendingMu.Unlock()
+	for _, c := range p {
+		if err := c.freeLocked(); err != nil {
+			e.logf("cuda: freeing a dropped cache: %v", err)
+		}
+	}
 }
 
 type devLayer struct {
@@ -554,6 +578,7 @@ func (e *Engine) run(ctx context.Context, b *Batch, so *StatsOptions, logits []f
 		return err
 	}
 	defer release()
+	e.reap()
 
 	p, compute, err := e.prepare(b, so, len(logits), len(stats))
 	if err != nil {
