@@ -34,7 +34,6 @@ func init() {
 	handlers = map[string]handler{
 		protocol.MethodInitialize:                      {serve: typed((*Server).initialize)},
 		protocol.MethodInitialized:                     {serve: typed((*Server).initialized)},
-		protocol.MethodShutdown:                        {serve: typed((*Server).shutdown)},
 		protocol.MethodSetTrace:                        {serve: typed((*Server).setTrace)},
 		protocol.MethodTextDocumentDidOpen:             {serve: typed((*Server).didOpen)},
 		protocol.MethodTextDocumentDidChange:           {serve: typed((*Server).didChange)},
@@ -70,9 +69,19 @@ func typed[P any, R any](f func(*Server, context.Context, *view, *P) (R, error))
 
 // handle is the connection's jsonrpc2.Handler. It always returns nil: an
 // error would make jsonrpc2 close the connection.
-func (s *Server) handle(ctx context.Context, reply jsonrpc2.Replier, req jsonrpc2.Request) error {
+//
+// (jsonrpc2 v0.10.0 also panics, in an atomic.Value, when a handler error
+// is followed by a read error of another type; so a failed reply is logged
+// here, never returned.)
+func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrpc2.Request) error {
 	call, isCall := req.(*jsonrpc2.Call)
 	method := req.Method()
+	reply := func(ctx context.Context, result any, err error) error {
+		if rerr := jreply(ctx, result, err); rerr != nil {
+			s.log.Debug("reply not sent", zap.String("method", method), zap.Error(rerr))
+		}
+		return nil
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in handler", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
@@ -107,6 +116,10 @@ func (s *Server) handle(ctx context.Context, reply jsonrpc2.Replier, req jsonrpc
 		return nil
 	}
 
+	if method == protocol.MethodShutdown && isCall {
+		s.shutdown(ctx, reply)
+		return nil
+	}
 	h, ok := handlers[method]
 	if !ok {
 		return s.unimplemented(ctx, reply, req)
@@ -148,8 +161,10 @@ func (s *Server) handle(ctx context.Context, reply jsonrpc2.Replier, req jsonrpc
 	s.mu.Unlock()
 
 	s.wg.Add(1)
+	s.requests.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.requests.Done()
 		defer func() {
 			if r := recover(); r != nil {
 				s.log.Error("panic in handler", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
@@ -177,9 +192,7 @@ func (s *Server) handle(ctx context.Context, reply jsonrpc2.Replier, req jsonrpc
 		if err != nil {
 			s.log.Debug("request failed", zap.String("method", method), zap.Error(err))
 		}
-		if rerr := reply(ctx, res, toRPCError(err)); rerr != nil {
-			s.log.Debug("reply not sent", zap.String("method", method), zap.Error(rerr))
-		}
+		_ = reply(ctx, res, toRPCError(err))
 	}()
 	return nil
 }
@@ -233,7 +246,7 @@ func toRPCError(err error) error {
 	switch {
 	case errors.As(err, &rpc):
 		return rpc
-	case errors.Is(err, errCancelled), errors.Is(err, errSuperseded), errors.Is(err, context.Canceled):
+	case errors.Is(err, errCancelled), errors.Is(err, errSuperseded), errors.Is(err, errShuttingDown), errors.Is(err, context.Canceled):
 		return jsonrpc2.NewError(codeRequestCancelled, err.Error())
 	case errors.Is(err, errModified):
 		return jsonrpc2.NewError(codeContentModified, err.Error())

@@ -3,6 +3,7 @@ package lsp
 import (
 	"context"
 	"slices"
+	"time"
 
 	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
@@ -109,7 +110,10 @@ func (s *Server) initialized(ctx context.Context, v *view, _ *struct{}) (any, er
 	return nil, nil
 }
 
-func (s *Server) shutdown(ctx context.Context, v *view, _ *struct{}) (any, error) {
+// shutdown cancels the requests in progress and answers once they have
+// answered (or after a grace period: a request may be waiting on the
+// client), so that the client hears back about every request it sent.
+func (s *Server) shutdown(ctx context.Context, reply jsonrpc2.Replier) {
 	s.mu.Lock()
 	s.state = stateShutdown
 	for _, cancel := range s.inflight {
@@ -117,8 +121,22 @@ func (s *Server) shutdown(ctx context.Context, v *view, _ *struct{}) (any, error
 	}
 	s.mu.Unlock()
 	s.log.Info("shutdown")
-	return nil, nil
+	s.goAsync(func(context.Context) {
+		done := make(chan struct{})
+		go func() {
+			s.requests.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(shutdownGrace):
+			s.log.Warn("shutdown: requests still running after the grace period")
+		}
+		_ = reply(ctx, nil, nil)
+	})
 }
+
+const shutdownGrace = 5 * time.Second
 
 // exit ends Serve: cleanly after shutdown, with ErrExitWithoutShutdown
 // otherwise (the spec's exit code 1).

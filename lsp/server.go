@@ -55,7 +55,7 @@ type Options struct {
 var ErrExitWithoutShutdown = errors.New("exit notification without shutdown request")
 
 // ErrConnectionClosed is returned by Serve when the connection ended
-// before an exit notification.
+// before shutdown.
 var ErrConnectionClosed = errors.New("connection closed before exit")
 
 // Server serves one LSP session. Handlers are thin: they take a snapshot
@@ -66,10 +66,11 @@ type Server struct {
 	load Loader
 	opt  Options
 
-	conn   jsonrpc2.Conn
-	ctx    context.Context // ends with the session; model loads run under it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // async handlers
+	conn     jsonrpc2.Conn
+	ctx      context.Context // ends with the session; model loads run under it
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every goroutine the session starts
+	requests sync.WaitGroup // requests being served on their own goroutines
 
 	view atomic.Pointer[view] // the current snapshot of documents and settings
 
@@ -160,9 +161,9 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 }
 
 // Serve runs the session over rwc until the client sends exit, the
-// connection closes or ctx ends. It returns nil after shutdown and exit,
-// ErrExitWithoutShutdown after exit alone, ErrConnectionClosed if the
-// connection ended first.
+// connection closes or ctx ends. It returns nil after shutdown (then exit,
+// or the connection closing), ErrExitWithoutShutdown after exit alone, and
+// ErrConnectionClosed if the connection ended before shutdown.
 func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 	stream := wire.NewStream(rwc, wire.MaxMessage(s.opt.MaxMessageBytes), wire.OnError(func(err error) {
 		s.log.Warn("bad message from client", zap.Error(err))
@@ -175,9 +176,14 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 	select {
 	case err = <-s.exitErr:
 	case <-s.conn.Done():
-		err = ErrConnectionClosed
-		if cerr := s.conn.Err(); cerr != nil && !errors.Is(cerr, io.EOF) && !errors.Is(cerr, context.Canceled) {
-			err = fmt.Errorf("%w: %v", ErrConnectionClosed, cerr)
+		s.mu.Lock()
+		clean := s.state == stateShutdown
+		s.mu.Unlock()
+		if !clean {
+			err = ErrConnectionClosed
+			if cerr := s.conn.Err(); cerr != nil && !errors.Is(cerr, io.EOF) && !errors.Is(cerr, context.Canceled) {
+				err = fmt.Errorf("%w: %v", ErrConnectionClosed, cerr)
+			}
 		}
 	case <-ctx.Done():
 		err = ctx.Err()

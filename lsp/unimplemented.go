@@ -89,5 +89,6 @@ func (s *Server) unimplemented(ctx context.Context, reply jsonrpc2.Replier, req 
 	if !slices.Contains(unimplementedRequests, method) {
 		s.log.Info("unknown method", zap.String("method", method))
 	}
-	return reply(ctx, nil, jsonrpc2.Errorf(jsonrpc2.MethodNotFound, "method not found: %s is not served by diffill", method))
+	_ = reply(ctx, nil, jsonrpc2.Errorf(jsonrpc2.MethodNotFound, "method not found: %s is not served by diffill", method))
+	return nil
 }

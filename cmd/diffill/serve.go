@@ -3,9 +3,253 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/lsp"
+	"github.com/diffill/diffill/lsp/settings"
 )
 
+// runServe runs the language server: on stdio, or on a loopback TCP port
+// with --listen, one session per connection.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("diffill serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: diffill serve [flags]
+
+Runs the diffill language server. Editors start it and speak LSP on its stdin
+and stdout; with --listen it serves LSP on a TCP address instead. The model
+loads on the first request that needs it.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	listen := fs.String("listen", "", "serve on this TCP `address` instead of stdio: PORT or :PORT bind 127.0.0.1; "+
+		"a host that is not loopback is used only when named")
+	modelDir := fs.String("model", "", "checkpoint `directory` (default: the built-in model); the editor's diffill.model setting overrides it")
+	device := fs.String("device", "cpu", "`device` to run the model on (the editor's diffill.device setting overrides it)")
+	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	logFile := fs.String("log-file", "", "append the log to this `file` instead of stderr (the log never goes to stdout)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "diffill serve: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	if err := checkDevice(*device); err != nil {
+		return err
+	}
+	log, closeLog, err := serveLogger(*logLevel, *logFile, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	defaults := settings.Default()
+	defaults.Model, defaults.Device = *modelDir, *device
+	engines := &engineCache{m: map[string]*cachedEngine{}}
+	opts := lsp.Options{Defaults: &defaults, Version: buildVersion()}
+
+	if *listen == "" {
+		var conn io.ReadWriteCloser
+		if f, ok := stdout.(*os.File); ok && f == os.Stdout {
+			if conn, err = lsp.StdioConn(); err != nil {
+				return err
+			}
+		} else {
+			conn = lsp.NewConn(os.Stdin, nopCloser{stdout})
+		}
+		log.Info("serving LSP on stdio", zap.String("model", modelOrBuiltin(*modelDir)))
+		err := lsp.NewServer(engines.load, log, opts).Serve(ctx, conn)
+		if ctx.Err() != nil {
+			return nil // interrupted: not the client's fault
+		}
+		// Exit status 0 after shutdown, 1 otherwise (main prints why).
+		return err
+	}
+
+	addr, explicit, err := listenAddr(*listen)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		if !explicit {
+			return fmt.Errorf("refusing to serve on %s, which is not a loopback address; name the host explicitly to allow it", ln.Addr())
+		}
+		log.Warn("serving on a non-loopback address: anyone who can reach it can read the code sent to the server", zap.Stringer("addr", ln.Addr()))
+	}
+	fmt.Fprintf(stderr, "diffill serve: listening on %s\n", ln.Addr())
+	log.Info("listening", zap.Stringer("addr", ln.Addr()))
+	return serveListener(ctx, ln, log, func() *lsp.Server { return lsp.NewServer(engines.load, log, opts) })
 }
+
+// serveListener serves each connection as its own session until ctx ends.
+func serveListener(ctx context.Context, ln net.Listener, log *zap.Logger, newServer func() *lsp.Server) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			log.Info("session started", zap.Stringer("remote", conn.RemoteAddr()))
+			err := newServer().Serve(ctx, conn)
+			log.Info("session ended", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
+		}()
+	}
+}
+
+// listenAddr turns --listen into an address: "PORT" and ":PORT" bind the
+// loopback interface; an address with a host is used as named (explicit).
+func listenAddr(s string) (addr string, explicit bool, err error) {
+	if _, perr := strconv.ParseUint(s, 10, 16); perr == nil {
+		return net.JoinHostPort("127.0.0.1", s), false, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", false, fmt.Errorf("--listen %q: want PORT, :PORT or HOST:PORT: %w", s, err)
+	}
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port), false, nil
+	}
+	return s, true, nil
+}
+
+// checkDevice refuses a device this build cannot run models on.
+func checkDevice(device string) error {
+	switch device {
+	case "", "cpu":
+		return nil
+	}
+	return fmt.Errorf("--device %q: this build runs the language server's model on the CPU only (use --device cpu)", device)
+}
+
+// engineCache loads each (model, device) once for all sessions, as an
+// editor with several windows connects several sessions to one server.
+type engineCache struct {
+	mu sync.Mutex
+	m  map[string]*cachedEngine
+}
+
+type cachedEngine struct {
+	ready chan struct{}
+	eng   lsp.Engine
+	err   error
+}
+
+func (c *engineCache) load(ctx context.Context, dir, device string) (lsp.Engine, error) {
+	if err := checkDevice(device); err != nil {
+		return nil, err
+	}
+	key := dir + "\x00" + device
+	c.mu.Lock()
+	e := c.m[key]
+	if e == nil || (e.err != nil && isDone(e.ready)) {
+		// New, or failed before: (re)try, since the user may have fixed it.
+		e = &cachedEngine{ready: make(chan struct{})}
+		c.m[key] = e
+		c.mu.Unlock()
+		m, err := loadInfillModel(dir)
+		if err != nil {
+			e.err = err
+		} else {
+			e.eng = infill.NewEngine(m)
+		}
+		close(e.ready)
+	} else {
+		c.mu.Unlock()
+	}
+	select {
+	case <-e.ready:
+		return e.eng, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func isDone(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// serveLogger logs to stderr, or appends to file: never to stdout, which
+// carries the protocol.
+func serveLogger(level, file string, stderr io.Writer) (*zap.Logger, func(), error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	out := zapcore.AddSync(stderr)
+	closeLog := func() {}
+	if file != "" {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file: %w", err)
+		}
+		out = zapcore.AddSync(f)
+		closeLog = func() { f.Close() }
+	}
+	enc := zap.NewDevelopmentEncoderConfig()
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(out), lvl)
+	log := zap.New(core).Named("serve")
+	return log, func() { _ = log.Sync(); closeLog() }, nil
+}
+
+func modelOrBuiltin(dir string) string {
+	if dir == "" {
+		return "built-in"
+	}
+	return dir
+}
+
+// buildVersion is the module version the binary was built from.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && !strings.HasPrefix(bi.Main.Version, "(") {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -25,6 +25,7 @@ import (
 	"go.lsp.dev/protocol"
 
 	"github.com/diffill/diffill/lsp/document"
+	"github.com/diffill/diffill/lsp/wire"
 )
 
 // Note is a notification from the server.
@@ -52,21 +53,39 @@ type Client struct {
 	applyHook   func()     // runs when workspace/applyEdit arrives
 	sendMu      sync.Mutex // keeps didChange in version order, without holding mu while writing
 
+	wireErrs []string // messages from the server that were not well-formed
+
 	done chan struct{}
 	err  error
+}
+
+// WireErrors returns what was wrong with the messages from the server that
+// could not be read as requests, responses or notifications; an error
+// response to a message the server could not read has no id and lands
+// here.
+func (c *Client) WireErrors() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.wireErrs)
 }
 
 // New starts a client on conn (the server's stdin and stdout, or one end of
 // a pipe whose other end a server serves).
 func New(conn io.ReadWriteCloser) *Client {
 	c := &Client{
-		stream:  jsonrpc2.NewStream(conn),
 		conn:    conn,
 		pending: map[jsonrpc2.ID]chan *jsonrpc2.Response{},
 		docs:    map[protocol.DocumentURI]*document.Document{},
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	// The server's framing, which survives what jsonrpc2's own stream
+	// does not (an error response with a null id, for one).
+	c.stream = wire.NewStream(conn, wire.OnError(func(err error) {
+		c.mu.Lock()
+		c.wireErrs = append(c.wireErrs, err.Error())
+		c.mu.Unlock()
+	}))
 	go c.read()
 	return c
 }
@@ -524,4 +543,16 @@ func (c *Client) EditText(uri protocol.DocumentURI, edits []protocol.TextEdit) e
 func (c *Client) Pos(uri protocol.DocumentURI, off int) protocol.Position {
 	d := c.Doc(uri)
 	return d.Position(off, c.Encoding())
+}
+
+// WriteRaw writes bytes to the server as they are, for tests of framing.
+func (c *Client) WriteRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	w, ok := c.conn.(io.Writer)
+	if !ok {
+		return errors.New("connection is not writable")
+	}
+	_, err := w.Write(b)
+	return err
 }

@@ -177,6 +177,7 @@ func decode(body []byte) (msg jsonrpc2.Message, id json.RawMessage, code jsonrpc
 	var probe struct {
 		ID     json.RawMessage `json:"id"`
 		Method *string         `json:"method"`
+		Error  *jsonrpc2.Error `json:"error"`
 	}
 	if jerr := json.Unmarshal(body, &probe); jerr != nil {
 		if bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
@@ -198,7 +199,14 @@ func decode(body []byte) (msg jsonrpc2.Message, id json.RawMessage, code jsonrpc
 	}
 	msg, err = jsonrpc2.DecodeMessage(body)
 	if err != nil {
-		if probe.Method != nil && id == nil {
+		switch {
+		case probe.Method == nil && probe.Error != nil:
+			// An error response without an id: the peer could not read
+			// something we sent. Answering it could loop forever.
+			return nil, nil, 0, fmt.Errorf("error response without id: %d %s", probe.Error.Code, probe.Error.Message)
+		case probe.Method == nil:
+			return nil, nil, 0, fmt.Errorf("invalid response: %v", err)
+		case id == nil:
 			// A notification: JSON-RPC sends no reply to those.
 			return nil, nil, 0, fmt.Errorf("invalid notification %q: %v", *probe.Method, err)
 		}

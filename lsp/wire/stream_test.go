@@ -101,6 +101,8 @@ func TestStream(t *testing.T) {
 		{"float id", frame(`{"jsonrpc":"2.0","id":1.5,"method":"x"}`) + frame(good2), "initialized", "null -32600"},
 		{"id beyond int32", frame(`{"jsonrpc":"2.0","id":4294967296,"method":"x"}`), "", "null -32600"},
 		{"bad notification gets no reply", frame(`{"jsonrpc":"1.0","method":"x"}`) + frame(good2), "initialized", ""},
+		{"error response without id is not answered", frame(`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}`) + frame(good2),
+			"initialized", ""},
 		{"response", frame(`{"jsonrpc":"2.0","id":3,"result":null}`), "response", ""},
 		{"eof inside a body", "Content-Length: 99\r\n\r\n{", "", ""},
 		{"long garbage line", strings.Repeat("z", 10000) + frame(good1), "initialize", ""},
