@@ -16,11 +16,15 @@ import collections
 import json
 import os
 import re
-import struct
 import sys
 
-import numpy as np
-import torch
+# One BLAS thread: results then do not depend on the machine's core count or
+# load, and the files are reproducible bit for bit. Set before numpy/torch load.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference  # noqa: E402
@@ -344,6 +348,7 @@ def write_goldens(directory, ref, rng):
 
 
 def main():
+    torch.set_num_threads(1)
     out = sys.argv[1] if len(sys.argv) > 1 else "model/testdata"
     tok = tokenizer_json()
     for family, seed in [("qwen2", 1), ("llada", 2)]:

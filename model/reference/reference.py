@@ -121,6 +121,14 @@ def top_names(cfg):
 
 
 class Reference:
+    @classmethod
+    def from_weights(cls, raw_config, weights):
+        """A reference over in-memory torch tensors (for benchmarks)."""
+        ref = cls.__new__(cls)
+        ref.cfg = Config(raw_config)
+        ref.w = weights
+        return ref
+
     def __init__(self, directory):
         with open(os.path.join(directory, "config.json")) as f:
             self.cfg = Config(json.load(f))
@@ -163,19 +171,21 @@ class Reference:
         cfg, w = self.cfg, self.w
         T = len(tokens)
         tokens = torch.tensor(tokens, dtype=torch.int64)
+        embed_name, norm_name, head_name = top_names(cfg)
+        dt = w[embed_name].dtype  # float32 here; bfloat16 in bench_torch.py --dtype bf16
         if compute is None:
             compute = list(range(T))
             cache = [
-                (torch.zeros(cfg.kv_heads, T, cfg.head_dim), torch.zeros(cfg.kv_heads, T, cfg.head_dim))
+                (torch.zeros(cfg.kv_heads, T, cfg.head_dim, dtype=dt), torch.zeros(cfg.kv_heads, T, cfg.head_dim, dtype=dt))
                 for _ in range(cfg.layers)
             ]
         else:
             cache = [(k[:, :T].clone(), v[:, :T].clone()) for k, v in cache]
         pos = torch.tensor(compute, dtype=torch.int64)
         n = len(compute)
-        embed_name, norm_name, head_name = top_names(cfg)
         x = w[embed_name][tokens[pos]] * cfg.emb_scale
         cos, sin = self.rope(pos)
+        cos, sin = cos.to(dt), sin.to(dt)
         group = cfg.heads // cfg.kv_heads
         for i in range(cfg.layers):
             nm = names(cfg, i)
