@@ -14,9 +14,10 @@ import (
 
 // Backend runs a model.Model on a CUDA device (model.StatsBackend).
 type Backend struct {
-	dev *Device
-	eng *Engine
-	cfg model.Config
+	dev     *Device
+	ownsDev bool // Close closes dev (Attach opened it)
+	eng     *Engine
+	cfg     model.Config
 }
 
 var _ model.StatsBackend = (*Backend)(nil)
@@ -61,17 +62,27 @@ func Select(m *model.Model, device string, opt Options, logf func(format string,
 // Attach opens the GPU, uploads m's weights and routes m's forward pass to
 // it. The model's Close releases the device.
 func Attach(m *model.Model, opt Options) (*Backend, error) {
-	cfg, w, err := fromModel(m)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
 	d, err := Open()
 	if err != nil {
 		return nil, err
 	}
-	e, err := NewEngine(d, cfg, w, opt)
+	b, err := AttachTo(d, m, opt)
 	if err != nil {
 		d.Close()
+		return nil, err
+	}
+	b.ownsDev = true
+	return b, nil
+}
+
+// AttachTo is Attach on an open device, which stays open after the model closes.
+func AttachTo(d *Device, m *model.Model, opt Options) (*Backend, error) {
+	cfg, w, err := fromModel(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	e, err := NewEngine(d, cfg, w, opt)
+	if err != nil {
 		return nil, err
 	}
 	b := &Backend{dev: d, eng: e, cfg: m.Config}
@@ -153,7 +164,7 @@ func (b *Backend) String() string {
 // Close frees the device memory and releases the GPU.
 func (b *Backend) Close() error {
 	err := b.eng.Close()
-	if b.dev != nil {
+	if b.ownsDev {
 		err = errors.Join(err, b.dev.Close())
 	}
 	return err
