@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"math"
+	"math/bits"
 	"strings"
 	"sync"
 )
@@ -234,12 +235,15 @@ func (h mergeHeap) down(i int) {
 
 // wordCache remembers the encoding of pre-tokens. Documents are re-encoded
 // on every keystroke and code repeats its words, so nearly every lookup
-// hits. It is bounded: when full it starts over, which keeps the words of
-// the documents being edited now.
+// hits. Words of up to 7 bytes, most of them, live in a table keyed by an
+// integer, which is cheaper to hash and compare than a string. The cache is
+// bounded: when full it starts over, which keeps the words of the documents
+// being edited now.
 type wordCache struct {
-	mu  sync.RWMutex
-	m   map[string][]int32
-	max int
+	mu    sync.RWMutex
+	short shortTable
+	long  map[string][]int32
+	max   int
 }
 
 // Words longer than this are not cached: they are rare, and a key keeps its
@@ -247,7 +251,114 @@ type wordCache struct {
 const maxCachedWord = 256
 
 func newWordCache(max int) *wordCache {
-	return &wordCache{m: make(map[string][]int32), max: max}
+	return &wordCache{long: make(map[string][]int32), max: max}
+}
+
+// shortKey packs a word of up to 7 bytes and its length into an integer,
+// never 0 for a non-empty word.
+func shortKey(w string) (uint64, bool) {
+	if len(w) > 7 {
+		return 0, false
+	}
+	k := uint64(len(w)) << 56
+	for i := 0; i < len(w); i++ {
+		k |= uint64(w[i]) << (8 * i)
+	}
+	return k, true
+}
+
+// appendCached appends the cached encoding of w to out. The caller holds mu
+// for reading.
+func (c *wordCache) appendCached(out []int32, w string) ([]int32, bool) {
+	if k, ok := shortKey(w); ok {
+		return c.short.appendTo(out, k)
+	}
+	ids, ok := c.long[w]
+	return append(out, ids...), ok
+}
+
+func (c *wordCache) len() int { return c.short.n + len(c.long) }
+
+// shortTable is an open-addressing hash table from shortKey to encodings.
+// A slot's value is n<<32|id when the word is one token (most are), else
+// n<<32|offset into ids.
+type shortTable struct {
+	keys  []uint64 // 0: empty slot
+	vals  []uint64
+	ids   []int32
+	n     int
+	shift uint // 64 - log2(len(keys))
+}
+
+func (t *shortTable) slot(k uint64) uint64 { return (k * 0x9E3779B97F4A7C15) >> t.shift }
+
+func (t *shortTable) appendTo(out []int32, k uint64) ([]int32, bool) {
+	if t.n == 0 {
+		return out, false
+	}
+	mask := uint64(len(t.keys) - 1)
+	for h := t.slot(k); ; h = (h + 1) & mask {
+		switch t.keys[h] {
+		case k:
+			v := t.vals[h]
+			n := int(v >> 32)
+			if n == 1 {
+				return append(out, int32(uint32(v))), true
+			}
+			off := int(uint32(v))
+			return append(out, t.ids[off:off+n]...), true
+		case 0:
+			return out, false
+		}
+	}
+}
+
+func (t *shortTable) insert(k uint64, ids []int32) {
+	if 2*(t.n+1) > len(t.keys) {
+		t.grow()
+	}
+	var v uint64
+	if len(ids) == 1 {
+		v = 1<<32 | uint64(uint32(ids[0]))
+	} else {
+		v = uint64(len(ids))<<32 | uint64(len(t.ids))
+		t.ids = append(t.ids, ids...)
+	}
+	mask := uint64(len(t.keys) - 1)
+	for h := t.slot(k); ; h = (h + 1) & mask {
+		switch t.keys[h] {
+		case 0:
+			t.n++
+			fallthrough
+		case k:
+			t.keys[h], t.vals[h] = k, v
+			return
+		}
+	}
+}
+
+func (t *shortTable) grow() {
+	keys, vals := t.keys, t.vals
+	size := max(1024, 2*len(keys))
+	t.keys, t.vals = make([]uint64, size), make([]uint64, size)
+	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
+	mask := uint64(size - 1)
+	for i, k := range keys {
+		if k == 0 {
+			continue
+		}
+		h := t.slot(k)
+		for t.keys[h] != 0 {
+			h = (h + 1) & mask
+		}
+		t.keys[h], t.vals[h] = k, vals[i]
+	}
+}
+
+func (t *shortTable) reset() {
+	clear(t.keys)
+	t.ids = t.ids[:0]
+	t.n = 0
 }
 
 // pendingWord is a pre-token encoded during one call, to be cached after it:
@@ -257,38 +368,48 @@ type pendingWord struct {
 	start, end int
 }
 
-// add caches the words an encode call computed. Keys are copied: they are
-// substrings of the caller's text, which must not stay alive in the cache.
+// add caches the words an encode call computed. Long keys are copied: they
+// are substrings of the caller's text, which must not stay alive in the
+// cache.
 func (c *wordCache) add(pending []pendingWord, out []int32) {
 	if len(pending) == 0 || c.max <= 0 {
 		return
 	}
 	keyBytes, idCount := 0, 0
 	for _, p := range pending {
-		keyBytes += len(p.word)
-		idCount += p.end - p.start
+		if len(p.word) > 7 {
+			keyBytes += len(p.word)
+			idCount += p.end - p.start
+		}
 	}
 	var kb strings.Builder
 	kb.Grow(keyBytes)
 	for _, p := range pending {
-		kb.WriteString(p.word)
+		if len(p.word) > 7 {
+			kb.WriteString(p.word)
+		}
 	}
 	keys := kb.String()
 	ids := make([]int32, 0, idCount)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m)+len(pending) > c.max {
-		clear(c.m)
+	if c.len()+len(pending) > c.max {
+		c.short.reset()
+		clear(c.long)
 	}
 	off := 0
 	for _, p := range pending {
-		k := keys[off : off+len(p.word)]
-		off += len(p.word)
-		n := len(ids)
-		ids = append(ids, out[p.start:p.end]...)
-		c.m[k] = ids[n:len(ids):len(ids)]
-		if len(c.m) >= c.max {
+		if c.len() >= c.max {
 			break
 		}
+		w := out[p.start:p.end]
+		if k, ok := shortKey(p.word); ok {
+			c.short.insert(k, w)
+			continue
+		}
+		n := len(ids)
+		ids = append(ids, w...)
+		c.long[keys[off:off+len(p.word)]] = ids[n:len(ids):len(ids)]
+		off += len(p.word)
 	}
 }

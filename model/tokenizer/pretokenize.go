@@ -94,6 +94,11 @@ func classAt(s string, i int) (uint8, int) {
 	if c := s[i]; c < utf8.RuneSelf {
 		return asciiClass[c], 1
 	}
+	return classAtSlow(s, i)
+}
+
+// classAtSlow is classAt for non-ASCII, kept apart so that classAt inlines.
+func classAtSlow(s string, i int) (uint8, int) {
 	r, n := utf8.DecodeRuneInString(s[i:])
 	return runeClassSlow(r), n
 }
@@ -102,9 +107,27 @@ func isSpaceClass(c uint8) bool { return c == clSpace || c == clNewline }
 
 // runOf returns the end of the run of class c starting at i.
 func runOf(s string, i int, c uint8) int {
+	return runMask(s, i, 1<<c, &asciiClass, false)
+}
+
+// runMask returns the end of the run of runes starting at i whose class is
+// in mask (a set of 1<<class). ASCII is classified by tab, inline, since it
+// is nearly all of source code; with spaceAsOther, non-ASCII spaces count as
+// clOther (PatternGo's blanks are ASCII only).
+func runMask(s string, i int, mask uint8, tab *[utf8.RuneSelf]uint8, spaceAsOther bool) int {
 	for i < len(s) {
-		c2, n := classAt(s, i)
-		if c2 != c {
+		if b := s[i]; b < utf8.RuneSelf {
+			if mask&(1<<tab[b]) == 0 {
+				break
+			}
+			i++
+			continue
+		}
+		c, n := classAtSlow(s, i)
+		if spaceAsOther && c == clSpace {
+			c = clOther
+		}
+		if mask&(1<<c) == 0 {
 			break
 		}
 		i += n
@@ -284,20 +307,36 @@ func (goSplitter) split(s string, ends []int) []int {
 // and only \t \n \r and space count as blanks (other Unicode spaces fall in
 // the symbol class, as in the pattern).
 func goClass(s string, i int) (uint8, int) {
-	switch s[i] {
-	case '_':
-		return clLetter, 1
-	case '\t', ' ':
-		return clSpace, 1
-	case '\r', '\n':
-		return clNewline, 1
+	if c := s[i]; c < utf8.RuneSelf {
+		return goASCIIClass[c], 1
 	}
-	c, n := classAt(s, i)
+	return goClassSlow(s, i)
+}
+
+//go:noinline
+func goClassSlow(s string, i int) (uint8, int) {
+	c, n := classAtSlow(s, i)
 	if c == clSpace {
 		c = clOther
 	}
 	return c, n
 }
+
+var goASCIIClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := range byte(utf8.RuneSelf) {
+		cl := asciiClass[c]
+		switch {
+		case c == '_':
+			cl = clLetter
+		case c == '\t' || c == ' ':
+			cl = clSpace
+		case cl == clSpace: // \v and \f
+			cl = clOther
+		}
+		t[c] = cl
+	}
+	return t
+}()
 
 func goNext(s string, i int) int {
 	// `(?:\r?\n)+[\t ]*`
@@ -326,15 +365,7 @@ func goNext(s string, i int) int {
 	}
 	switch c {
 	case clLetter: // ` ?[\p{L}_][\p{L}\p{N}_]*`
-		j := start + n
-		for j < len(s) {
-			c2, n2 := goClass(s, j)
-			if c2 != clLetter && c2 != clNumber {
-				break
-			}
-			j += n2
-		}
-		return j
+		return runMask(s, start+n, 1<<clLetter|1<<clNumber, &goASCIIClass, true)
 	case clNumber: // ` ?\p{N}{1,3}`
 		j := start + n
 		for k := 1; k < 3 && j < len(s); k++ {
@@ -346,15 +377,7 @@ func goNext(s string, i int) int {
 		}
 		return j
 	case clOther: // ` ?[^\t\n\r \p{L}\p{N}_]+`
-		j := start + n
-		for j < len(s) {
-			c2, n2 := goClass(s, j)
-			if c2 != clOther {
-				break
-			}
-			j += n2
-		}
-		return j
+		return runMask(s, start+n, 1<<clOther, &goASCIIClass, true)
 	case clSpace: // `[\t ]+`
 		j := i + 1
 		for j < len(s) && (s[j] == '\t' || s[j] == ' ') {

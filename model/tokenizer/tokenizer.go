@@ -204,8 +204,8 @@ func (e *encoder) word(w string) {
 			return
 		}
 	}
-	if ids, ok := t.cache.m[w]; ok {
-		e.out = append(e.out, ids...)
+	if out, ok := t.cache.appendCached(e.out, w); ok {
+		e.out = out
 		return
 	}
 	if i, ok := e.local[w]; ok {
