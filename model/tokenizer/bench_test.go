@@ -74,7 +74,6 @@ func BenchmarkLoad(b *testing.B) {
 	}
 }
 
-
 // BenchmarkComponentSplit and BenchmarkComponentLookup time the two halves
 // of a warm Encode: the Go-aware split and the word-cache lookups.
 func BenchmarkComponentSplit(b *testing.B) {
