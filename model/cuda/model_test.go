@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/diffill/diffill/model"
@@ -290,4 +291,33 @@ func TestSelectCPU(t *testing.T) {
 	if _, err := Select(m, "cuda", Options{}, logf); err == nil {
 		t.Fatal("cuda without a GPU did not fail")
 	}
+}
+
+// TestDenoiseEmulated: the decode loop on the emulated backend (device
+// stats, cached steps, one graph per step shape) commits the same tokens as
+// on the CPU engine, and Bench runs it.
+func TestDenoiseEmulated(t *testing.T) {
+	ctx := context.Background()
+	cpu, err := model.Load(tinyDir("llada-tiny-bf16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cpu.Close()
+	m, err := model.Load(tinyDir("llada-tiny-bf16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	attachEmu(t, m, Options{})
+	greedy(t, ctx, cpu, m)
+	rs, err := Bench(ctx, m, BenchOptions{Context: 24, Canvas: 8, PerStep: []int{1, 4}, Thresholds: []float32{0.5}, Repeats: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 || rs[0].Steps != 8 || rs[1].Steps != 2 || rs[2].Steps < 1 || rs[2].Steps > 8 {
+		t.Fatalf("bench results %+v", rs)
+	}
+	var sb strings.Builder
+	WriteBenchTable(&sb, "emulated", rs)
+	t.Log("\n" + sb.String())
 }

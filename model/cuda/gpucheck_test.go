@@ -1,0 +1,202 @@
+package cuda
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/diffill/diffill/model"
+)
+
+// The checks gpu_check.sh runs on the GPU machine over checkpoints it makes
+// there with transformers (DIFFILL_CUDA_CKPTS, comma-separated directories;
+// each may hold ref.json + ref_logits.bin: transformers' float32 logits of
+// every position of a few token sequences, full non-causal attention), and
+// the benchmark (DIFFILL_CUDA_BENCH: a checkpoint directory).
+
+type refFile struct {
+	Vocab int       `json:"vocab"`
+	Cases [][]int32 `json:"cases"` // token ids; logits of every position follow in order
+}
+
+func readRef(t *testing.T, dir string) (*refFile, []float32) {
+	t.Helper()
+	js, err := os.ReadFile(filepath.Join(dir, "ref.json"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf refFile
+	if err := json.Unmarshal(js, &rf); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, "ref_logits.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := make([]float32, len(bin)/4)
+	for i := range f {
+		f[i] = math.Float32frombits(binary.LittleEndian.Uint32(bin[4*i:]))
+	}
+	return &rf, f
+}
+
+func TestGPUCheckpoints(t *testing.T) {
+	env := os.Getenv("DIFFILL_CUDA_CKPTS")
+	if env == "" {
+		t.Skip("DIFFILL_CUDA_CKPTS not set (gpu_check.sh sets it)")
+	}
+	d := openGPU(t)
+	ctx := context.Background()
+	for _, dir := range strings.Split(env, ",") {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			cpu, err := model.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cpu.Close()
+			V := cpu.Config.Vocab
+			rf, ref := readRef(t, dir)
+			var cpuLogits [][]float32 // the CPU engine's logits per reference case, computed once
+			if rf != nil {
+				for _, toks := range rf.Cases {
+					c, err := cpu.Forward(ctx, &model.Batch{Tokens: toks})
+					if err != nil {
+						t.Fatal(err)
+					}
+					cl := c.Data().([]float32)
+					cpuLogits = append(cpuLogits, cl)
+				}
+			}
+			for _, prec := range []Precision{Precise, Fast} {
+				m, err := model.Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := AttachTo(d, m, Options{Precision: prec, Logf: t.Logf}); err != nil {
+					t.Fatal(err)
+				}
+				tol := 1e-2 // bf16 weights: the METHOD's bf16 band is 1e-3..1e-2
+				if rf != nil {
+					var gotAll, cpuAll []float32
+					off := 0
+					for i, toks := range rf.Cases {
+						out, err := m.Forward(ctx, &model.Batch{Tokens: toks})
+						if err != nil {
+							t.Fatal(err)
+						}
+						got := out.Data().([]float32)
+						want := ref[off : off+len(toks)*V]
+						off += len(toks) * V
+						cl := cpuLogits[i]
+						rel, agree := compare(got, want, V)
+						relC, agreeC := compare(got, cl, V)
+						relCR, agreeCR := compare(cl, want, V)
+						t.Logf("%s case %d (%d tokens): GPU vs transformers %.2e (argmax %.4f); GPU vs CPU %.2e (argmax %.4f); CPU vs transformers %.2e (argmax %.4f)",
+							prec, i, len(toks), rel, agree, relC, agreeC, relCR, agreeCR)
+						gotAll = append(gotAll, got...)
+						cpuAll = append(cpuAll, cl...)
+					}
+					rel, agree := compare(gotAll, ref[:off], V)
+					relC, agreeC := compare(gotAll, cpuAll, V)
+					t.Logf("RESULT %s %s: %d positions: vs transformers rel %.2e argmax %.4f | vs CPU rel %.2e argmax %.4f",
+						filepath.Base(dir), prec, off/V, rel, agree, relC, agreeC)
+					if rel > tol || relC > tol {
+						t.Errorf("%s: relative error %.2e (transformers), %.2e (CPU) > %.0e", prec, rel, relC, tol)
+					}
+					if prec == Precise && (agree < 0.999 || agreeC < 0.999) {
+						t.Errorf("%s: argmax agreement %.4f (transformers), %.4f (CPU) < 0.999", prec, agree, agreeC)
+					}
+				}
+				if prec == Precise {
+					greedy(t, ctx, cpu, m)
+				}
+				m.Close()
+			}
+		})
+	}
+}
+
+// greedy decodes the same canvas one token per step on the CPU and on the
+// GPU; the tokens must be the same.
+func greedy(t *testing.T, ctx context.Context, cpu, gpu *model.Model) {
+	t.Helper()
+	ctxLen, canvasLen := 64, 32
+	if cpu.Params > 100e6 { // keep the CPU side of a 0.5B model to seconds
+		ctxLen, canvasLen = 192, 16
+	}
+	if mp := cpu.Config.MaxPositions; mp > 0 && ctxLen+canvasLen > mp {
+		ctxLen = mp - canvasLen
+	}
+	r := rand.New(rand.NewPCG(51, 51))
+	toks := randomTokens(r, ctxLen+canvasLen, cpu.Config.Vocab)
+	var canvas []int
+	for i := ctxLen; i < ctxLen+canvasLen; i++ {
+		toks[i] = cpu.Config.MaskID
+		canvas = append(canvas, i)
+	}
+	a, b := slices.Clone(toks), slices.Clone(toks)
+	sa, err := Denoise(ctx, cpu, a, canvas, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := Denoise(ctx, gpu, b, canvas, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff := 0
+	for _, p := range canvas {
+		if a[p] != b[p] {
+			diff++
+		}
+	}
+	t.Logf("RESULT greedy decode %d tokens after %d context: CPU %d steps, GPU %d steps, %d tokens differ", canvasLen, ctxLen, sa, sb, diff)
+	if diff > 0 {
+		t.Errorf("greedy decode: %d of %d tokens differ\nCPU %v\nGPU %v", diff, canvasLen, a[ctxLen:], b[ctxLen:])
+	}
+}
+
+func TestGPUBench(t *testing.T) {
+	dir := os.Getenv("DIFFILL_CUDA_BENCH")
+	if dir == "" {
+		t.Skip("DIFFILL_CUDA_BENCH not set (gpu_check.sh sets it)")
+	}
+	d := openGPU(t)
+	ctx := context.Background()
+	var all []map[string]any
+	for _, prec := range []Precision{Precise, Fast} {
+		m, err := model.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := AttachTo(d, m, Options{Precision: prec, Logf: t.Logf}); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := Bench(ctx, m, BenchOptions{Context: 1024, Canvas: 64, PerStep: []int{1, 2, 4, 8}, Thresholds: []float32{0.9}, Repeats: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		WriteBenchTable(&sb, prec.String(), rs)
+		t.Logf("%s\n%s", d, sb.String())
+		for _, r := range rs {
+			all = append(all, map[string]any{"engine": "diffill", "precision": prec.String(), "device": d.String(), "result": r})
+		}
+		m.Close()
+	}
+	if out := os.Getenv("DIFFILL_CUDA_BENCH_OUT"); out != "" {
+		b, _ := json.MarshalIndent(all, "", " ")
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
