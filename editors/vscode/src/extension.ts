@@ -5,6 +5,7 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
   CloseAction,
@@ -21,6 +22,7 @@ import {
 import { buildCommand, EDITOR_COMMANDS, type Kind, TITLES } from './commands';
 import { findDiffill, INSTALL_COMMAND } from './discovery';
 import { changeKind, documentSelector, isServed, mapServerSettings, modelLabel, type ServerSettings } from './settings';
+import { parseServerLog } from './serverlog';
 import { initialStatus, isStepParams, oneLine, render, type Status, type StepParams, stepMessage } from './status';
 
 const SECTION = 'diffill';
@@ -36,6 +38,10 @@ export function deactivate(): Thenable<void> | undefined {
 }
 
 let current: Extension | undefined;
+
+function lines(input: NodeJS.ReadableStream, each: (line: string) => void): void {
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false }).on('line', each);
+}
 
 /** A command in flight: where its forming text is drawn and where its progress goes. */
 interface Running {
@@ -179,6 +185,15 @@ class Extension implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: documentSelector(cfg.get('languages')),
       outputChannel: this.output,
+      stdioOptions: {
+        stdout: (input, channel) => lines(input, (l) => channel.info(l)),
+        // zap's levels, not "error" for every line.
+        stderr: (input, channel) =>
+          lines(input, (l) => {
+            const { level, text } = parseServerLog(l);
+            channel[level](text);
+          }),
+      },
       initializationOptions: settings,
       errorHandler: {
         error: (error) => {
