@@ -2,10 +2,88 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"strings"
 )
 
+// runBench prints the user-facing performance figures: kernel GFLOP/s
+// against the machine's peak, forward-pass time, and infill latency. Each
+// section measures its own baseline in the same run, because these
+// machines are too noisy for figures taken at different times to compare.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
+	only := fs.String("only", "kernels,forward,infill", "comma-separated sections: kernels, forward, infill")
+	lspBench := fs.Bool("lsp", false, "measure the language server instead: round trips, start-up, RSS, cancellation bursts")
+	device := fs.String("device", "cpu", "cpu or cuda")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: diffill bench [--model DIR] [--only kernels,forward,infill] [--lsp] [--device cpu|cuda]\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if *lspBench {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locating the diffill binary to serve: %w", err)
+		}
+		return benchLSP(ctx, stdout, exe)
+	}
+	if *device != "cpu" {
+		return benchDevice(ctx, stdout, stderr, *device, *modelDir)
+	}
+	sections := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "kernels", "forward", "infill":
+			sections[s] = true
+		case "":
+		default:
+			return fmt.Errorf("unknown bench section %q (want kernels, forward or infill)", s)
+		}
+	}
+	if sections["kernels"] {
+		fmt.Fprintln(stdout, "== kernels")
+		if err := benchKernels(ctx, stdout); err != nil {
+			return fmt.Errorf("kernels: %w", err)
+		}
+	}
+	if !sections["forward"] && !sections["infill"] {
+		return nil
+	}
+	fmt.Fprintf(stderr, "loading %s...\n", modelName(*modelDir))
+	m, err := loadInfillModel(*modelDir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if sections["forward"] {
+		fmt.Fprintln(stdout, "\n== forward")
+		if err := benchForward(ctx, stdout, m); err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+	}
+	if sections["infill"] {
+		fmt.Fprintln(stdout, "\n== infill")
+		if err := benchInfillDir(ctx, stdout, m, *modelDir); err != nil {
+			return fmt.Errorf("infill: %w", err)
+		}
+	}
+	return nil
+}
+
+func modelName(dir string) string {
+	if dir == "" {
+		return "the built-in model"
+	}
+	return dir
 }
