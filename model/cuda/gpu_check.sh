@@ -93,8 +93,8 @@ if command -v nvcc >/dev/null && [ "$(elapsed)" -lt 215 ]; then
 fi
 
 if [ -x .carry/diffill ] && [ "$(elapsed)" -lt 240 ]; then
-	stage "diffill bench --device cuda"
-	timeout 25 .carry/diffill bench --device cuda >"$OUT/diffill_bench_cli.txt" 2>&1
+	stage "diffill bench --device cuda --model qwen2-0.5b"
+	timeout 25 .carry/diffill bench --device cuda --model "$W/qwen2-0.5b" >"$OUT/diffill_bench_cli.txt" 2>&1
 	echo "  exit $?: $(head -c 400 "$OUT/diffill_bench_cli.txt")"
 fi
 
