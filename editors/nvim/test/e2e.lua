@@ -397,6 +397,14 @@ scenarios.unit = function()
   check(g and #g.lines == 2 and g.lines[2] == '\t}', 'multi-line ghost: %s', vim.inspect(g))
   check(ghost.ghost_from_item(b, { insertText = 'x := 1', range = { start = { line = 0, character = 1 }, ['end'] = { line = 0, character = 10 } } }, 0, 10, 'utf-16') == nil, 'an item that does not match the typed text must not show')
   check(ghost.ghost_from_item(b, { insertText = '' }, 0, 10, 'utf-16') == nil, 'empty item')
+
+  -- diffill/step in the server's shape and in issue 5's.
+  local range = { start = { line = 3, character = 1 }, ['end'] = { line = 4, character = 0 } }
+  local p = require('diffill')._parse_step({ textDocument = { uri = 'file:///a.go', version = 2 }, command = 'diffill.fillHoles', done = 3, total = 8, spans = { { range = range, text = 'a' }, { range = range, text = 'b' } } })
+  check(p and p.uri == 'file:///a.go' and p.step == 3 and p.total == 8 and p.text == 'a … b' and #p.spans == 2, 'server step: %s', vim.inspect(p))
+  p = require('diffill')._parse_step({ uri = 'file:///a.go', step = 1, total = 4, text = 'x' })
+  check(p and p.step == 1 and p.text == 'x', 'issue step: %s', vim.inspect(p))
+  check(require('diffill')._parse_step({ step = 1 }) == nil, 'junk step must be nil')
 end
 
 -- Not a check of its own: runs the plugin in a Neovim inside a terminal

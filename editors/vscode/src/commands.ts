@@ -47,12 +47,31 @@ export interface CommandInput {
   strength?: number;
 }
 
-/** The single argument of every diffill.* server command. */
+/**
+ * The single argument of every diffill.* server command (lsp/code_action.go's
+ * commandArgs): the document with the version the range refers to (the
+ * server refuses the command if the document has changed since), the range,
+ * and for a rewrite how much of it to re-mask.
+ */
 export interface CommandArgument {
-  uri: string;
-  version: number;
+  textDocument: { uri: string; version: number };
   range?: Range;
   strength?: number;
+}
+
+/** What workspace/executeCommand answers: whether the edit was applied, and why not. */
+export interface CommandResult {
+  applied: boolean;
+  failureReason?: string;
+}
+
+/** The message to show for a command's result, or undefined when it worked. */
+export function resultProblem(result: unknown): string | undefined {
+  if (result === null || result === undefined) return undefined; // a server that answers null applied it itself
+  if (typeof result !== 'object') return undefined;
+  const r = result as Partial<CommandResult>;
+  if (r.applied === false) return r.failureReason ? `the edit was not applied: ${r.failureReason}` : 'the edit was not applied';
+  return undefined;
 }
 
 export type Built = { ok: true; command: string; arguments: [CommandArgument]; range?: Range } | { ok: false; message: string };
@@ -75,7 +94,7 @@ export function normalize(r: Range): Range {
  */
 export function buildCommand(kind: Kind, input: CommandInput): Built {
   const command = SERVER_COMMANDS[kind];
-  const arg: CommandArgument = { uri: input.uri, version: input.version };
+  const arg: CommandArgument = { textDocument: { uri: input.uri, version: input.version } };
   if (kind === 'fillHoles') return { ok: true, command, arguments: [arg] };
   let range = normalize(input.selection);
   if (kind === 'rewrite') {
@@ -83,8 +102,9 @@ export function buildCommand(kind: Kind, input: CommandInput): Built {
       if (input.lineLength === 0) return { ok: false, message: 'Select the code to rewrite (the current line is empty).' };
       range = { start: { line: range.start.line, character: 0 }, end: { line: range.start.line, character: input.lineLength } };
     }
-    if (input.strength !== undefined && Number.isFinite(input.strength)) {
-      arg.strength = Math.min(1, Math.max(0, input.strength));
+    // The server takes (0, 1]; 0 or unset means its default, so it is not sent.
+    if (input.strength !== undefined && Number.isFinite(input.strength) && input.strength > 0) {
+      arg.strength = Math.min(1, input.strength);
     }
   }
   arg.range = range;

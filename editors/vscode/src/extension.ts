@@ -19,11 +19,11 @@ import {
   ShowMessageNotification,
   State,
 } from 'vscode-languageclient/node';
-import { buildCommand, EDITOR_COMMANDS, type Kind, TITLES } from './commands';
+import { buildCommand, EDITOR_COMMANDS, type Kind, resultProblem, TITLES } from './commands';
 import { findDiffill, INSTALL_COMMAND } from './discovery';
 import { changeKind, documentSelector, isServed, mapServerSettings, modelLabel, type ServerSettings } from './settings';
 import { parseServerLog } from './serverlog';
-import { initialStatus, isStepParams, oneLine, render, type Status, type StepParams, stepMessage } from './status';
+import { initialStatus, oneLine, parseStep, render, type Status, stepMessage } from './status';
 
 const SECTION = 'diffill';
 
@@ -343,7 +343,7 @@ class Extension implements vscode.Disposable {
       void vscode.window.showInformationMessage(`Diffill: ${built.message}`);
       return;
     }
-    const uri = built.arguments[0].uri;
+    const uri = built.arguments[0].textDocument.uri;
     if (this.running.has(uri)) {
       void vscode.window.showInformationMessage('Diffill: a command is already running on this file.');
       return;
@@ -357,7 +357,8 @@ class Extension implements vscode.Disposable {
         if (range) editor.setDecorations(this.forming, [{ range }]);
         try {
           const req = client.sendRequest(ExecuteCommandRequest.type, { command: built.command, arguments: built.arguments }, token);
-          await this.track(req);
+          const problem = resultProblem(await this.track(req));
+          if (problem) throw new Error(problem);
         } catch (err) {
           if (token.isCancellationRequested) {
             this.output.info(`${built.command} cancelled`);
@@ -377,17 +378,26 @@ class Extension implements vscode.Disposable {
   }
 
   private onStep(raw: unknown): void {
-    if (!isStepParams(raw)) return;
-    const p: StepParams = raw;
+    const p = parseStep(raw);
+    if (!p) return;
     this.setStatus({ step: { done: p.step, total: p.total } });
     const r = this.running.get(p.uri);
     if (!r) return;
     const { message, increment } = stepMessage(p, r.lastStep);
     r.lastStep = p.step;
     r.report({ message, increment });
-    if (r.editor && r.range && p.text !== undefined && this.config().get<boolean>('showStepText') !== false) {
-      const contentText = `⟳ ${p.step}/${p.total}  ${oneLine(p.text)}`;
-      r.editor.setDecorations(this.forming, [{ range: r.range, renderOptions: { after: { contentText } } }]);
-    }
+    if (!r.editor || this.config().get<boolean>('showStepText') === false) return;
+    // Each span's forming text after it, in the ghost-text colour; without spans, after the command's range.
+    const c2 = this.client?.protocol2CodeConverter;
+    const decorations: vscode.DecorationOptions[] =
+      p.spans.length > 0 && c2
+        ? p.spans.map((sp) => ({
+            range: c2.asRange(sp.range),
+            renderOptions: { after: { contentText: `⟳ ${p.step}/${p.total}  ${oneLine(sp.text)}` } },
+          }))
+        : r.range && p.text !== undefined
+          ? [{ range: r.range, renderOptions: { after: { contentText: `⟳ ${p.step}/${p.total}  ${oneLine(p.text)}` } } }]
+          : [];
+    if (decorations.length) r.editor.setDecorations(this.forming, decorations);
   }
 }

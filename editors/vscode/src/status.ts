@@ -60,18 +60,44 @@ export function render(s: Status): Rendered {
   return { text, tooltip: lines.join('\n'), severity };
 }
 
-/** The diffill/step notification (issue 5). text is the canvas so far; absent when the server sends counts only. */
-export interface StepParams {
-  uri: string;
-  text?: string;
-  step: number;
-  total: number;
+/** One span of a diffill/step notification: where it is and its text so far. */
+export interface StepSpan {
+  range: { start: { line: number; character: number }; end: { line: number; character: number } };
+  text: string;
 }
 
-export function isStepParams(v: unknown): v is StepParams {
-  if (typeof v !== 'object' || v === null) return false;
+/** A diffill/step notification, normalised: which document, how far, and the forming text of each span. */
+export interface StepParams {
+  uri: string;
+  step: number;
+  total: number;
+  /** The text of all spans, joined (for a progress message). */
+  text?: string;
+  spans: StepSpan[];
+}
+
+function isRange(v: unknown): boolean {
+  const r = v as StepSpan['range'] | undefined;
+  return typeof r?.start?.line === 'number' && typeof r?.start?.character === 'number' && typeof r?.end?.line === 'number' && typeof r?.end?.character === 'number';
+}
+
+/**
+ * Reads diffill/step. The server (lsp/command.go) sends
+ * {textDocument: {uri, version}, command, done, total, spans: [{range, text}]};
+ * the shape in issue 5, {uri, text?, step, total}, is read too.
+ */
+export function parseStep(v: unknown): StepParams | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Record<string, unknown>;
-  return typeof o.uri === 'string' && typeof o.step === 'number' && typeof o.total === 'number' && (o.text === undefined || typeof o.text === 'string');
+  const td = o.textDocument as { uri?: unknown } | undefined;
+  if (td && typeof td.uri === 'string' && typeof o.done === 'number' && typeof o.total === 'number') {
+    const spans = Array.isArray(o.spans) ? o.spans.filter((s): s is StepSpan => isRange(s?.range) && typeof s?.text === 'string') : [];
+    return { uri: td.uri, step: o.done, total: o.total, spans, text: spans.length ? spans.map((s) => s.text).join(' … ') : undefined };
+  }
+  if (typeof o.uri === 'string' && typeof o.step === 'number' && typeof o.total === 'number' && (o.text === undefined || typeof o.text === 'string')) {
+    return { uri: o.uri, step: o.step, total: o.total, text: o.text as string | undefined, spans: [] };
+  }
+  return undefined;
 }
 
 /** One line of forming text for a decoration or a progress message: newlines shown as ⏎, long text cut in the middle. */
@@ -83,7 +109,7 @@ export function oneLine(text: string, max = 80): string {
 }
 
 /** The progress message for a step, and how far the bar should move (percent of the whole). */
-export function stepMessage(p: StepParams, lastStep: number): { message: string; increment: number } {
+export function stepMessage(p: Pick<StepParams, 'step' | 'total' | 'text'>, lastStep: number): { message: string; increment: number } {
   const total = Math.max(1, p.total);
   const increment = (Math.max(0, p.step - lastStep) / total) * 100;
   const text = p.text !== undefined && p.text !== '' ? `: ${oneLine(p.text, 60)}` : '';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildCommand, normalize, type Range } from '../src/commands';
+import { buildCommand, normalize, type Range, resultProblem } from '../src/commands';
 
 const r = (l1: number, c1: number, l2: number, c2: number): Range => ({ start: { line: l1, character: c1 }, end: { line: l2, character: c2 } });
 const base = { uri: 'file:///ws/a.go', version: 7, lineLength: 12 };
@@ -9,7 +9,7 @@ test('infill sends the selection with uri and version', () => {
   assert.deepEqual(buildCommand('infill', { ...base, selection: r(2, 1, 4, 0) }), {
     ok: true,
     command: 'diffill.infillRange',
-    arguments: [{ uri: 'file:///ws/a.go', version: 7, range: r(2, 1, 4, 0) }],
+    arguments: [{ textDocument: { uri: 'file:///ws/a.go', version: 7 }, range: r(2, 1, 4, 0) }],
     range: r(2, 1, 4, 0),
   });
 });
@@ -46,12 +46,22 @@ test('rewrite strength is sent clamped, and only for rewrite', () => {
   const i = buildCommand('infill', { ...base, selection: r(0, 0, 1, 0), strength: 0.5 });
   assert.ok(i.ok);
   if (i.ok) assert.equal(i.arguments[0].strength, undefined);
+  const z = buildCommand('rewrite', { ...base, selection: r(0, 0, 1, 0), strength: 0 });
+  assert.ok(z.ok);
+  if (z.ok) assert.ok(!('strength' in z.arguments[0]), 'strength 0 means the default and is not sent');
+});
+
+test('a result that was not applied is a problem with its reason', () => {
+  assert.equal(resultProblem({ applied: true }), undefined);
+  assert.equal(resultProblem(null), undefined);
+  assert.equal(resultProblem({ applied: false, failureReason: 'document changed' }), 'the edit was not applied: document changed');
+  assert.equal(resultProblem({ applied: false }), 'the edit was not applied');
 });
 
 test('fill holes sends the document only', () => {
   assert.deepEqual(buildCommand('fillHoles', { ...base, selection: r(3, 5, 3, 9) }), {
     ok: true,
     command: 'diffill.fillHoles',
-    arguments: [{ uri: 'file:///ws/a.go', version: 7 }],
+    arguments: [{ textDocument: { uri: 'file:///ws/a.go', version: 7 } }],
   });
 });

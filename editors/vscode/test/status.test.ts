@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { initialStatus, isStepParams, oneLine, render, stepMessage } from '../src/status';
+import { initialStatus, oneLine, parseStep, render, stepMessage } from '../src/status';
 
 test('idle, busy with steps, failed, and a warning', () => {
   const s = { ...initialStatus('built-in', 'cpu'), server: 'running' as const };
@@ -18,12 +18,19 @@ test('idle, busy with steps, failed, and a warning', () => {
   assert.match(render(s).tooltip, /Click to show the log/);
 });
 
-test('isStepParams accepts the diffill/step shape only', () => {
-  assert.ok(isStepParams({ uri: 'file:///a.go', step: 1, total: 8 }));
-  assert.ok(isStepParams({ uri: 'file:///a.go', text: 'x', step: 1, total: 8 }));
-  assert.ok(!isStepParams({ uri: 'file:///a.go', text: 3, step: 1, total: 8 }));
-  assert.ok(!isStepParams({ step: 1, total: 8 }));
-  assert.ok(!isStepParams(null));
+test('parseStep reads the server\'s diffill/step and the issue\'s shape', () => {
+  const range = { start: { line: 3, character: 1 }, end: { line: 3, character: 9 } };
+  assert.deepEqual(
+    parseStep({ textDocument: { uri: 'file:///a.go', version: 4 }, command: 'diffill.rewriteRange', done: 2, total: 8, spans: [{ range, text: 'return x' }] }),
+    { uri: 'file:///a.go', step: 2, total: 8, text: 'return x', spans: [{ range, text: 'return x' }] },
+  );
+  const two = parseStep({ textDocument: { uri: 'u' }, done: 1, total: 4, spans: [{ range, text: 'a' }, { range, text: 'b' }, { range: {}, text: 'bad' }] });
+  assert.equal(two?.text, 'a … b');
+  assert.equal(two?.spans.length, 2);
+  assert.deepEqual(parseStep({ uri: 'file:///a.go', text: 'x', step: 1, total: 8 }), { uri: 'file:///a.go', step: 1, total: 8, text: 'x', spans: [] });
+  assert.equal(parseStep({ uri: 'file:///a.go', text: 3, step: 1, total: 8 }), undefined);
+  assert.equal(parseStep({ step: 1, total: 8 }), undefined);
+  assert.equal(parseStep(null), undefined);
 });
 
 test('oneLine flattens newlines and indentation and cuts the middle', () => {
@@ -33,6 +40,6 @@ test('oneLine flattens newlines and indentation and cuts the middle', () => {
 });
 
 test('stepMessage moves the bar by the steps since the last report', () => {
-  assert.deepEqual(stepMessage({ uri: 'u', step: 4, total: 16, text: 'return x' }, 2), { message: 'step 4/16: return x', increment: 12.5 });
-  assert.deepEqual(stepMessage({ uri: 'u', step: 1, total: 0 }, 0), { message: 'step 1/0', increment: 100 });
+  assert.deepEqual(stepMessage({ step: 4, total: 16, text: 'return x' }, 2), { message: 'step 4/16: return x', increment: 12.5 });
+  assert.deepEqual(stepMessage({ step: 1, total: 0 }, 0), { message: 'step 1/0', increment: 100 });
 });

@@ -46,29 +46,61 @@ local function one_line(text)
   return (text:gsub('\r?\n[\t ]*', ' ⏎ '):gsub('\t', ' '))
 end
 
--- diffill/step {uri, text?, step, total}: the forming text of a running command.
+-- Reads diffill/step: the server sends {textDocument = {uri, version}, command,
+-- done, total, spans = {{range, text}}}; issue 5's {uri, text?, step, total} is read too.
+local function parse_step(p)
+  if type(p) ~= 'table' then
+    return nil
+  end
+  if type(p.textDocument) == 'table' and type(p.done) == 'number' then
+    local texts = {}
+    for _, sp in ipairs(type(p.spans) == 'table' and p.spans or {}) do
+      table.insert(texts, sp.text or '')
+    end
+    return { uri = p.textDocument.uri, step = p.done, total = p.total or 0, spans = p.spans or {}, text = #texts > 0 and table.concat(texts, ' … ') or nil }
+  end
+  if type(p.uri) == 'string' and type(p.step) == 'number' then
+    return { uri = p.uri, step = p.step, total = p.total or 0, spans = {}, text = type(p.text) == 'string' and p.text or nil }
+  end
+  return nil
+end
+M._parse_step = parse_step
+
+-- The forming text of a running command: under each span, and in the command line.
 local function on_step(_, params)
-  if type(params) ~= 'table' or type(params.step) ~= 'number' then
+  local p = parse_step(params)
+  if not p then
     return
   end
-  S.step = { step = params.step, total = params.total, text = params.text }
-  local run = params.uri and S.running[params.uri]
+  S.step = { step = p.step, total = p.total, text = p.text }
+  local run = p.uri and S.running[p.uri]
   if not run then
     return
   end
   vim.api.nvim_exec_autocmds('User', { pattern = 'DiffillStep', modeline = false })
-  local msg = ('step %d/%d'):format(params.step, params.total or 0)
-  if type(params.text) == 'string' and params.text ~= '' then
-    msg = msg .. ': ' .. one_line(params.text)
-    if vim.api.nvim_buf_is_valid(run.bufnr) and run.row then
-      vim.api.nvim_buf_clear_namespace(run.bufnr, step_ns, 0, -1)
+  local msg = ('step %d/%d'):format(p.step, p.total)
+  if p.text and p.text ~= '' then
+    msg = msg .. ': ' .. one_line(p.text)
+  end
+  if vim.api.nvim_buf_is_valid(run.bufnr) then
+    vim.api.nvim_buf_clear_namespace(run.bufnr, step_ns, 0, -1)
+    local where = {}
+    for _, sp in ipairs(p.spans) do
+      if type(sp.range) == 'table' and type(sp.text) == 'string' then
+        table.insert(where, { row = sp.range['end'].line, text = sp.text })
+      end
+    end
+    if #where == 0 and run.row and p.text then
+      where = { { row = run.row, text = p.text } }
+    end
+    local last = vim.api.nvim_buf_line_count(run.bufnr) - 1
+    for _, w in ipairs(where) do
       local lines = {}
-      for _, l in ipairs(vim.split(params.text, '\n', { plain = true })) do
+      for _, l in ipairs(vim.split(w.text, '\n', { plain = true })) do
         table.insert(lines, { { '│ ' .. l, 'DiffillStep' } })
       end
-      local row = math.min(run.row, vim.api.nvim_buf_line_count(run.bufnr) - 1)
-      pcall(vim.api.nvim_buf_set_extmark, run.bufnr, step_ns, row, 0, {
-        virt_text = { { ('⟳ %d/%d'):format(params.step, params.total or 0), 'DiffillStep' } },
+      pcall(vim.api.nvim_buf_set_extmark, run.bufnr, step_ns, math.min(w.row, last), 0, {
+        virt_text = { { ('⟳ %d/%d'):format(p.step, p.total), 'DiffillStep' } },
         virt_text_pos = 'eol',
         virt_lines = lines,
       })
@@ -229,7 +261,8 @@ local function run(kind, bufnr, range, extra)
     notify('a command is already running on this buffer')
     return
   end
-  local arg = { uri = uri, version = util.version(bufnr) }
+  -- lsp/code_action.go's commandArgs: the server refuses the command if the document changed since this version.
+  local arg = { textDocument = { uri = uri, version = util.version(bufnr) } }
   if range then
     arg.range = range
   end
@@ -240,12 +273,15 @@ local function run(kind, bufnr, range, extra)
   S.running[uri] = { bufnr = bufnr, row = range and range['end'].line or nil }
   S.busy = S.busy + 1
   echo(({ infill = 'infilling…', rewrite = 'rewriting…', fill = 'filling holes…' })[kind])
-  util.request(c, 'workspace/executeCommand', { command = command, arguments = { arg } }, function(err)
+  util.request(c, 'workspace/executeCommand', { command = command, arguments = { arg } }, function(err, result)
     S.running[uri] = nil
     S.busy = math.max(0, S.busy - 1)
     S.step = nil
     if vim.api.nvim_buf_is_valid(bufnr) then
       vim.api.nvim_buf_clear_namespace(bufnr, step_ns, 0, -1)
+    end
+    if not err and type(result) == 'table' and result.applied == false then
+      err = { message = 'the edit was not applied' .. (result.failureReason and (': ' .. result.failureReason) or '') }
     end
     if err then
       S.last_error = err.message
@@ -283,11 +319,12 @@ function M.rewrite(cmd)
   end
   local extra = {}
   local strength = cmd.args ~= nil and cmd.args ~= '' and tonumber(cmd.args) or S.opts.rewrite_strength
-  if cmd.args ~= nil and cmd.args ~= '' and (strength == nil or strength < 0 or strength > 1) then
-    notify(('strength must be a number from 0 to 1, not %q'):format(cmd.args), vim.log.levels.ERROR)
+  if cmd.args ~= nil and cmd.args ~= '' and (strength == nil or strength <= 0 or strength > 1) then
+    notify(('strength must be a number in (0, 1], not %q'):format(cmd.args), vim.log.levels.ERROR)
     return
   end
-  if strength ~= nil then
+  -- The server takes (0, 1]; 0 means its default and is not sent.
+  if strength ~= nil and strength > 0 then
     extra.strength = strength
   end
   run('rewrite', bufnr, range, extra)
