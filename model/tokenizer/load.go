@@ -512,8 +512,10 @@ func (sp *spec) build() (*Tokenizer, error) {
 		t.added[a.Content] = a
 		t.addedByID[a.ID] = a
 	}
-	if int64(maxID) >= math.MaxInt32-1 {
-		return nil, fmt.Errorf("token id %d is too large", maxID)
+	// Ids are dense in real tokenizers. A hostile file could name id 2^31
+	// and make the tables below take gigabytes.
+	if n := len(sp.vocab) + len(sp.added); int64(maxID) >= 2*int64(n)+1<<16 {
+		return nil, fmt.Errorf("token id %d is far beyond the %d tokens defined", maxID, n)
 	}
 	t.vocabSize = int(maxID) + 1
 

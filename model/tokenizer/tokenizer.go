@@ -5,18 +5,32 @@
 // the tokenizer's split pattern, and each pre-token is spelled in bytes and
 // merged by the BPE merge list.
 //
+// The split patterns these models publish (GPT-2's, Qwen2's, Llama-3's and
+// diffill's Go-aware one, see PatternGPT2 and friends) have hand-written
+// matchers: Go's regexp has no lookahead. Other patterns run on Go's regexp
+// with \s, \d and \w given Oniguruma's Unicode meaning.
+//
 // Encode and EncodeOrdinary return what Hugging Face's encode returns with
 // add_special_tokens=false: post-processors (BOS/EOS templates) are not
 // applied; callers add such tokens themselves.
 //
+// Round trip. Decode(Encode(s)) == s byte for byte, except where the
+// tokenizer file asks otherwise, as it does of Hugging Face: with an NFC
+// normalizer Decode gives back NFC(s), an added token with lstrip or rstrip
+// swallows the whitespace beside it, and ByteLevel's add_prefix_space adds a
+// space before each stretch of text. Diffill's built-in tokenizer does none
+// of these.
+//
 // Invalid UTF-8. Hugging Face only takes valid Unicode text. Here a byte
 // that is not part of valid UTF-8 is classified as U+FFFD would be (neither
 // letter, number nor space) by the split patterns, is left alone by NFC, and
-// is encoded as its own byte through the byte-level alphabet. Thus Decode
-// gives back the input byte for byte for every string, and valid text is
-// encoded exactly as Hugging Face encodes it.
+// is encoded as its own byte through the byte-level alphabet. Thus invalid
+// bytes round-trip too, and valid text is encoded exactly as Hugging Face
+// encodes it.
 //
-// A Tokenizer is safe for concurrent use.
+// A Tokenizer is safe for concurrent use. It caches the encoding of the
+// words it has seen (bounded by DefaultCacheWords), since an editor
+// re-encodes the same document on every keystroke.
 package tokenizer
 
 import (
@@ -65,8 +79,12 @@ func (t *Tokenizer) Encode(s string) []int32 { return t.encode(s, true) }
 // Face does with encode_special_tokens=true.
 func (t *Tokenizer) EncodeOrdinary(s string) []int32 { return t.encode(s, false) }
 
-// Decode returns the bytes the ids stand for: the inverse of Encode, byte for
-// byte. Unknown ids are skipped.
+// Decode returns the bytes the ids stand for: the concatenation of their
+// TokenBytes, so the inverse of Encode (see the package comment). Unknown
+// ids are skipped. It differs from Hugging Face's decode in one respect:
+// there, the ByteLevel decoder also maps an added token's content through
+// the byte alphabet, which garbles non-ASCII content ("café" comes out as
+// "caf\xe9"); Decode gives the content.
 func (t *Tokenizer) Decode(ids []int32) string {
 	n := 0
 	for _, id := range ids {

@@ -261,6 +261,7 @@ func TestLoadErrors(t *testing.T) {
 		{"negated class", base(okModel, `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\S]"},"behavior":"Isolated"},`+okPre+`]}`), "inside a character class"},
 		{"lowercase", strings.Replace(base(okModel, okPre), `"normalizer":null`, `"normalizer":{"type":"Lowercase"}`, 1), "only NFC"},
 		{"wordpiece decoder", strings.Replace(base(okModel, okPre), `{"type":"ByteLevel"}`, `{"type":"WordPiece"}`, 1), "decoder"},
+		{"sparse ids", base(`{"type":"BPE","vocab":{"a":2000000000},"merges":[]}`, okPre), "far beyond"},
 		{"unk missing", base(`{"type":"BPE","unk_token":"<unk>","vocab":{"a":0},"merges":[]}`, okPre), "unk_token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
