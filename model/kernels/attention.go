@@ -44,12 +44,24 @@ func Attention(out []float32, ldo int, q []float32, ldq int, k []float32, ldk in
 	if ws == nil {
 		ws = new(AttentionWorkspace)
 	}
-	// Keys as a Linear of N = t outputs over K = headDim: scores = q·kᵀ.
-	kl := ws.keys.reuse(dtF32, t, headDim)
+	kl, vl := ws.pack(k, ldk, v, ldv, t, headDim)
+	ws.attend(out, ldo, q, ldq, kl, vl, nq, scale)
+}
+
+// pack packs keys as a Linear of N = t outputs over K = headDim (scores
+// = q·kᵀ) and values as one of N = headDim outputs over K = t (out = p·v).
+func (ws *AttentionWorkspace) pack(k []float32, ldk int, v []float32, ldv int, t, headDim int) (kl, vl *Linear) {
+	kl = ws.keys.reuse(dtF32, t, headDim)
 	packPanels(kl.f32, k, ldk, kl, false)
-	// Values as a Linear of N = headDim outputs over K = t: out = p·v.
-	vl := ws.vals.reuse(dtF32, headDim, t)
+	vl = ws.vals.reuse(dtF32, headDim, t)
 	packPanelsT(vl.f32, v, ldv, vl)
+	return kl, vl
+}
+
+// attend computes attention of nq query rows over packed keys and values,
+// attnChunk rows of scores at a time.
+func (ws *AttentionWorkspace) attend(out []float32, ldo int, q []float32, ldq int, kl, vl *Linear, nq int, scale float32) {
+	t := kl.N
 	rows := min(nq, attnChunk)
 	if cap(ws.scores) < rows*t {
 		ws.scores = make([]float32, rows*t)
@@ -108,12 +120,28 @@ func (p *Pool) MultiHeadAttention(out []float32, ldo int, q []float32, ldq int, 
 		panic(fmt.Sprintf("kernels: MultiHeadAttention: %d heads over %d kv heads", heads, kvHeads))
 	}
 	group := heads / kvHeads
+	// Pack each kv head's keys and values once, then let every (query
+	// head, chunk of query rows) task read them.
+	packed := make([]AttentionWorkspace, kvHeads)
+	p.Run(kvHeads, func(g int) {
+		k, ldk, v, ldv := kv(g)
+		if len(k) < (t-1)*ldk+headDim || len(v) < (t-1)*ldv+headDim {
+			panic(fmt.Sprintf("kernels: MultiHeadAttention: kv head %d holds fewer than %d rows", g, t))
+		}
+		packed[g].pack(k, ldk, v, ldv, t, headDim)
+	})
+	need := func(name string, s []float32, ld int) {
+		if ld < heads*headDim || len(s) < (nq-1)*ld+heads*headDim {
+			panic(fmt.Sprintf("kernels: MultiHeadAttention: %s has %d floats, row stride %d; need %d rows of %d", name, len(s), ld, nq, heads*headDim))
+		}
+	}
+	need("q", q, ldq)
+	need("out", out, ldo)
 	chunks := (nq + attnChunk - 1) / attnChunk
 	p.Run(heads*chunks, func(i int) {
 		h, c := i/chunks, i%chunks
 		i0 := c * attnChunk
 		rows := min(attnChunk, nq-i0)
-		k, ldk, v, ldv := kv(h / group)
 		var ws *AttentionWorkspace
 		if p != nil {
 			ws, _ = p.attn.Get().(*AttentionWorkspace)
@@ -122,6 +150,7 @@ func (p *Pool) MultiHeadAttention(out []float32, ldo int, q []float32, ldq int, 
 		if ws == nil {
 			ws = new(AttentionWorkspace)
 		}
-		Attention(out[i0*ldo+h*headDim:], ldo, q[i0*ldq+h*headDim:], ldq, k, ldk, v, ldv, rows, t, headDim, scale, ws)
+		kv := &packed[h/group]
+		ws.attend(out[i0*ldo+h*headDim:], ldo, q[i0*ldq+h*headDim:], ldq, &kv.keys, &kv.vals, rows, scale)
 	})
 }
