@@ -192,7 +192,8 @@ func (c *Client) Start(method string, params any) (*Pending, error) {
 
 // Cancel sends $/cancelRequest for the request.
 func (p *Pending) Cancel() error {
-	return p.c.Notify(protocol.MethodCancelRequest, map[string]any{"id": p.ID})
+	id := p.ID // ID marshals through a pointer method
+	return p.c.Notify(protocol.MethodCancelRequest, map[string]any{"id": &id})
 }
 
 // Wait waits for the answer and decodes its result into result (if not
