@@ -199,12 +199,13 @@ class BatchMaker:
         return c, e
 
     def _canvas(self, L):
+        """Span positions for a middle of L tokens: L plus a random over-allocation, at least 1."""
         r = self.rng.random()
         if r < 0.5:
-            return L + int(self.rng.integers(0, max(4, L) + 1))
+            return max(1, L + int(self.rng.integers(0, max(4, L) + 1)))
         sizes = [c for c in CANVAS_SIZES if c >= max(L, 1)]
         if not sizes:
-            return L
+            return max(1, L)
         return sizes[min(len(sizes) - 1, int(self.rng.integers(0, 2)))]
 
     def _span_sample(self, kind, x, y, w):

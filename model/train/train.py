@@ -149,6 +149,7 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--minutes", type=float, default=5.0, help="training time budget")
     ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--stop-at", type=float, default=0, help="unix time by which training must stop (a job's deadline)")
     ap.add_argument("--variants", type=int, default=4, help="copies of each file: 1 as written + renamed ones")
     ap.add_argument("--max-files", type=int, default=0, help="train on a sample of files (smoke tests)")
     ap.add_argument("--workers", type=int, default=0, help="data prep processes (default: all cores)")
@@ -197,7 +198,10 @@ def main():
 
     # --- model
     if args.resume:
-        ck = torch.load(args.resume, map_location="cpu")
+        try:
+            ck = torch.load(args.resume, map_location="cpu", weights_only=False)
+        except TypeError:  # torch without weights_only
+            ck = torch.load(args.resume, map_location="cpu")
         cfg = modeling.Config(**ck["config"])
     elif args.init:
         with open(os.path.join(args.init, "config.json")) as f:
@@ -233,10 +237,13 @@ def main():
         f"model: {args.config} {modeling.config_dict(cfg)}: {model.non_embedding_params() / 1e6:.2f}M non-embedding, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M total parameters"
     )
+    model.rope(args.seq_len, torch.device(args.device))  # cached before any tracing
     hidden = model.hidden_states
     if args.compile and hasattr(torch, "compile"):
         hidden = torch.compile(model.hidden_states)
         log("model: torch.compile enabled (first step compiles)")
+    elif args.compile:
+        log(f"model: torch {torch.__version__} has no torch.compile; running eagerly")
 
     # --- batches
     nw = args.loader_workers if args.loader_workers is not None else (6 if args.device.startswith("cuda") else 0)
@@ -255,6 +262,11 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
 
     budget = args.minutes * 60
+    if args.stop_at:
+        left = args.stop_at - time.time()
+        if left < budget:
+            log(f"train: {left:.0f}s left before the job's deadline: training for that, not {budget:.0f}s")
+            budget = max(left, 10.0)
     amp = args.device.startswith("cuda")
     model.train()
     t_train = time.time()
@@ -273,21 +285,28 @@ def main():
         x = x.to(args.device, non_blocking=True)
         y = y.to(args.device, non_blocking=True)
         w = w.to(args.device, non_blocking=True)
-        with modeling.autocast(amp):
+
+        def fwd_bwd(hidden):
+            with modeling.autocast(amp):
+                h = hidden(x)
+                sel = y >= 0
+                # Logits only where there is a loss: most positions have none.
+                logits = model.lm_head(h[sel]).float()
+            ce = torch.nn.functional.cross_entropy(logits, y[sel], reduction="none")
+            loss = (ce * w[sel]).sum() / x.shape[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            return loss, ce
+
+        if run_steps == 0 and hidden is not model.hidden_states:
             try:
-                h = hidden(x)
+                loss, ce = fwd_bwd(hidden)
             except Exception as e:  # a compiler failure must not cost the run
-                if hidden is model.hidden_states:
-                    raise
-                log(f"model: torch.compile failed ({type(e).__name__}: {e}); continuing eagerly")
+                log(f"model: torch.compile failed ({type(e).__name__}: {str(e)[:500]}); continuing eagerly")
                 hidden = model.hidden_states
-                h = hidden(x)
-            sel = y >= 0
-            logits = model.lm_head(h[sel]).float()
-        ce = torch.nn.functional.cross_entropy(logits, y[sel], reduction="none")
-        loss = (ce * w[sel]).sum() / x.shape[0]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+                loss, ce = fwd_bwd(hidden)
+        else:
+            loss, ce = fwd_bwd(hidden)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
@@ -388,8 +407,8 @@ over-allocated and the positions after the true middle were trained to
 The Go distribution's own source ({manifest.get('goroot_version', '?')}: `src`, `test`, `misc`), split by file
 (model/train/corpus.py): {n_train} training files, {len(manifest['heldout'])} held out. Held-out files exclude
 per-platform variants, generated and build-constrained files, testdata and vendor trees and near-duplicates.
-Each training file appears {args.variants} times: once as written and {args.variants - 1} times with its local identifiers
-consistently renamed to other names of the corpus (model/train/rename.py), so that names must be read from context.
+Each training file appears {args.variants} times: once as written and in {args.variants - 1} copies with its local
+identifiers consistently renamed to other names of the corpus (model/train/rename.py), so that names must be read from context.
 {stream_tokens / 1e6:.1f}M tokens in all.
 
 Objective: MDLM masked diffusion (mask ratio t ~ U(0.05, 1), loss on masked positions weighted 1/t) on a mix of
