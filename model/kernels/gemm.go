@@ -78,25 +78,29 @@ func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	kerns := l.kerns
 	blocks := rowBlocks(m, kerns)
 	maxMR := kerns[len(kerns)-1].mr
+	widest := 0 // rows of the largest block actually used
+	for _, b := range blocks {
+		widest = max(widest, b.k.mr)
+	}
 
-	// k blocks: as long as mr rows of A fit l1Budget, split evenly.
-	kcMax := max(l1Budget/(4*maxMR), 64)
+	// k blocks: as long as a block's rows of A fit l1Budget, split evenly.
+	// Few rows (decode steps) make A small: no k blocks then, so each
+	// panel streams from memory in one contiguous run.
+	kcMax := max(l1Budget/(4*widest), 64)
 	nk := (k + kcMax - 1) / kcMax
 	kc := (k + nk - 1) / nk
 	kc = (kc + 15) &^ 15
 
 	// Panel groups: as many panels as keep kc rows of them in l2Budget.
-	nb := max(l2Budget/(kc*nr*es), 1)
 	// Row chunks: up to 8 blocks, so A and C of a task stay in L2 too.
+	// Both split evenly, so tasks are of a size.
 	const chunkBlocks = 8
+	ngroups := (l.panels + max(l2Budget/(kc*nr*es), 1) - 1) / max(l2Budget/(kc*nr*es), 1)
 	nchunks := (len(blocks) + chunkBlocks - 1) / chunkBlocks
 	// Enough tasks that the pool's goroutines finish close together.
-	if want := 3 * l.pool.Workers(); nchunks*((l.panels+nb-1)/nb) < want && m*l.N*k >= 1<<16 {
-		groups := min((want+nchunks-1)/nchunks, l.panels)
-		nb = (l.panels + groups - 1) / groups
+	if want := 3 * l.pool.Workers(); nchunks*ngroups < want && m*l.N*k >= 1<<16 {
+		ngroups = min((want+nchunks-1)/nchunks, l.panels)
 	}
-	ngroups := (l.panels + nb - 1) / nb
-
 	var base unsafe.Pointer
 	if l.dt == dtF32 {
 		base = unsafe.Pointer(unsafe.SliceData(l.f32))
@@ -105,8 +109,8 @@ func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	}
 	l.pool.Run(nchunks*ngroups, func(t int) {
 		chunk, group := t/ngroups, t%ngroups
-		bl := blocks[chunk*chunkBlocks : min((chunk+1)*chunkBlocks, len(blocks))]
-		p0, p1 := group*nb, min((group+1)*nb, l.panels)
+		bl := blocks[chunk*len(blocks)/nchunks : (chunk+1)*len(blocks)/nchunks]
+		p0, p1 := group*l.panels/ngroups, (group+1)*l.panels/ngroups
 		var tile []float32
 		for k0 := 0; k0 < k; k0 += kc {
 			kb := min(kc, k-k0)
