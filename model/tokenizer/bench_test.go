@@ -9,7 +9,7 @@ import (
 )
 
 // goSource is real Go code: this package's own sources.
-func goSource(b *testing.B) string {
+func goSource(b testing.TB) string {
 	files, err := filepath.Glob("*.go")
 	if err != nil || len(files) == 0 {
 		b.Fatalf("no Go files: %v", err)
