@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -250,7 +251,20 @@ func TestGPUKernels(t *testing.T) {
 			m := c.n * c.heads * c.hd
 			wh, wl := make([]uint16, m), make([]uint16, m)
 			refAttention(wh, wl, q, kc, vc, c.n, c.heads, c.kv, c.hd, c.L, capy, scale)
-			closeF32(t, "attention hi+lo", joinSplit(down[uint16](h, hi, m), down[uint16](h, lo, m)), joinSplit(wh, wl), 1e-4, 1e-2)
+			want := joinSplit(wh, wl)
+			closeF32(t, "attention hi+lo", joinSplit(down[uint16](h, hi, m), down[uint16](h, lo, m)), want, 1e-4, 1e-2)
+			// split-K: the engine's choice, and 3 chunks
+			s0, ch0 := attSplits(c.n, c.L, c.heads)
+			for _, sc := range [][2]int{{s0, ch0}, {ceilDiv(c.L, ceilDiv(ceilDiv(c.L, 3), attKeys)*attKeys), ceilDiv(ceilDiv(c.L, 3), attKeys) * attKeys}} {
+				splits, chunk := sc[0], sc[1]
+				part, ml := h.buf(splits*m*4), h.buf(splits*c.n*c.heads*2*4)
+				h.launch("attention_part", dim3{c.heads, ceilDiv(c.n, attWarps), splits}, d1(32*attWarps), attSmemBytes(c.hd),
+					pArg(part), pArg(ml), pArg(up(h, q)), pArg(up(h, kc)), pArg(up(h, vc)), iArg(c.n), iArg(c.heads), iArg(c.kv),
+					iArg(c.hd), iArg(c.L), iArg(capy), fArg(scale), iArg(chunk))
+				hi2, lo2 := h.buf(m*2), h.buf(m*2)
+				h.launch("attention_combine", d1(c.n), d1(rowBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
+				closeF32(t, fmt.Sprintf("split attention (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
+			}
 		}
 	})
 

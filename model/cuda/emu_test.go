@@ -291,6 +291,15 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 				panic(fmt.Sprintf("attention launch grid %v block %v smem %d for %d rows, %d heads", grid, block, smem, n(5), n(6)))
 			}
 			refAttention(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), n(5), n(6), n(7), n(8), n(9), n(10), f(11))
+		case "attention_part":
+			splits := grid.z
+			if grid.x != n(6) || grid.y*attWarps < n(5) || smem != attSmemBytes(n(8)) || (splits-1)*n(12) >= n(9) || splits*n(12) < n(9) {
+				panic(fmt.Sprintf("attention_part launch grid %v smem %d chunk %d for %d keys", grid, smem, n(12), n(9)))
+			}
+			refAttentionPart(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), n(5), n(6), n(7), n(8), n(9), n(10), f(11), n(12), splits)
+		case "attention_combine":
+			refAttentionCombine(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), n(4), n(5), n(6), n(7))
+			needGrid(grid, n(4))
 		case "swiglu":
 			refSwiGLU(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), n(3), n(4))
 			needGrid(grid, n(3))

@@ -124,6 +124,7 @@ const (
 	attWarps      = 8 // ATT_WARPS in kernels.cu
 	attKeys       = 32
 	attMaxHeadDim = 128
+	attMaxBlocks  = 2048 // split-K target: about 2 waves of 8 blocks on 132 SMs
 	maxGraphs     = 8
 )
 
@@ -183,6 +184,7 @@ type workspace struct {
 	rows, logitRows, ints32 int
 	x, qkv, q, gu, hi, lo   devptr
 	logits, ints, stats     devptr
+	attPart                 devptr // attention_part's chunks: values, then (max, sum) pairs
 	bytes                   int64
 }
 
@@ -420,7 +422,7 @@ func (e *Engine) freeAll() error {
 func (e *Engine) freeWorkspace() error {
 	w := &e.ws
 	var errs []error
-	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.lo, w.logits, w.stats, w.ints} {
+	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.lo, w.logits, w.stats, w.ints, w.attPart} {
 		errs = append(errs, e.be.free(p))
 	}
 	*w = workspace{}
@@ -463,6 +465,7 @@ func (e *Engine) ensureWorkspace(rows, logitRows, ints int) error {
 		{&w.logits, logitRows * c.Vocab * 4},
 		{&w.stats, logitRows * statsWords * 4},
 		{&w.ints, ints * 4},
+		{&w.attPart, attPartFloats(c, rows) * 4},
 	} {
 		p, err := e.be.alloc(b.bytes)
 		if err != nil {
@@ -889,9 +892,7 @@ func (e *Engine) launchAll(p *plan) error {
 				iArg(M), iArg(c.Heads), iArg(c.KVHeads), iArg(c.HeadDim), iArg(cache.capacity)}); err != nil {
 			return err
 		}
-		if err := be.launch("attention", d2(c.Heads, ceilDiv(M, attWarps)), d1(32*attWarps), smem,
-			[]karg{pArg(w.hi), pArg(lo), pArg(w.q), pArg(kc), pArg(vc), iArg(M), iArg(c.Heads), iArg(c.KVHeads),
-				iArg(c.HeadDim), iArg(p.l), iArg(cache.capacity), fArg(scale)}); err != nil {
+		if err := e.attention(p, w.hi, lo, kc, vc, smem, scale); err != nil {
 			return err
 		}
 		if err := e.linear(w.x, w.hi, lo, l.o, M, H, qd, 1, 1); err != nil {
@@ -933,6 +934,46 @@ func (e *Engine) launchAll(p *plan) error {
 	st := func(k int) karg { return pArg(w.stats + devptr(4*k*n)) }
 	return be.launch("row_stats", d1(n), d1(1024), 0,
 		[]karg{st(0), st(1), st(2), st(3), st(4), st(5), pArg(w.logits), pArg(p.score), iArg(n), iArg(c.Vocab), fArg(p.invTemp)})
+}
+
+// attSplits chooses how many key chunks each (query tile, head) of the
+// attention is split into: one block per tile and head leaves most of the
+// chip idle when few rows attend over many keys (a denoising step: 64 rows,
+// a thousand keys), so the keys are cut into chunks of at least 4 tiles
+// until about 2048 blocks run. It returns the number of chunks and their
+// length.
+func attSplits(rows, keys, heads int) (splits, chunk int) {
+	base := heads * ceilDiv(rows, attWarps)
+	splits = max(1, min(ceilDiv(keys, 4*attKeys), attMaxBlocks/base))
+	chunk = ceilDiv(ceilDiv(keys, splits), attKeys) * attKeys
+	return ceilDiv(keys, chunk), chunk
+}
+
+// attPartFloats bounds attention_part's scratch for up to rows query rows:
+// splits * rows * heads * (hd + 2) with splits * heads * ceil(rows/8) <= max(attMaxBlocks, heads * ceil(rows/8)).
+func attPartFloats(c Config, rows int) int {
+	return attWarps * max(attMaxBlocks, c.Heads*ceilDiv(rows, attWarps)) * (c.HeadDim + 2)
+}
+
+// attention launches the attention of the plan's rows over its keys,
+// split over key chunks when that fills the chip better.
+func (e *Engine) attention(p *plan, hi, lo, kc, vc devptr, smem int, scale float32) error {
+	c, w := e.cfg, &e.ws
+	splits, chunk := attSplits(p.m, p.l, c.Heads)
+	tiles := ceilDiv(p.m, attWarps)
+	if splits == 1 {
+		return e.be.launch("attention", d2(c.Heads, tiles), d1(32*attWarps), smem,
+			[]karg{pArg(hi), pArg(lo), pArg(w.q), pArg(kc), pArg(vc), iArg(p.m), iArg(c.Heads), iArg(c.KVHeads),
+				iArg(c.HeadDim), iArg(p.l), iArg(p.cache.capacity), fArg(scale)})
+	}
+	ml := w.attPart + devptr(4*splits*p.m*c.Heads*c.HeadDim)
+	if err := e.be.launch("attention_part", dim3{c.Heads, tiles, splits}, d1(32*attWarps), smem,
+		[]karg{pArg(w.attPart), pArg(ml), pArg(w.q), pArg(kc), pArg(vc), iArg(p.m), iArg(c.Heads), iArg(c.KVHeads),
+			iArg(c.HeadDim), iArg(p.l), iArg(p.cache.capacity), fArg(scale), iArg(chunk)}); err != nil {
+		return err
+	}
+	return e.be.launch("attention_combine", d1(p.m), d1(rowBlock), 0,
+		[]karg{pArg(hi), pArg(lo), pArg(w.attPart), pArg(ml), iArg(p.m), iArg(c.Heads), iArg(c.HeadDim), iArg(splits)})
 }
 
 // linear computes y[m][n] = alpha·x[m][k]·W[n][k]ᵀ (+ y when beta is 1) for row-major x and W. In

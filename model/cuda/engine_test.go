@@ -720,3 +720,50 @@ func TestCacheGrows(t *testing.T) {
 		t.Fatalf("relative error %.3g", re)
 	}
 }
+
+// TestEngineSplitAttention: a step of few rows over many keys takes the
+// split-K attention (attention_part + attention_combine).
+func TestEngineSplitAttention(t *testing.T) {
+	tc := tinyConfigs[0]
+	if s, _ := attSplits(16, 300, tc.cfg.Heads); s < 2 {
+		t.Fatalf("attSplits(16, 300) = %d: the test would not split", s)
+	}
+	w := testModel(tc.cfg, tc.dt, tc.bias, tc.untied, 61)
+	e, m := newEmuEngine(t, tc.cfg, w, Options{})
+	r := rand.New(rand.NewPCG(62, 62))
+	tokens := randomTokens(r, 300, tc.cfg.Vocab)
+	ctx := context.Background()
+	c, _ := e.NewCache(300)
+	if err := e.Forward(ctx, &Batch{Tokens: tokens, Logits: []int{}, Cache: c}, nil); err != nil {
+		t.Fatal(err)
+	}
+	compute := allPositions(16)
+	for i := range compute {
+		compute[i] += 200
+	}
+	got := make([]float32, 16*tc.cfg.Vocab)
+	before := m.launches
+	if err := e.Forward(ctx, &Batch{Tokens: tokens, Compute: compute, Cache: c}, got); err != nil {
+		t.Fatal(err)
+	}
+	if m.launches-before < 2*tc.cfg.Layers {
+		t.Fatalf("%d launches", m.launches-before)
+	}
+	want := refForward(tc.cfg, w, tokens)[200:216]
+	if re := relErr(got, want); re > 1e-4 {
+		t.Fatalf("relative error %.3g", re)
+	}
+}
+
+func TestAttSplits(t *testing.T) {
+	for _, c := range []struct{ rows, keys, heads int }{{64, 1088, 14}, {1088, 1088, 14}, {1, 5, 4}, {8, 129, 32}, {64, 32768, 28}} {
+		s, chunk := attSplits(c.rows, c.keys, c.heads)
+		if s < 1 || chunk%attKeys != 0 || (s-1)*chunk >= c.keys || s*chunk < c.keys {
+			t.Errorf("%+v: %d splits of %d", c, s, chunk)
+		}
+		if s*c.heads*ceilDiv(c.rows, attWarps) > max(attMaxBlocks, c.heads*ceilDiv(c.rows, attWarps)) {
+			t.Errorf("%+v: %d splits exceed the scratch bound", c, s)
+		}
+		t.Logf("%+v: %d splits of %d keys", c, s, chunk)
+	}
+}

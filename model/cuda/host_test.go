@@ -74,18 +74,20 @@ func TestPTXSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"embed_gather": "pppiif",
-		"rmsnorm":      "pppppiif",
-		"rmsnorm_f32":  "pppiif",
-		"add_bias":     "ppii",
-		"qkv_rope":     "pppppppiiiii",
-		"rope_rotate":  "ppiiiiii",
-		"attention":    "pppppiiiiiif",
-		"swiglu":       "pppii",
-		"ban_tokens":   "pppii",
-		"row_stats":    "ppppppppiif",
-		"gather_rows":  "pppii",
-		"gemm_bf16":    "pppiiiff",
+		"embed_gather":      "pppiif",
+		"rmsnorm":           "pppppiif",
+		"rmsnorm_f32":       "pppiif",
+		"add_bias":          "ppii",
+		"qkv_rope":          "pppppppiiiii",
+		"rope_rotate":       "ppiiiiii",
+		"attention":         "pppppiiiiiif",
+		"attention_part":    "pppppiiiiiifi",
+		"attention_combine": "ppppiiii",
+		"swiglu":            "pppii",
+		"ban_tokens":        "pppii",
+		"row_stats":         "ppppppppiif",
+		"gather_rows":       "pppii",
+		"gemm_bf16":         "pppiiiff",
 	}
 	for name, w := range want {
 		got := ""

@@ -168,35 +168,20 @@ extern "C" __global__ void rope_rotate(float *kc, const float *invFreq, int kvHe
 #define ATT_KEYS 32
 #define ATT_MAXD 128
 
-// Bidirectional attention of n query rows over keys [0, L) of the cache.
-// One warp per (query row, head); a block holds ATT_WARPS rows of one head
-// and walks the keys in tiles of 32 staged in shared memory, with an online
-// softmax. In a tile lane j scores key j; for the values each lane owns the
-// dimensions d = lane + 32c. grid (heads, ceil(n/ATT_WARPS)), block
-// 32*ATT_WARPS, dynamic shared memory att_smem_bytes(hd) (launch.go).
-extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
-	attention(bf16 *hi, bf16 *lo, const float *q, const float *kc, const float *vc, int n, int heads,
-		int kvHeads, int hd, int L, int capacity, float scale) {
-	extern __shared__ float sm[];
+// Online-softmax attention of one warp's query row over the keys
+// [k0, k1) of one kv head, in tiles of 32 staged in shared memory by the
+// whole block (every warp of the block must call it with the same range).
+// In a tile lane j scores key j; for the values each lane owns dimensions
+// d = lane + 32c. m, l and acc carry the running max, sum and weighted values.
+__device__ __forceinline__ void attend_keys(float *sm, const float *qw, const float *kg, const float *vg, int hd,
+	int k0, int k1, float scale, bool active, float &m, float &l, float acc[ATT_MAXD / WARP]) {
 	int ks = hd | 1; // odd row stride: lane j reading K[j][d] hits bank (j*ks+d)%32, all distinct
-	float *K = sm;                   // [ATT_KEYS][ks]
-	float *V = K + ATT_KEYS * ks;    // [ATT_KEYS][hd]
-	float *Q = V + ATT_KEYS * hd;    // [ATT_WARPS][hd]
-	int h = blockIdx.x, g = h / (heads / kvHeads);
-	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
-	int i = blockIdx.y * ATT_WARPS + w;
-	bool active = i < n;
-	float *qw = Q + w * hd;
-	if (active)
-		for (int d = lane; d < hd; d += WARP) qw[d] = q[((long)i * heads + h) * hd + d];
-	const float *kg = kc + (long)g * capacity * hd, *vg = vc + (long)g * capacity * hd;
-	float m = -INFINITY, l = 0.f;
-	float acc[ATT_MAXD / WARP];
-#pragma unroll
-	for (int c = 0; c < ATT_MAXD / WARP; c++) acc[c] = 0.f;
-	for (int t0 = 0; t0 < L; t0 += ATT_KEYS) {
-		int nk = min(ATT_KEYS, L - t0);
-		__syncthreads(); // previous tile fully read (and Q written, first time)
+	float *K = sm;                // [ATT_KEYS][ks]
+	float *V = K + ATT_KEYS * ks; // [ATT_KEYS][hd]
+	int lane = threadIdx.x % WARP;
+	for (int t0 = k0; t0 < k1; t0 += ATT_KEYS) {
+		int nk = min(ATT_KEYS, k1 - t0);
+		__syncthreads(); // previous tile fully read (and the query rows written, first time)
 		for (int e = threadIdx.x; e < nk * hd; e += blockDim.x) {
 			int j = e / hd, d = e % hd;
 			K[j * ks + d] = kg[(long)(t0 + j) * hd + d];
@@ -228,6 +213,28 @@ extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
 			}
 		}
 	}
+}
+
+// Bidirectional attention of n query rows over keys [0, L) of the cache.
+// One warp per (query row, head); a block holds ATT_WARPS rows of one head.
+// grid (heads, ceil(n/ATT_WARPS)), block 32*ATT_WARPS, dynamic shared memory
+// attSmemBytes(hd) (engine.go).
+extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
+	attention(bf16 *hi, bf16 *lo, const float *q, const float *kc, const float *vc, int n, int heads,
+		int kvHeads, int hd, int L, int capacity, float scale) {
+	extern __shared__ float sm[];
+	int h = blockIdx.x, g = h / (heads / kvHeads);
+	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
+	int i = blockIdx.y * ATT_WARPS + w;
+	bool active = i < n;
+	float *qw = sm + ATT_KEYS * (hd | 1) + ATT_KEYS * hd + w * hd;
+	if (active)
+		for (int d = lane; d < hd; d += WARP) qw[d] = q[((long)i * heads + h) * hd + d];
+	float m = -INFINITY, l = 0.f;
+	float acc[ATT_MAXD / WARP];
+#pragma unroll
+	for (int c = 0; c < ATT_MAXD / WARP; c++) acc[c] = 0.f;
+	attend_keys(sm, qw, kc + (long)g * capacity * hd, vc + (long)g * capacity * hd, hd, 0, L, scale, active, m, l, acc);
 	if (!active) return;
 	float inv = 1.f / l;
 	long base = (long)i * heads * hd + (long)h * hd;
@@ -235,6 +242,64 @@ extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
 	for (int c = 0; c < ATT_MAXD / WARP; c++) {
 		int d = lane + c * WARP;
 		if (d < hd) store_split(hi, lo, base + d, acc[c] * inv);
+	}
+}
+
+// The same over the key chunk [z*chunk, min(L, (z+1)*chunk)) for z =
+// blockIdx.z (split-K: few query rows over many keys leave most of the chip
+// idle otherwise). Writes the chunk's running max and sum to ml
+// ([splits][n][heads][2]) and its unnormalised values to part
+// ([splits][n][heads][hd]); attention_combine merges the chunks.
+// grid (heads, ceil(n/ATT_WARPS), splits).
+extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
+	attention_part(float *part, float *ml, const float *q, const float *kc, const float *vc, int n, int heads,
+		int kvHeads, int hd, int L, int capacity, float scale, int chunk) {
+	extern __shared__ float sm[];
+	int h = blockIdx.x, g = h / (heads / kvHeads), z = blockIdx.z;
+	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
+	int i = blockIdx.y * ATT_WARPS + w;
+	bool active = i < n;
+	float *qw = sm + ATT_KEYS * (hd | 1) + ATT_KEYS * hd + w * hd;
+	if (active)
+		for (int d = lane; d < hd; d += WARP) qw[d] = q[((long)i * heads + h) * hd + d];
+	float m = -INFINITY, l = 0.f;
+	float acc[ATT_MAXD / WARP];
+#pragma unroll
+	for (int c = 0; c < ATT_MAXD / WARP; c++) acc[c] = 0.f;
+	int k0 = z * chunk, k1 = min(L, k0 + chunk);
+	attend_keys(sm, qw, kc + (long)g * capacity * hd, vc + (long)g * capacity * hd, hd, k0, k1, scale, active, m, l, acc);
+	if (!active) return;
+	long row = ((long)z * n + i) * heads + h;
+	float *pr = part + row * hd;
+#pragma unroll
+	for (int c = 0; c < ATT_MAXD / WARP; c++) {
+		int d = lane + c * WARP;
+		if (d < hd) pr[d] = acc[c];
+	}
+	if (lane == 0) {
+		ml[2 * row] = m;
+		ml[2 * row + 1] = l;
+	}
+}
+
+// Merges attention_part's chunks: out = sum_z e^(m_z-M) part_z / sum_z e^(m_z-M) l_z.
+// grid (n), any block.
+extern "C" __global__ void attention_combine(bf16 *hi, bf16 *lo, const float *part, const float *ml, int n,
+	int heads, int hd, int splits) {
+	int i = blockIdx.x;
+	if (i >= n) return;
+	for (int e = threadIdx.x; e < heads * hd; e += blockDim.x) {
+		int h = e / hd, d = e % hd;
+		float M = -INFINITY;
+		for (int z = 0; z < splits; z++) M = fmaxf(M, ml[2 * (((long)z * n + i) * heads + h)]);
+		float num = 0.f, den = 0.f;
+		for (int z = 0; z < splits; z++) {
+			long row = ((long)z * n + i) * heads + h;
+			float f = expf(ml[2 * row] - M);
+			den += f * ml[2 * row + 1];
+			num += f * part[row * hd + d];
+		}
+		store_split(hi, lo, (long)i * heads * hd + e, num / den);
 	}
 }
 

@@ -268,3 +268,64 @@ func refGemmBF16(y []float32, x, w []uint16, m, nn, k int, alpha, beta float32) 
 		}
 	}
 }
+
+// refAttentionPart is attention_part: for each chunk z, row i, head h over
+// keys [z*chunk, min(L, (z+1)*chunk)): running max m, sum l = sum e^(s-m),
+// and unnormalised values sum e^(s-m) v.
+func refAttentionPart(part, ml, q, kc, vc []float32, n, heads, kvHeads, hd, L, capacity int, scale float32, chunk, splits int) {
+	rep := heads / kvHeads
+	for z := 0; z < splits; z++ {
+		k0, k1 := z*chunk, min(L, (z+1)*chunk)
+		for i := 0; i < n; i++ {
+			for h := 0; h < heads; h++ {
+				g := h / rep
+				qr := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
+				s := make([]float64, k1-k0)
+				m := math.Inf(-1)
+				for j := k0; j < k1; j++ {
+					var dot float64
+					for d := range qr {
+						dot += float64(qr[d]) * float64(kc[(g*capacity+j)*hd+d])
+					}
+					s[j-k0] = dot * float64(scale)
+					m = math.Max(m, s[j-k0])
+				}
+				row := (z*n+i)*heads + h
+				var l float64
+				for j := range s {
+					s[j] = math.Exp(s[j] - m)
+					l += s[j]
+				}
+				for d := 0; d < hd; d++ {
+					var acc float64
+					for j := k0; j < k1; j++ {
+						acc += s[j-k0] * float64(vc[(g*capacity+j)*hd+d])
+					}
+					part[row*hd+d] = float32(acc)
+				}
+				ml[2*row], ml[2*row+1] = float32(m), float32(l)
+			}
+		}
+	}
+}
+
+func refAttentionCombine(hi, lo []uint16, part, ml []float32, n, heads, hd, splits int) {
+	for i := 0; i < n; i++ {
+		for h := 0; h < heads; h++ {
+			M := math.Inf(-1)
+			for z := 0; z < splits; z++ {
+				M = math.Max(M, float64(ml[2*((z*n+i)*heads+h)]))
+			}
+			for d := 0; d < hd; d++ {
+				var num, den float64
+				for z := 0; z < splits; z++ {
+					row := (z*n+i)*heads + h
+					f := math.Exp(float64(ml[2*row]) - M)
+					den += f * float64(ml[2*row+1])
+					num += f * float64(part[row*hd+d])
+				}
+				storeSplit(hi, lo, (i*heads+h)*hd+d, float32(num/den))
+			}
+		}
+	}
+}
