@@ -50,15 +50,17 @@ def main():
     except TypeError:  # transformers before attn_implementation
         model = Qwen2ForCausalLM.from_pretrained(directory, **kwargs)
     model.eval()
-    # Bidirectional: a 4-D additive mask of zeros is taken as given (no causal
-    # part added) by every transformers version that accepts 4-D masks; the
-    # flag below covers versions whose sdpa path consults is_causal.
+    # Bidirectional: a 4-D mask is taken as given, with no causal part added.
+    # transformers 4.36-4.39 read it as 1 = attend; 4.40 and later as an
+    # additive mask (0 = attend). The flag covers paths that consult is_causal.
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    attend = 1.0 if (major, minor) < (4, 40) else 0.0
     for layer in model.model.layers:
         layer.self_attn.is_causal = False
 
     def hf_logits(tokens):
         ids = torch.tensor([tokens])
-        mask = torch.zeros(1, 1, len(tokens), len(tokens), dtype=torch.float32)
+        mask = torch.full((1, 1, len(tokens), len(tokens)), attend, dtype=torch.float32)
         with torch.no_grad():
             return model(input_ids=ids, attention_mask=mask).logits[0].float().numpy()
 
