@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"unsafe"
 
 	"github.com/diffill/diffill/model/kernels"
@@ -55,7 +56,8 @@ type Model struct {
 	norm   []float32
 	head   *kernels.Linear
 
-	release []func() error
+	release     []func() error
+	weightFiles []string // the safetensors files read, for error messages
 
 	// Set by SetBackend (backend.go); tensors and lay keep the checkpoint's
 	// raw weights reachable for a backend to upload.
@@ -212,6 +214,7 @@ func (m *Model) openWeights(read func(string) ([]byte, error), open func(string)
 			m.release = append(m.release, release)
 		}
 		m.FileBytes += int64(len(data))
+		m.weightFiles = append(m.weightFiles, name)
 		f, err := parseSafetensors(name, data)
 		if err != nil {
 			return nil, err
@@ -254,7 +257,7 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 	get := func(name string, shape ...int) (*tensorData, error) {
 		t, ok := all[name]
 		if !ok {
-			return nil, fmt.Errorf("tensor %q: missing from the checkpoint", name)
+			return nil, fmt.Errorf("tensor %q: missing from the checkpoint (%s)", name, strings.Join(m.weightFiles, ", "))
 		}
 		if !equalShape(t.Shape, shape) {
 			return nil, t.errorf("shape %v, config.json needs %v", t.Shape, shape)

@@ -180,7 +180,7 @@ func TestLoadMismatched(t *testing.T) {
 				delete(h, q0)
 				return data
 			})
-		}, `tensor "` + q0 + `": missing`},
+		}, `tensor "` + q0 + `": missing from the checkpoint (model.safetensors)`},
 		{"wrong shape", func(dir string) {
 			rewriteTensors(t, dir, func(h map[string]map[string]any, data []byte) []byte {
 				h[q0]["shape"] = []int{32, 128}
