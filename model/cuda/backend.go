@@ -26,6 +26,10 @@ func pArg(p devptr) karg  { return karg{argPtr, uint64(p)} }
 func iArg(v int) karg     { return karg{argI32, uint64(uint32(int32(v)))} }
 func fArg(v float32) karg { return karg{argF32, uint64(math.Float32bits(v))} }
 
+// lArg is a 64-bit integer parameter (a C long), which PTX declares .u64
+// like a pointer.
+func lArg(v int) karg { return karg{argPtr, uint64(int64(v))} }
+
 // checkArgs verifies a launch against the kernel's PTX signature. (Sizes
 // passed as int parameters are bounded by Config.validate, so they fit.)
 func checkArgs(name string, sig []argKind, args []karg) error {

@@ -204,23 +204,23 @@ func TestGPUKernels(t *testing.T) {
 			heads, kv, hd := shape[0], shape[1], shape[2]
 			n, capy := 70, 1100
 			width := (heads + 2*kv) * hd
-			qkv, bias := randF32(r, n*width, 1), randF32(r, width, 0.5)
+			qkv, qkv2, bias := randF32(r, n*width, 1), randF32(r, n*width, 0.01), randF32(r, width, 0.5)
 			pos := make([]int32, n)
 			for i, p := range r.Perm(capy)[:n] {
 				pos[i] = int32(p)
 			}
 			inv := ropeInvFreq(hd, 1e6)
-			for _, withBias := range []bool{false, true} {
+			for _, extra := range []bool{false, true} { // without, then with the remainder product and a bias
 				q, kc, vc := h.buf(n*heads*hd*4), h.buf(kv*capy*hd*4), h.buf(kv*capy*hd*4)
-				var bp devptr
-				var bb []float32
-				if withBias {
-					bp, bb = up(h, bias), bias
+				var bp, p2 devptr
+				var bb, q2 []float32
+				if extra {
+					bp, bb, p2, q2 = up(h, bias), bias, up(h, qkv2), qkv2
 				}
-				h.launch("qkv_rope", d1(n), d1(rowBlock), 0, pArg(q), pArg(kc), pArg(vc), pArg(up(h, qkv)), pArg(bp), pArg(up(h, pos)),
+				h.launch("qkv_rope", d1(n), d1(rowBlock), 0, pArg(q), pArg(kc), pArg(vc), pArg(up(h, qkv)), pArg(p2), pArg(bp), pArg(up(h, pos)),
 					pArg(up(h, inv)), iArg(n), iArg(heads), iArg(kv), iArg(hd), iArg(capy))
 				wq, wk, wv := make([]float32, n*heads*hd), make([]float32, kv*capy*hd), make([]float32, kv*capy*hd)
-				refQKVRope(wq, wk, wv, qkv, bb, pos, inv, n, heads, kv, hd, capy)
+				refQKVRope(wq, wk, wv, qkv, q2, bb, pos, inv, n, heads, kv, hd, capy)
 				closeF32(t, "q", down[float32](h, q, len(wq)), wq, 1e-5, 1e-2)
 				gk, gv := down[float32](h, kc, len(wk)), down[float32](h, vc, len(wv))
 				// only the written slots are defined
@@ -233,7 +233,7 @@ func TestGPUKernels(t *testing.T) {
 					}
 				}
 				closeF32(t, "k", sk, rk, 1e-5, 1e-2)
-				closeF32(t, "v", sv, rv, 0, 1)
+				closeF32(t, "v", sv, rv, 1e-6, 1e-2)
 			}
 		}
 	})
@@ -270,12 +270,31 @@ func TestGPUKernels(t *testing.T) {
 
 	t.Run("swiglu", func(t *testing.T) {
 		n, inter := 33, 4864
-		gu := randF32(r, n*2*inter, 2)
-		hi, lo := h.buf(n*inter*2), h.buf(n*inter*2)
-		h.launch("swiglu", d1(n), d1(rowBlock), 0, pArg(hi), pArg(lo), pArg(up(h, gu)), iArg(n), iArg(inter))
-		wh, wl := make([]uint16, n*inter), make([]uint16, n*inter)
-		refSwiGLU(wh, wl, gu, n, inter)
-		closeF32(t, "swiglu hi+lo", joinSplit(down[uint16](h, hi, n*inter), down[uint16](h, lo, n*inter)), joinSplit(wh, wl), 1e-5, 1e-3)
+		gu, gu2 := randF32(r, n*2*inter, 2), randF32(r, n*2*inter, 0.01)
+		for _, extra := range []bool{false, true} {
+			var p2 devptr
+			var g2 []float32
+			if extra {
+				p2, g2 = up(h, gu2), gu2
+			}
+			hi, lo := h.buf(n*inter*2), h.buf(n*inter*2)
+			h.launch("swiglu", d1(n), d1(rowBlock), 0, pArg(hi), pArg(lo), pArg(up(h, gu)), pArg(p2), iArg(n), iArg(inter))
+			wh, wl := make([]uint16, n*inter), make([]uint16, n*inter)
+			refSwiGLU(wh, wl, gu, g2, n, inter)
+			closeF32(t, "swiglu hi+lo", joinSplit(down[uint16](h, hi, n*inter), down[uint16](h, lo, n*inter)), joinSplit(wh, wl), 1e-5, 1e-3)
+		}
+	})
+
+	t.Run("add_into", func(t *testing.T) {
+		count := 3*151936 + 17
+		y, x := randF32(r, count, 1), randF32(r, count, 1)
+		py := up(h, y)
+		h.launch("add_into", d1(min(ceilDiv(count, 1024), 4096)), d1(1024), 0, pArg(py), pArg(up(h, x)), lArg(count))
+		want := make([]float32, count)
+		for i := range want {
+			want[i] = y[i] + x[i]
+		}
+		closeF32(t, "add_into", down[float32](h, py, count), want, 0, 1)
 	})
 
 	t.Run("rope_rotate", func(t *testing.T) {
@@ -297,25 +316,42 @@ func TestGPUKernels(t *testing.T) {
 		ids := []int32{77, 1, 2, 3, 151935}
 		offsets := []int32{0, 0, 2, 2, 4, 5} // row 2 bans 1 and 2 (not 77), row 4 bans 151935
 		score := []int32{10, -1, 77, 6, 151935}
-		lp := up(h, logits)
-		h.launch("ban_tokens", d1(n), d1(32), 0, pArg(lp), pArg(up(h, ids)), pArg(up(h, offsets)), iArg(n), iArg(V))
-		st := h.buf(n * statsWords * 4)
-		s := func(k int) karg { return pArg(st + devptr(4*k*n)) }
-		h.launch("row_stats", d1(n), d1(1024), 0, s(0), s(1), s(2), s(3), s(4), s(5), pArg(lp), pArg(up(h, score)), iArg(n), iArg(V), fArg(1/0.8))
-		got := make([]TokenStats, n)
-		decodeStats(down[byte](h, st, n*statsWords*4), got)
-		want := append([]float32(nil), logits...)
-		refBanTokens(want, ids, offsets, n, V)
-		ws := refRowStats(want, score, n, V, 1/0.8)
-		for i := range ws {
-			g, w := got[i], ws[i]
-			if g.Top1 != w.Top1 || g.Top2 != w.Top2 || math.Abs(float64(g.P1-w.P1)) > 1e-5*(1+float64(w.P1)) ||
-				math.Abs(float64(g.P2-w.P2)) > 1e-5 || math.Abs(float64(g.Entropy-w.Entropy)) > 1e-4 ||
-				!(g.ScoreLogP == w.ScoreLogP || math.Abs(float64(g.ScoreLogP-w.ScoreLogP)) < 1e-4) {
-				t.Fatalf("row %d: got %+v, want %+v", i, g, w)
+		for _, split := range []bool{false, true} {
+			// split: the logits arrive as two products to add (precise mode's head)
+			lp := up(h, logits)
+			var l2 devptr
+			sum := logits
+			if split {
+				a, b := make([]float32, len(logits)), make([]float32, len(logits))
+				for i, v := range logits {
+					b[i] = float32(r.NormFloat64() * 1e-3)
+					a[i] = v - b[i]
+				}
+				lp, l2 = up(h, a), up(h, b)
+				sum = make([]float32, len(logits))
+				for i := range sum {
+					sum[i] = a[i] + b[i]
+				}
 			}
+			h.launch("ban_tokens", d1(n), d1(32), 0, pArg(lp), pArg(up(h, ids)), pArg(up(h, offsets)), iArg(n), iArg(V))
+			st := h.buf(n * statsWords * 4)
+			s := func(k int) karg { return pArg(st + devptr(4*k*n)) }
+			h.launch("row_stats", d1(n), d1(1024), 0, s(0), s(1), s(2), s(3), s(4), s(5), pArg(lp), pArg(l2), pArg(up(h, score)), iArg(n), iArg(V), fArg(1/0.8))
+			got := make([]TokenStats, n)
+			decodeStats(down[byte](h, st, n*statsWords*4), got)
+			want := append([]float32(nil), sum...)
+			refBanTokens(want, ids, offsets, n, V)
+			ws := refRowStats(want, score, n, V, 1/0.8)
+			for i := range ws {
+				g, w := got[i], ws[i]
+				if g.Top1 != w.Top1 || g.Top2 != w.Top2 || math.Abs(float64(g.P1-w.P1)) > 1e-5*(1+float64(w.P1)) ||
+					math.Abs(float64(g.P2-w.P2)) > 1e-5 || math.Abs(float64(g.Entropy-w.Entropy)) > 1e-4 ||
+					!(g.ScoreLogP == w.ScoreLogP || math.Abs(float64(g.ScoreLogP-w.ScoreLogP)) < 1e-4) {
+					t.Fatalf("split %v row %d: got %+v, want %+v", split, i, g, w)
+				}
+			}
+			t.Logf("row stats over %d x %d (split %v): %+v", n, V, split, got[2])
 		}
-		t.Logf("row stats over %d x %d: %+v", n, V, got[2])
 	})
 
 	t.Run("gemm", func(t *testing.T) {

@@ -278,9 +278,9 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 		case "add_bias":
 			refAddBias(m.f32(p(0)), m.f32(p(1)), n(2), n(3))
 		case "qkv_rope":
-			refQKVRope(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.i32(p(5)), m.f32(p(6)),
-				n(7), n(8), n(9), n(10), n(11))
-			needGrid(grid, n(7))
+			refQKVRope(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5)), m.i32(p(6)), m.f32(p(7)),
+				n(8), n(9), n(10), n(11), n(12))
+			needGrid(grid, n(8))
 		case "rope_rotate":
 			refRopeRotate(m.f32(p(0)), m.f32(p(1)), n(2), n(3), n(4), n(5), n(6), n(7))
 			if grid.x != n(6) || grid.y != n(2) {
@@ -301,13 +301,25 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 			refAttentionCombine(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), n(4), n(5), n(6), n(7))
 			needGrid(grid, n(4))
 		case "swiglu":
-			refSwiGLU(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), n(3), n(4))
-			needGrid(grid, n(3))
+			refSwiGLU(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), n(4), n(5))
+			needGrid(grid, n(4))
+		case "add_into":
+			y, x, cnt := m.f32(p(0)), m.f32(p(1)), int(int64(a[2].bits))
+			for k := 0; k < cnt; k++ {
+				y[k] += x[k]
+			}
 		case "ban_tokens":
 			refBanTokens(m.f32(p(0)), m.i32(p(1)), m.i32(p(2)), n(3), n(4))
 		case "row_stats":
-			nr := n(8)
-			st := refRowStats(m.f32(p(6)), m.i32(p(7)), nr, n(9), f(10))
+			nr := n(9)
+			lg := m.f32(p(6))
+			if p(7) != 0 { // the remainder's product: add it to a copy
+				lg = append([]float32(nil), lg[:nr*n(10)]...)
+				for k, v := range m.f32(p(7))[:nr*n(10)] {
+					lg[k] += v
+				}
+			}
+			st := refRowStats(lg, m.i32(p(8)), nr, n(10), f(11))
 			needGrid(grid, nr)
 			t1, t2, p1, p2, ent, sl := m.i32(p(0)), m.i32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5))
 			for i, s := range st {

@@ -182,7 +182,7 @@ type devLayer struct {
 
 type workspace struct {
 	rows, logitRows, ints32 int
-	x, qkv, q, gu, hi, lo   devptr
+	x, qkv, q, gu, hi       devptr // hi: bf16 activations (precise: then their remainders)
 	logits, ints, stats     devptr
 	attPart                 devptr // attention_part's chunks: values, then (max, sum) pairs
 	bytes                   int64
@@ -422,7 +422,7 @@ func (e *Engine) freeAll() error {
 func (e *Engine) freeWorkspace() error {
 	w := &e.ws
 	var errs []error
-	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.lo, w.logits, w.stats, w.ints, w.attPart} {
+	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.logits, w.stats, w.ints, w.attPart} {
 		errs = append(errs, e.be.free(p))
 	}
 	*w = workspace{}
@@ -452,17 +452,20 @@ func (e *Engine) ensureWorkspace(rows, logitRows, ints int) error {
 	c := e.cfg
 	wide := max(c.Hidden, c.Heads*c.HeadDim, c.Intermediate)
 	w := workspace{rows: rows, logitRows: logitRows, ints32: ints}
+	halves := 1 // precise mode keeps hi and lo activations, and their products, one after the other
+	if e.opt.Precision == Precise {
+		halves = 2
+	}
 	for _, b := range []struct {
 		p     *devptr
 		bytes int
 	}{
 		{&w.x, rows * c.Hidden * 4},
-		{&w.qkv, rows * c.qkvDim() * 4},
+		{&w.qkv, halves * rows * c.qkvDim() * 4},
 		{&w.q, rows * c.Heads * c.HeadDim * 4},
-		{&w.gu, rows * 2 * c.Intermediate * 4},
-		{&w.hi, rows * wide * 2},
-		{&w.lo, rows * wide * 2},
-		{&w.logits, logitRows * c.Vocab * 4},
+		{&w.gu, halves * rows * 2 * c.Intermediate * 4},
+		{&w.hi, halves * rows * wide * 2},
+		{&w.logits, halves * logitRows * c.Vocab * 4},
 		{&w.stats, logitRows * statsWords * 4},
 		{&w.ints, ints * 4},
 		{&w.attPart, attPartFloats(c, rows) * 4},
@@ -861,79 +864,101 @@ const (
 
 // launchAll issues one forward pass (and the reductions of Stats): only
 // device work, so that it can be captured into a graph.
+//
+// Precise mode keeps each activation as bf16 hi and lo halves stored one
+// after the other (lo = hi + rows*width). Products whose consumer is a
+// kernel (qkv, gate|up, the head) run once over both halves (2*rows
+// columns, the weights read once) and the consumer adds the two results;
+// products that accumulate into the residual (o, down) run twice with
+// beta 1, the second reading the weights from L2.
 func (e *Engine) launchAll(p *plan) error {
 	c, w := e.cfg, &e.ws
 	be := e.be
 	H, M := c.Hidden, p.m
 	eps := float32(c.NormEps)
-	lo := w.lo
-	if e.opt.Precision == Fast {
-		lo = 0
+	precise := e.opt.Precision == Precise
+	lo := func(rows, width int) devptr { // the remainder half after hi
+		if !precise {
+			return 0
+		}
+		return w.hi + devptr(2*rows*width)
+	}
+	second := func(buf devptr, rows, width int) devptr { // the remainder product after the hi product
+		if !precise {
+			return 0
+		}
+		return buf + devptr(4*rows*width)
 	}
 	cache := p.cache
 	if err := be.launch("embed_gather", d1(M), d1(rowBlock), 0,
 		[]karg{pArg(w.x), pArg(e.embed), pArg(p.ids), iArg(M), iArg(H), fArg(c.embedScale())}); err != nil {
 		return err
 	}
-	qd := c.Heads * c.HeadDim
+	qd, I := c.Heads*c.HeadDim, c.Intermediate
 	smem := attSmemBytes(c.HeadDim)
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	for li, l := range e.layers {
 		kc, vc := cache.k(li), cache.v(li)
 		if err := be.launch("rmsnorm", d1(M), d1(rowBlock), 0,
-			[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(0), pArg(l.attnNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
+			[]karg{pArg(w.hi), pArg(lo(M, H)), pArg(w.x), pArg(0), pArg(l.attnNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
 			return err
 		}
-		if err := e.linear(w.qkv, w.hi, lo, l.qkv, M, c.qkvDim(), H, 1, 0); err != nil {
+		if err := e.linearOnce(w.qkv, w.hi, l.qkv, M, c.qkvDim(), H, 1); err != nil {
 			return err
 		}
 		if err := be.launch("qkv_rope", d1(M), d1(rowBlock), 0,
-			[]karg{pArg(w.q), pArg(kc), pArg(vc), pArg(w.qkv), pArg(l.qkvBias), pArg(p.pos), pArg(e.invFreq),
-				iArg(M), iArg(c.Heads), iArg(c.KVHeads), iArg(c.HeadDim), iArg(cache.capacity)}); err != nil {
+			[]karg{pArg(w.q), pArg(kc), pArg(vc), pArg(w.qkv), pArg(second(w.qkv, M, c.qkvDim())), pArg(l.qkvBias),
+				pArg(p.pos), pArg(e.invFreq), iArg(M), iArg(c.Heads), iArg(c.KVHeads), iArg(c.HeadDim), iArg(cache.capacity)}); err != nil {
 			return err
 		}
-		if err := e.attention(p, w.hi, lo, kc, vc, smem, scale); err != nil {
+		if err := e.attention(p, w.hi, lo(M, qd), kc, vc, smem, scale); err != nil {
 			return err
 		}
-		if err := e.linear(w.x, w.hi, lo, l.o, M, H, qd, 1, 1); err != nil {
+		if err := e.linearAccum(w.x, w.hi, lo(M, qd), l.o, M, H, qd); err != nil {
 			return err
 		}
 		if err := be.launch("rmsnorm", d1(M), d1(rowBlock), 0,
-			[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(0), pArg(l.mlpNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
+			[]karg{pArg(w.hi), pArg(lo(M, H)), pArg(w.x), pArg(0), pArg(l.mlpNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
 			return err
 		}
-		if err := e.linear(w.gu, w.hi, lo, l.gu, M, 2*c.Intermediate, H, 1, 0); err != nil {
+		if err := e.linearOnce(w.gu, w.hi, l.gu, M, 2*I, H, 1); err != nil {
 			return err
 		}
 		if err := be.launch("swiglu", d1(M), d1(rowBlock), 0,
-			[]karg{pArg(w.hi), pArg(lo), pArg(w.gu), iArg(M), iArg(c.Intermediate)}); err != nil {
+			[]karg{pArg(w.hi), pArg(lo(M, I)), pArg(w.gu), pArg(second(w.gu, M, 2*I)), iArg(M), iArg(I)}); err != nil {
 			return err
 		}
-		if err := e.linear(w.x, w.hi, lo, l.down, M, H, c.Intermediate, 1, 1); err != nil {
+		if err := e.linearAccum(w.x, w.hi, lo(M, I), l.down, M, H, I); err != nil {
 			return err
 		}
 	}
 	if p.nl == 0 {
 		return nil
 	}
-	if err := be.launch("rmsnorm", d1(p.nl), d1(rowBlock), 0,
-		[]karg{pArg(w.hi), pArg(lo), pArg(w.x), pArg(p.rows), pArg(e.finalNorm), iArg(p.nl), iArg(H), fArg(eps)}); err != nil {
-		return err
-	}
-	if err := e.linear(w.logits, w.hi, lo, e.head, p.nl, c.Vocab, H, c.logitScale(), 0); err != nil {
-		return err
-	}
-	if !p.stats {
-		return nil
-	}
 	n := p.nl
+	if err := be.launch("rmsnorm", d1(n), d1(rowBlock), 0,
+		[]karg{pArg(w.hi), pArg(lo(n, H)), pArg(w.x), pArg(p.rows), pArg(e.finalNorm), iArg(n), iArg(H), fArg(eps)}); err != nil {
+		return err
+	}
+	if err := e.linearOnce(w.logits, w.hi, e.head, n, c.Vocab, H, c.logitScale()); err != nil {
+		return err
+	}
+	logits2 := second(w.logits, n, c.Vocab)
+	if !p.stats {
+		if logits2 == 0 {
+			return nil
+		}
+		count := n * c.Vocab
+		return be.launch("add_into", d1(min(ceilDiv(count, 1024), 4096)), d1(1024), 0,
+			[]karg{pArg(w.logits), pArg(logits2), lArg(count)})
+	}
 	if err := be.launch("ban_tokens", d1(n), d1(32), 0,
 		[]karg{pArg(w.logits), pArg(p.banned), pArg(p.offsets), iArg(n), iArg(c.Vocab)}); err != nil {
 		return err
 	}
 	st := func(k int) karg { return pArg(w.stats + devptr(4*k*n)) }
 	return be.launch("row_stats", d1(n), d1(1024), 0,
-		[]karg{st(0), st(1), st(2), st(3), st(4), st(5), pArg(w.logits), pArg(p.score), iArg(n), iArg(c.Vocab), fArg(p.invTemp)})
+		[]karg{st(0), st(1), st(2), st(3), st(4), st(5), pArg(w.logits), pArg(logits2), pArg(p.score), iArg(n), iArg(c.Vocab), fArg(p.invTemp)})
 }
 
 // attSplits chooses how many key chunks each (query tile, head) of the
@@ -976,20 +1001,31 @@ func (e *Engine) attention(p *plan, hi, lo, kc, vc devptr, smem int, scale float
 		[]karg{pArg(hi), pArg(lo), pArg(w.attPart), pArg(ml), iArg(p.m), iArg(c.Heads), iArg(c.HeadDim), iArg(splits)})
 }
 
-// linear computes y[m][n] = alpha·x[m][k]·W[n][k]ᵀ (+ y when beta is 1) for row-major x and W. In
-// cuBLAS's column-major terms that is yᵀ[n×m] = W·xᵀ: A = W read
-// transposed (lda = k), B = xᵀ (ldb = k), C = yᵀ (ldc = n). With lo the
-// product of the remainder is added (Precise).
-func (e *Engine) linear(y, hi, lo, w devptr, m, n, k int, alpha, beta float32) error {
-	g := gemmArgs{transA: true, m: n, n: m, k: k, a: w, lda: k, b: hi, ldb: k, alpha: alpha, beta: beta, c: y, ldc: n}
-	if err := e.be.gemm(g); err != nil {
+// gemmRows computes y[m][n] = alpha·x[m][k]·W[n][k]ᵀ (+ y when beta is 1)
+// for row-major x and W. In cuBLAS's column-major terms that is yᵀ[n×m] =
+// W·xᵀ: A = W read transposed (lda = k), B = xᵀ (ldb = k), C = yᵀ (ldc = n).
+func (e *Engine) gemmRows(y, x, w devptr, m, n, k int, alpha, beta float32) error {
+	return e.be.gemm(gemmArgs{transA: true, m: n, n: m, k: k, a: w, lda: k, b: x, ldb: k, alpha: alpha, beta: beta, c: y, ldc: n})
+}
+
+// linearOnce multiplies the activations (in precise mode hi and lo, 2m rows
+// one after the other) in one product: y holds m (or 2m) rows.
+func (e *Engine) linearOnce(y, x, w devptr, m, n, k int, alpha float32) error {
+	if e.opt.Precision == Precise {
+		m *= 2
+	}
+	return e.gemmRows(y, x, w, m, n, k, alpha, 0)
+}
+
+// linearAccum adds x·Wᵀ into y (the residual stream): hi, then lo.
+func (e *Engine) linearAccum(y, hi, lo, w devptr, m, n, k int) error {
+	if err := e.gemmRows(y, hi, w, m, n, k, 1, 1); err != nil {
 		return err
 	}
 	if lo == 0 {
 		return nil
 	}
-	g.b, g.beta = lo, 1
-	return e.be.gemm(g)
+	return e.gemmRows(y, lo, w, m, n, k, 1, 1)
 }
 
 // attSmemBytes is the attention kernel's dynamic shared memory: a key tile

@@ -105,23 +105,27 @@ extern "C" __global__ void add_bias(float *y, const float *b, int n, int cols) {
 	for (int j = threadIdx.x; j < cols; j += blockDim.x) y[(long)i * cols + j] += b[j];
 }
 
-// Splits the fused projection qkv ([n][(heads+2*kvHeads)*hd], bias added here
-// when bias != NULL) into rotated queries q ([n][heads][hd]) and the layer's
-// cache: k rotated and v as is at slot pos[i]. grid (n), any block.
-extern "C" __global__ void qkv_rope(float *q, float *kc, float *vc, const float *qkv, const float *bias,
-	const int *pos, const float *invFreq, int n, int heads, int kvHeads, int hd, int capacity) {
+// Splits the fused projection qkv ([n][(heads+2*kvHeads)*hd], plus qkv2 of
+// the same shape when not NULL: the product of the activations' bf16
+// remainder; plus bias when not NULL) into rotated queries q
+// ([n][heads][hd]) and the layer's cache: k rotated and v as is at slot
+// pos[i]. grid (n), any block.
+extern "C" __global__ void qkv_rope(float *q, float *kc, float *vc, const float *qkv, const float *qkv2,
+	const float *bias, const int *pos, const float *invFreq, int n, int heads, int kvHeads, int hd, int capacity) {
 	int i = blockIdx.x;
 	if (i >= n) return;
 	int p = pos[i];
 	int half = hd / 2;
 	int width = (heads + 2 * kvHeads) * hd;
 	const float *row = qkv + (long)i * width;
+	const float *row2 = qkv2 ? qkv2 + (long)i * width : 0;
 	// Rotations: one work item per (head, pair) over query and key heads.
 	int pairs = (heads + kvHeads) * half;
 	for (int t = threadIdx.x; t < pairs; t += blockDim.x) {
 		int h = t / half, j = t % half;
 		int c0 = h * hd + j, c1 = c0 + half;
 		float x0 = row[c0], x1 = row[c1];
+		if (row2) { x0 += row2[c0]; x1 += row2[c1]; }
 		if (bias) { x0 += bias[c0]; x1 += bias[c1]; }
 		float s, c;
 		sincosf(__fmul_rn((float)p, invFreq[j]), &s, &c);
@@ -141,6 +145,7 @@ extern "C" __global__ void qkv_rope(float *q, float *kc, float *vc, const float 
 		int g = t / hd, d = t % hd;
 		int c = (heads + kvHeads) * hd + t;
 		float v = row[c];
+		if (row2) v += row2[c];
 		if (bias) v += bias[c];
 		vc[((long)g * capacity + p) * hd + d] = v;
 	}
@@ -303,15 +308,23 @@ extern "C" __global__ void attention_combine(bf16 *hi, bf16 *lo, const float *pa
 	}
 }
 
-// out = silu(gate) * up from gu = [n][gate(inter) | up(inter)]. grid (n), any block.
-extern "C" __global__ void swiglu(bf16 *hi, bf16 *lo, const float *gu, int n, int inter) {
+// out = silu(gate) * up from gu = [n][gate(inter) | up(inter)] (plus gu2
+// of the same shape when not NULL: the remainder's product). grid (n), any block.
+extern "C" __global__ void swiglu(bf16 *hi, bf16 *lo, const float *gu, const float *gu2, int n, int inter) {
 	int i = blockIdx.x;
 	if (i >= n) return;
 	const float *g = gu + (long)i * 2 * inter, *u = g + inter;
+	const float *g2 = gu2 ? gu2 + (long)i * 2 * inter : 0, *u2 = gu2 ? g2 + inter : 0;
 	for (int j = threadIdx.x; j < inter; j += blockDim.x) {
-		float a = g[j];
-		store_split(hi, lo, (long)i * inter + j, a / (1.f + expf(-a)) * u[j]);
+		float a = g[j], b = u[j];
+		if (g2) { a += g2[j]; b += u2[j]; }
+		store_split(hi, lo, (long)i * inter + j, a / (1.f + expf(-a)) * b);
 	}
+}
+
+// y[k] += x[k] for k < count. Any grid and block.
+extern "C" __global__ void add_into(float *y, const float *x, long count) {
+	for (long k = (long)blockIdx.x * blockDim.x + threadIdx.x; k < count; k += (long)gridDim.x * blockDim.x) y[k] += x[k];
 }
 
 // Sets to -inf, in row i, the logits of ids[offsets[i] .. offsets[i+1]):
@@ -395,19 +408,24 @@ __device__ __forceinline__ rowstat stat_empty() {
 	return a;
 }
 
-// Per row of logits ([n][vocab], scaled by invTemp): the two most likely
+// Per row of logits ([n][vocab], plus logits2 when not NULL: the remainder's
+// product; scaled by invTemp): the two most likely
 // tokens, their probabilities, the entropy (nats) of the softmax and the
 // log-probability of token score[i] (when score is not NULL and score[i] >=
 // 0), so that the sampler reads 24 bytes per position instead of the row.
 // grid (n), block a multiple of 32 up to 1024.
 extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2, float *entropy, float *scoreLogp,
-	const float *logits, const int *score, int n, int vocab, float invTemp) {
+	const float *logits, const float *logits2, const int *score, int n, int vocab, float invTemp) {
 	__shared__ rowstat red[WARP];
 	int i = blockIdx.x;
 	if (i >= n) return;
 	const float *row = logits + (long)i * vocab;
+	const float *row2 = logits2 ? logits2 + (long)i * vocab : 0;
 	rowstat a = stat_empty();
-	for (int j = threadIdx.x; j < vocab; j += blockDim.x) stat_add(a, row[j] * invTemp, j);
+	if (row2)
+		for (int j = threadIdx.x; j < vocab; j += blockDim.x) stat_add(a, (row[j] + row2[j]) * invTemp, j);
+	else
+		for (int j = threadIdx.x; j < vocab; j += blockDim.x) stat_add(a, row[j] * invTemp, j);
 	for (int o = WARP / 2; o > 0; o >>= 1) {
 		rowstat b = stat_shfl(a, o);
 		stat_merge(a, b);
@@ -429,7 +447,8 @@ extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2,
 	p2[i] = any && a.v2 > -INFINITY ? expf(a.v2 - a.m) / a.s : 0.f;
 	entropy[i] = any ? logf(a.s) - a.t / a.s : 0.f;
 	int sc = score ? score[i] : -1;
-	scoreLogp[i] = sc >= 0 && sc < vocab && any ? row[sc] * invTemp - a.m - logf(a.s) : -INFINITY;
+	float xs = sc >= 0 && sc < vocab ? (row2 ? row[sc] + row2[sc] : row[sc]) * invTemp : -INFINITY;
+	scoreLogp[i] = any ? xs - a.m - logf(a.s) : -INFINITY;
 }
 
 // Gathers rows of a float32 matrix: out[i][:] = in[rows[i]][:]. grid (n).

@@ -19,7 +19,7 @@ var kernelsPTX string
 type argKind byte
 
 const (
-	argPtr argKind = 'p' // .u64: a device pointer
+	argPtr argKind = 'p' // .u64: a device pointer (or a 64-bit integer)
 	argI32 argKind = 'i' // .u32 / .s32
 	argF32 argKind = 'f' // .f32
 )

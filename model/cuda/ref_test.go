@@ -70,7 +70,7 @@ func ropeAngle(p int, invFreq float32) (s, c float64) {
 	return math.Sincos(float64(a))
 }
 
-func refQKVRope(q, kc, vc, qkv, bias []float32, pos []int32, invFreq []float32, n, heads, kvHeads, hd, capacity int) {
+func refQKVRope(q, kc, vc, qkv, qkv2, bias []float32, pos []int32, invFreq []float32, n, heads, kvHeads, hd, capacity int) {
 	half := hd / 2
 	width := (heads + 2*kvHeads) * hd
 	for i := 0; i < n; i++ {
@@ -78,6 +78,9 @@ func refQKVRope(q, kc, vc, qkv, bias []float32, pos []int32, invFreq []float32, 
 		row := qkv[i*width : (i+1)*width]
 		at := func(c int) float32 {
 			v := row[c]
+			if qkv2 != nil {
+				v += qkv2[i*width+c]
+			}
 			if bias != nil {
 				v += bias[c]
 			}
@@ -152,12 +155,16 @@ func refAttention(hi, lo []uint16, q, kc, vc []float32, n, heads, kvHeads, hd, L
 	}
 }
 
-func refSwiGLU(hi, lo []uint16, gu []float32, n, inter int) {
+func refSwiGLU(hi, lo []uint16, gu, gu2 []float32, n, inter int) {
 	for i := 0; i < n; i++ {
 		g, u := gu[i*2*inter:], gu[i*2*inter+inter:]
 		for j := 0; j < inter; j++ {
-			a := float64(g[j])
-			storeSplit(hi, lo, i*inter+j, float32(a/(1+math.Exp(-a))*float64(u[j])))
+			a, b := float64(g[j]), float64(u[j])
+			if gu2 != nil {
+				a += float64(gu2[i*2*inter+j])
+				b += float64(gu2[i*2*inter+inter+j])
+			}
+			storeSplit(hi, lo, i*inter+j, float32(a/(1+math.Exp(-a))*b))
 		}
 	}
 }
