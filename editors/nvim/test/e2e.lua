@@ -78,7 +78,9 @@ local function setup_and_attach(extra)
   vim.cmd('filetype on')
   vim.cmd('filetype detect')
   diffill = require('diffill')
-  diffill.setup(vim.tbl_deep_extend('force', { path = os.getenv('DIFFILL_BIN'), progress = true }, extra or {}))
+  -- DIFFILL_TEST_MODEL: a checkpoint directory instead of the built-in model (sent as the model setting).
+  local model = os.getenv('DIFFILL_TEST_MODEL')
+  diffill.setup(vim.tbl_deep_extend('force', { path = os.getenv('DIFFILL_BIN'), progress = true, model = model ~= '' and model or nil }, extra or {}))
   -- The file given on the command line was loaded before setup(): setup() attaches open buffers itself.
   local bufnr = vim.api.nvim_get_current_buf()
   check(vim.bo[bufnr].filetype == 'go', 'filetype is %q, want go', vim.bo[bufnr].filetype)
@@ -156,7 +158,9 @@ scenarios.setup = function()
     check(cl.id == c.id, 'a second diffill client was started')
   end
   check(n == 1, '%d diffill clients, want 1', n)
-  check(diffill.statusline():match('^diffill built%-in·cpu'), 'statusline: %q', diffill.statusline())
+  local m = os.getenv('DIFFILL_TEST_MODEL') or ''
+  local label = m ~= '' and vim.fn.fnamemodify(m, ':t') or 'built-in'
+  check(vim.startswith(diffill.statusline(), 'diffill ' .. label .. '·cpu'), 'statusline: %q', diffill.statusline())
   log('statusline: %s', diffill.statusline())
 end
 
@@ -300,7 +304,9 @@ scenarios.health = function()
   vim.cmd('checkhealth diffill')
   local text = buf_text()
   log('%s', text)
-  for _, want in ipairs({ 'binary: ' .. os.getenv('DIFFILL_BIN'), 'model: built-in', 'device: cpu', 'server: running', 'server offers inline completion', 'diffill.fillHoles' }) do
+  local m = os.getenv('DIFFILL_TEST_MODEL') or ''
+  local model = m ~= '' and ('model: ' .. m) or 'model: built-in'
+  for _, want in ipairs({ 'binary: ' .. os.getenv('DIFFILL_BIN'), model, 'device: cpu', 'server: running', 'server offers inline completion', 'diffill.fillHoles' }) do
     check(text:find(want, 1, true), ':checkhealth diffill does not say %q', want)
   end
   check(not text:find('ERROR', 1, true), ':checkhealth diffill reports an error')
@@ -398,6 +404,12 @@ scenarios.unit = function()
   check(ghost.ghost_from_item(b, { insertText = 'x := 1', range = { start = { line = 0, character = 1 }, ['end'] = { line = 0, character = 10 } } }, 0, 10, 'utf-16') == nil, 'an item that does not match the typed text must not show')
   check(ghost.ghost_from_item(b, { insertText = '' }, 0, 10, 'utf-16') == nil, 'empty item')
 
+  -- Messages are cut to the command line's width on character boundaries (a longer one would stop at a hit-enter prompt).
+  local fit = require('diffill')._fit
+  check(fit('héllo wörld', 5) == 'héll…', 'fit: %q', fit('héllo wörld', 5))
+  check(fit('short', 10) == 'short', 'fit short')
+  check(vim.fn.strdisplaywidth(fit(('😀'):rep(10), 7)) <= 7, 'fit wide chars: %q', fit(('😀'):rep(10), 7))
+
   -- diffill/step in the server's shape and in issue 5's.
   local range = { start = { line = 3, character = 1 }, ['end'] = { line = 4, character = 0 } }
   local p = require('diffill')._parse_step({ textDocument = { uri = 'file:///a.go', version = 2 }, command = 'diffill.fillHoles', done = 3, total = 8, spans = { { range = range, text = 'a' }, { range = range, text = 'b' } } })
@@ -420,7 +432,7 @@ scenarios.screen = function()
   local job = vim.fn.termopen({
     vim.v.progpath, '-u', 'NONE', '-i', 'NONE', '-n', '--cmd', 'set rtp^=' .. here,
     '-c', 'luafile ' .. here .. '/test/screen_inner.lua', file,
-  }, { env = { DIFFILL_SCREEN_STATE = state_file, DIFFILL_BIN = os.getenv('DIFFILL_BIN') } })
+  }, { env = { DIFFILL_SCREEN_STATE = state_file, DIFFILL_BIN = os.getenv('DIFFILL_BIN'), DIFFILL_TEST_MODEL = os.getenv('DIFFILL_TEST_MODEL') or '' } })
   check(job > 0, 'termopen failed')
   local term = vim.api.nvim_get_current_buf()
   local function state()
@@ -464,9 +476,12 @@ scenarios.screen = function()
   capture('2. after <Tab>: the ghost text is in the buffer')
   send('<Esc>')
   send(':DiffillFillHoles<CR>')
-  wait(':DiffillFillHoles to finish', SLOW, function()
+  local ok, err = pcall(wait, ':DiffillFillHoles to finish', SLOW, function()
     return state():match('done=1')
   end)
+  if not ok then
+    error(('%s; state %q; the screen:\n%s'):format(err, state(), table.concat(vim.api.nvim_buf_get_lines(term, 0, -1, false), '\n')))
+  end
   send('gg')
   capture('3. after :DiffillFillHoles: the holes are filled')
   local f = assert(io.open(out, 'w'))

@@ -9,7 +9,8 @@ vim.o.autoindent = true
 vim.o.laststatus = 2
 vim.o.statusline = "%f %= %{v:lua.require'diffill'.statusline()} "
 local diffill = require('diffill')
-diffill.setup({ path = os.getenv('DIFFILL_BIN'), keymaps = true, holeMarker = '/*?*/' })
+local model = os.getenv('DIFFILL_TEST_MODEL')
+diffill.setup({ path = os.getenv('DIFFILL_BIN'), keymaps = true, holeMarker = '/*?*/', model = model ~= '' and model or nil })
 local last
 local function write(s)
   if s ~= last then

@@ -104,7 +104,7 @@ async function main() {
     // The status bar item appears when the extension starts the server; idle once initialize is answered.
     const idle = await waitFor('the Diffill status bar item to say the server is up', SLOW, async () => {
       const s = await statusText();
-      return /diffill built-in · cpu/.test(s) && s;
+      return /diffill \S+ · cpu/.test(s) && s;
     });
     step('status bar', idle);
 

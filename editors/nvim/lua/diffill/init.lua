@@ -31,14 +31,30 @@ local function notify(msg, level)
   vim.notify('diffill: ' .. msg, level or vim.log.levels.INFO)
 end
 
+-- Cuts s to at most width display cells, on a character boundary.
+local function fit(s, width)
+  if vim.fn.strdisplaywidth(s) <= width then
+    return s
+  end
+  local n = vim.fn.strchars(s)
+  local lo, hi = 0, n
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if vim.fn.strdisplaywidth(vim.fn.strcharpart(s, 0, mid)) <= width - 1 then
+      lo = mid
+    else
+      hi = mid - 1
+    end
+  end
+  return vim.fn.strcharpart(s, 0, lo) .. '…'
+end
+M._fit = fit
+
 local function echo(msg)
   if S.opts and S.opts.progress then
-    -- One line, never a hit-enter prompt.
-    local width = math.max(20, vim.o.columns - 12)
-    if #msg > width then
-      msg = msg:sub(1, width - 1) .. '…'
-    end
-    vim.api.nvim_echo({ { 'diffill: ' .. msg, 'Comment' } }, false, {})
+    -- One line that fits the command line: a longer one would stop Neovim at a hit-enter prompt.
+    msg = fit('diffill: ' .. msg:gsub('[%c]', ' '), math.max(10, (vim.v.echospace or vim.o.columns - 12) - 1))
+    vim.api.nvim_echo({ { msg, 'Comment' } }, false, {})
   end
 end
 

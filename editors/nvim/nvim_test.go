@@ -1,0 +1,220 @@
+// Package nvim_test runs the Neovim plugin in a real headless Neovim against
+// the real `diffill serve`: each scenario in test/e2e.lua is one Neovim
+// process. Neovim 0.7 (Debian 12's) is the oldest version supported and the
+// one CI runs.
+//
+// Without nvim on PATH the tests skip, unless DIFFILL_E2E=1 (CI), when they
+// fail. DIFFILL_BIN reuses a built binary instead of building one.
+// DIFFILL_ARTIFACTS=DIR keeps the captured Neovim screen there.
+package nvim_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// nvim returns the path of nvim, or skips (fails under DIFFILL_E2E=1).
+func nvim(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("nvim")
+	if err != nil {
+		if os.Getenv("DIFFILL_E2E") == "1" {
+			t.Fatalf("nvim not found and DIFFILL_E2E=1: install Neovim (apt-get install -y neovim): %v", err)
+		}
+		t.Skip("nvim not found: install Neovim (apt-get install -y neovim) to run the Neovim plugin tests")
+	}
+	return p
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+// diffill builds cmd/diffill once per test binary (or uses DIFFILL_BIN).
+func diffill(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("DIFFILL_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		var err error
+		buildDir, err = os.MkdirTemp("", "diffill-nvim-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(buildDir, "diffill")
+		// go test puts its own go first on PATH.
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/diffill/diffill/cmd/diffill")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build ./cmd/diffill: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// pluginDir is editors/nvim (the test runs in its package directory).
+func pluginDir(t *testing.T) string {
+	t.Helper()
+	d, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// testModel is the model the scenarios use, as the plugin's model setting:
+// the tiny Qwen2 checkpoint in model/testdata by default (these tests are
+// about the editor, not the model's answers, and it is fast on any CPU);
+// DIFFILL_TEST_MODEL=DIR another checkpoint; DIFFILL_TEST_MODEL=builtin the
+// built-in model (no model setting).
+func testModel(t *testing.T) string {
+	t.Helper()
+	switch m := os.Getenv("DIFFILL_TEST_MODEL"); m {
+	case "builtin":
+		return ""
+	case "":
+		d, err := filepath.Abs(filepath.Join("..", "..", "model", "testdata", "qwen2-tiny"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	default:
+		return m
+	}
+}
+
+// runScenario runs one scenario of test/e2e.lua in a fresh Neovim on a copy
+// of testdata/ and returns its log. extraEnv are KEY=VALUE pairs.
+func runScenario(t *testing.T, name string, bin string, extraEnv ...string) string {
+	t.Helper()
+	nv := nvim(t)
+	dir := pluginDir(t)
+	work := t.TempDir()
+	for _, f := range []string{"a.go", "b.go"} {
+		b, err := os.ReadFile(filepath.Join(dir, "..", "testdata", f+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte("module example.com/a\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	result := filepath.Join(work, "result.txt")
+	home := t.TempDir() // Neovim writes its LSP log and state under XDG dirs: keep them out of $HOME.
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nv, "--headless", "-u", "NONE", "-i", "NONE", "-n",
+		"--cmd", "set rtp^="+dir,
+		"-c", "luafile "+filepath.Join(dir, "test", "e2e.lua"),
+		filepath.Join(work, "a.go"))
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(),
+		"DIFFILL_BIN="+bin, "DIFFILL_TEST="+name, "DIFFILL_RESULT="+result, "DIFFILL_TEST_MODEL="+testModel(t),
+		"XDG_CONFIG_HOME="+filepath.Join(home, "config"), "XDG_DATA_HOME="+filepath.Join(home, "data"),
+		"XDG_STATE_HOME="+filepath.Join(home, "state"), "XDG_CACHE_HOME="+filepath.Join(home, "cache"),
+	)
+	cmd.Env = append(cmd.Env, extraEnv...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	runErr := cmd.Run()
+	res, readErr := os.ReadFile(result)
+	if runErr != nil || readErr != nil || !bytes.HasPrefix(res, []byte("PASS")) {
+		lspLog, _ := os.ReadFile(filepath.Join(home, "cache", "nvim", "lsp.log"))
+		if len(lspLog) == 0 {
+			lspLog, _ = os.ReadFile(filepath.Join(home, "state", "nvim", "lsp.log"))
+		}
+		t.Fatalf("scenario %s: nvim: %v\nresult: %s\nnvim output:\n%s\nLSP log (tail):\n%s",
+			name, runErr, res, out.String(), tail(string(lspLog), 4000))
+	}
+	return string(res)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// TestUnit: the plugin's own logic (settings, binary discovery, ranges, ghost text from an item); no server.
+func TestUnit(t *testing.T) {
+	runScenario(t, "unit", "/nonexistent/diffill")
+}
+
+func TestMissingBinary(t *testing.T) {
+	log := runScenario(t, "missing_binary", "/nonexistent/diffill")
+	if !strings.Contains(log, "go install") {
+		t.Errorf("health report does not say how to install:\n%s", log)
+	}
+}
+
+// TestWithServer runs the scenarios that talk to `diffill serve`, each in its own Neovim.
+func TestWithServer(t *testing.T) {
+	nvim(t)
+	bin := diffill(t)
+	for _, name := range []string{"setup", "completion", "ghost", "fill_holes", "rewrite", "infill", "health"} {
+		t.Run(name, func(t *testing.T) {
+			log := runScenario(t, name, bin)
+			if testing.Verbose() {
+				t.Log(log)
+			}
+		})
+	}
+}
+
+// TestScreen captures what a user sees (a Neovim in a terminal buffer): ghost
+// text, <Tab>, :DiffillFillHoles. It checks that the three screens were taken;
+// the screens are logged and, with DIFFILL_ARTIFACTS=DIR, written there.
+func TestScreen(t *testing.T) {
+	nvim(t)
+	bin := diffill(t)
+	out := filepath.Join(t.TempDir(), "screen.txt")
+	runScenario(t, "screen", bin, "DIFFILL_SCREEN_OUT="+out)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screen := string(b)
+	for _, want := range []string{"--- 1.", "--- 2.", "--- 3.", "diffill "} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("captured screen lacks %q:\n%s", want, screen)
+		}
+	}
+	if strings.Contains(screen[strings.Index(screen, "--- 3."):], "/*?*/") {
+		t.Errorf("holes left on the screen after :DiffillFillHoles:\n%s", screen)
+	}
+	t.Logf("captured Neovim screens:\n%s", screen)
+	if d := os.Getenv("DIFFILL_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err == nil {
+			os.WriteFile(filepath.Join(d, "nvim-screen.txt"), b, 0o644)
+		}
+	}
+}
