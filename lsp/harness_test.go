@@ -70,10 +70,12 @@ type sessionOptions struct {
 	settings *settings.Settings
 }
 
-// testSettings turn the debounce off, so that tests do not wait on timers.
+// testSettings turn the debounce off, so that tests do not wait on timers,
+// and fit the context to the tiny model's 512 positions.
 func testSettings() *settings.Settings {
 	s := settings.Default()
 	s.Debounce = 0
+	s.ContextTokens = 256
 	return &s
 }
 
