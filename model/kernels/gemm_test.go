@@ -231,3 +231,25 @@ func f32ToF16(f float32) uint16 {
 	}
 	return sign | uint16(e+15)<<10 | uint16(m)
 }
+
+// TestF16WithoutF16C: on an AVX2 machine without F16C, f16 weights are
+// widened to float32 at construction instead of in the kernel.
+func TestF16WithoutF16C(t *testing.T) {
+	if bestISA < isaAVX2 {
+		t.Skip("no AVX2 on this machine")
+	}
+	oldISA, oldF16C := curISA, hasF16C
+	curISA, hasF16C = isaAVX2, false
+	defer func() { curISA, hasF16C = oldISA, oldF16C }()
+	r := rand.New(rand.NewPCG(2, 3))
+	const m, n, k = 5, 40, 33
+	w, raw := weights(r, dtF16, n, k)
+	l := NewLinearF16(raw, n, k)
+	if l.dt != dtF32 {
+		t.Fatalf("packed as %v, want f32", l.dt)
+	}
+	x := randF32(r, m*k)
+	y := make([]float32, m*n)
+	l.Forward(y, x, m)
+	checkProduct(t, y, n, x, w, m, n, k, 1e-5)
+}
