@@ -73,7 +73,7 @@ func (m *Model) ForwardBatch(ctx context.Context, batches []*Batch) ([]*tensor.D
 	if m.backend != nil && onDevice(batches) {
 		return m.backend.ForwardBatch(ctx, batches)
 	}
-	return m.forwardCPU(ctx, batches)
+	return m.ForwardCPU(ctx, batches)
 }
 
 // ForwardCPU runs ForwardBatch on the CPU whatever the backend (batches
@@ -81,7 +81,7 @@ func (m *Model) ForwardBatch(ctx context.Context, batches []*Batch) ([]*tensor.D
 func (m *Model) ForwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Dense, error) {
 	for _, b := range batches {
 		if b != nil && b.Cache != nil && b.Cache.dev != nil {
-			return nil, errors.New("ForwardCPU: batch uses a device cache")
+			return nil, errors.New("a batch's cache lives on the GPU but the pass runs on the CPU (batches mixing device and host caches, or the backend removed)")
 		}
 	}
 	return m.forwardCPU(ctx, batches)
