@@ -53,10 +53,19 @@ type Client struct {
 	applyHook   func()     // runs when workspace/applyEdit arrives
 	sendMu      sync.Mutex // keeps didChange in version order, without holding mu while writing
 
-	wireErrs []string // messages from the server that were not well-formed
+	wireErrs []string          // messages from the server that were not well-formed
+	edits    []json.RawMessage // workspace/applyEdit params received
 
 	done chan struct{}
 	err  error
+}
+
+// AppliedEdits returns the params of every workspace/applyEdit received,
+// applied or not.
+func (c *Client) AppliedEdits() []json.RawMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.edits)
 }
 
 // WireErrors returns what was wrong with the messages from the server that
@@ -333,6 +342,9 @@ type applyResult struct {
 // applyEdit applies a workspace edit as an editor does: a versioned edit
 // for a document whose version has moved on is refused.
 func (c *Client) applyEdit(raw json.RawMessage) (*applyResult, error) {
+	c.mu.Lock()
+	c.edits = append(c.edits, raw)
+	c.mu.Unlock()
 	var p struct {
 		Edit struct {
 			Changes         map[protocol.DocumentURI][]protocol.TextEdit `json:"changes"`
