@@ -47,9 +47,16 @@ const (
 
 func kernelsFor(s isa, dt dtype) []microKernel {
 	if s == isaGeneric {
-		return genericKernels(dt, 16)
+		return genericKernelTab[dt]
 	}
 	return asmKernels[s][dt]
+}
+
+// genericKernelTab holds the pure-Go microkernels for 16-wide panels.
+var genericKernelTab = [numDTypes][]microKernel{
+	dtF32:  genericKernels(dtF32, 16),
+	dtBF16: genericKernels(dtBF16, 16),
+	dtF16:  genericKernels(dtF16, 16),
 }
 
 // A rowBlock is rows [r0, r0+k.mr) of X and Y, done by one microkernel.
