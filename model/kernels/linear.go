@@ -122,18 +122,30 @@ func (l *Linear) DType() string { return l.dt.String() }
 func packPanels[T float32 | uint16](dst, w []T, ldw int, l *Linear, pairs bool) {
 	nr, k, n := l.nr, l.K, l.N
 	half := nr / 2
+	// A panel is a transpose of nr rows of w. It goes kStep columns at a
+	// time through a buffer that stays in L1, so that reads and writes are
+	// both sequential.
+	const kStep = 64
+	var order [32]int // where column c of the panel goes within a k row
+	for c := range nr {
+		order[c] = c
+		if pairs {
+			order[c] = c%half*2 + c/half
+		}
+	}
 	l.pool.Run(l.panels, func(p int) {
-		base := p * k * nr
-		for c := 0; c < nr && p*nr+c < n; c++ {
-			pos := c
-			if pairs {
-				pos = c%half*2 + c/half
+		cols := min(nr, n-p*nr)
+		var buf [kStep * 32]T
+		for k0 := 0; k0 < k; k0 += kStep {
+			kn := min(k, k0+kStep) - k0
+			for c := 0; c < cols; c++ {
+				src := w[(p*nr+c)*ldw+k0:][:kn]
+				o := order[c]
+				for kk, v := range src {
+					buf[kk*nr+o] = v
+				}
 			}
-			src := w[(p*nr+c)*ldw:][:k]
-			d := dst[base+pos:]
-			for kk, v := range src {
-				d[kk*nr] = v
-			}
+			copy(dst[(p*k+k0)*nr:][:kn*nr], buf[:kn*nr])
 		}
 	})
 }
