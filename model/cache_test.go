@@ -252,3 +252,35 @@ func TestCacheCloneReset(t *testing.T) {
 		t.Fatalf("len %d after a 3-token pass", d.Len())
 	}
 }
+
+// TestConcurrentForward runs one Model from several goroutines, each with its
+// own cache (run with -race).
+func TestConcurrentForward(t *testing.T) {
+	m := loadTiny(t, "llada-tiny")
+	r := rand.New(rand.NewPCG(7, 8))
+	toks := randomTokens(r, 33, m.Config.Vocab)
+	want := logitsOf(t, m, &Batch{Tokens: toks})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			cache := m.NewCache(len(toks))
+			for range 3 {
+				out, err := m.Forward(context.Background(), &Batch{Tokens: toks, Cache: cache})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if rel := maxRel(out.Data().([]float32), want); rel > 1e-6 {
+					errs <- errors.New("concurrent forward differs")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
