@@ -138,6 +138,20 @@ async function main() {
     step('accepted with Tab; line on disk', saved);
     await shot('2-accepted.png');
 
+    // Completion items: Ctrl+Space on a new line (word-based suggestions are off, so every row is diffill's).
+    await page.keyboard.press('End');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('x', { delay: 60 });
+    await page.keyboard.press('Escape'); // dismiss ghost text so Ctrl+Space opens the list
+    await page.keyboard.press('Control+Space');
+    const row = page.locator('.suggest-widget .monaco-list-row').first();
+    await row.waitFor({ timeout: SLOW });
+    const rows = await page.locator('.suggest-widget .monaco-list-row').allInnerTexts();
+    step('completion list', rows.slice(0, 3).map((r) => r.replace(/\s+/g, ' ').trim()));
+    await shot('2b-completion-list.png');
+    await page.keyboard.press('Escape');
+    await save();
+
     // Fill Holes from the command palette.
     const before = fs.readFileSync(file, 'utf8');
     if (!before.includes(HOLE)) throw new Error('fixture has no holes');
@@ -165,6 +179,7 @@ async function main() {
     await waitFor('redo', 10000, async () => !(await editorText()).includes(HOLE));
 
     // Rewrite a selected line from the palette; its progress shows as a notification.
+    const beforeRewrite = fs.readFileSync(file, 'utf8');
     await gotoLine(lineOf('REWRITE_HERE') + 1);
     await page.keyboard.press('Home');
     await page.keyboard.press('Shift+End');
@@ -186,6 +201,8 @@ async function main() {
       return sawProgress;
     });
     await save();
+    // The model may write the line as it was; give the save a moment to land before reading it back.
+    await waitFor('the rewrite on disk', 5000, async () => fs.readFileSync(file, 'utf8') !== beforeRewrite).catch(() => {});
     const rewritten = fs.readFileSync(file, 'utf8').split('\n')[lineOf('REWRITE_HERE')];
     step('rewrote line', rewritten);
 
