@@ -181,3 +181,29 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig feeds arbitrary config.json and tokenizer_config.json
+// contents to the parser: an error or a valid Config, never a panic.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(lladaConfig, "")
+	f.Add(dreamConfig, `{"pad_token": {"content": "<|dlm_pad|>"}, "added_tokens_decoder": {"151667": {"content": "<|dlm_pad|>"}}}`)
+	f.Add(`{"model_type": "qwen2", "vocab_size": 4, "hidden_size": 4, "intermediate_size": 4, "num_hidden_layers": 1, "num_attention_heads": 2, "eos_token_id": [3, 1]}`, "")
+	f.Fuzz(func(t *testing.T, config, tokConfig string) {
+		m := map[string]string{"config.json": config}
+		if tokConfig != "" {
+			m["tokenizer_config.json"] = tokConfig
+		}
+		cfg, err := ParseConfig(files(m))
+		if err != nil {
+			return
+		}
+		if err := cfg.validate(); err != nil {
+			t.Fatalf("accepted an invalid config: %v", err)
+		}
+		for _, id := range []int32{cfg.MaskID, cfg.EOSID, cfg.PadID, cfg.BOSID, cfg.ExpandID} {
+			if id < -1 || id >= int32(cfg.Vocab) {
+				t.Fatalf("special id %d outside [-1, %d)", id, cfg.Vocab)
+			}
+		}
+	})
+}
