@@ -203,8 +203,9 @@ func BenchmarkCachedStep(b *testing.B) {
 	reportForward(b, m, 64, 1024, 64)
 }
 
-// BenchmarkForward05B is a full 512-token pass of a Qwen2.5-0.5B-shape model
-// with random bf16 weights. It needs about 3 GB and minutes to set up, so it
+// BenchmarkForward05B is a full 512-token pass (all or 64 positions' logits)
+// and a cached 64-of-1024 step of a Qwen2.5-0.5B-shape model with random bf16
+// weights. It needs about 3 GB and minutes to set up, so it
 // runs only with DIFFILL_BENCH_05B=1.
 func BenchmarkForward05B(b *testing.B) {
 	if os.Getenv("DIFFILL_BENCH_05B") == "" {
@@ -231,5 +232,24 @@ func BenchmarkForward05B(b *testing.B) {
 			reportForward(b, m, 512, 512, logits)
 		})
 	}
+	b.Run("cached-64-of-1024", func(b *testing.B) {
+		toks := benchTokens(1024, m.Config.Vocab)
+		cache := m.NewCache(1024)
+		if _, err := m.Forward(context.Background(), &Batch{Tokens: toks, Cache: cache, Logits: []int{}}); err != nil {
+			b.Fatal(err)
+		}
+		compute := make([]int, 64)
+		for i := range compute {
+			compute[i] = 480 + i
+		}
+		batch := &Batch{Tokens: toks, Compute: compute, Cache: cache}
+		b.ResetTimer()
+		for range b.N {
+			if _, err := m.Forward(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportForward(b, m, 64, 1024, 64)
+	})
 	runtime.KeepAlive(files)
 }
