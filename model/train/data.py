@@ -224,7 +224,7 @@ class BatchMaker:
         a = min(a, sp[0])
         w0 = sp[0] - a
         # More spans in the same window, sometimes.
-        m = 1 if rng.random() < 0.5 else int(rng.integers(2, 5))
+        m = 1 if rng.random() < 0.5 else int(rng.integers(2, 3 + T // 256))
         if m > 1:
             lo = np.searchsorted(self.line_starts, sp[1] + 1)
             hi = np.searchsorted(self.line_starts, w0 + T)

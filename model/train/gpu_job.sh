@@ -6,11 +6,12 @@
 # with .carry/corpus.tar.xz present (python3 model/train/corpus.py pack --out .carry/corpus.tar.xz).
 # Unpacks the corpus, tokenizes it with renamed variants (all cores), trains
 # for TRAIN_MINUTES, exports the model into $OUT (config.json,
-# model.safetensors, tokenizer.json, README.md, train.log, eval.json) and
-# evaluates it on the held-out cases. Needs no network and no Go.
+# model.safetensors, tokenizer.json, README.md, train.log, eval.json,
+# golden.json) and evaluates it on the held-out cases. Needs no network and no Go.
 #
 # Knobs (environment): TRAIN_MINUTES (6), DEVICE (cuda if available), CONFIG
-# (small), BATCH (256 on cuda, 8 on cpu), LR (2e-3), VARIANTS (8 on cuda, 2 on
+# (small), BATCH (128 on cuda, 8 on cpu), SEQ_LEN (1024 on cuda: the engine's
+# default context; 512 on cpu), LR (2e-3), VARIANTS (8 on cuda, 2 on
 # cpu), MAX_FILES (all on cuda, 300 on cpu), COMPILE (1 on cuda), EVAL_LIMIT (0
 # = all cases on cuda, 6 on cpu), INIT (an exported model dir to start from),
 # JOB_SECONDS (510: the whole job's deadline; training is cut to fit it),
@@ -38,10 +39,10 @@ if [ -z "${DEVICE:-}" ]; then
 	DEVICE=$("$PYTHON" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
 fi
 if [ "$DEVICE" = cuda ]; then
-	: "${BATCH:=256}" "${VARIANTS:=8}" "${MAX_FILES:=0}" "${COMPILE:=1}" "${EVAL_LIMIT:=0}" "${EVAL_PER_STEP:=1}"
+	: "${BATCH:=128}" "${SEQ_LEN:=1024}" "${VARIANTS:=8}" "${MAX_FILES:=0}" "${COMPILE:=1}" "${EVAL_LIMIT:=0}" "${EVAL_PER_STEP:=1}"
 	command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 else
-	: "${BATCH:=8}" "${VARIANTS:=2}" "${MAX_FILES:=300}" "${COMPILE:=0}" "${EVAL_LIMIT:=6}" "${EVAL_PER_STEP:=16}"
+	: "${BATCH:=8}" "${SEQ_LEN:=512}" "${VARIANTS:=2}" "${MAX_FILES:=300}" "${COMPILE:=0}" "${EVAL_LIMIT:=6}" "${EVAL_PER_STEP:=16}"
 fi
 : "${TRAIN_MINUTES:=6}" "${CONFIG:=small}" "${LR:=2e-3}" "${WORK:=/tmp/diffill-work}"
 if [ -z "${GIT_COMMIT:-}" ]; then
@@ -49,13 +50,13 @@ if [ -z "${GIT_COMMIT:-}" ]; then
 fi
 export GIT_COMMIT
 nproc_=$(nproc 2>/dev/null || echo 1)
-stamp "python $PYTHON, device $DEVICE, $nproc_ cores, config $CONFIG, batch $BATCH, variants $VARIANTS, ${TRAIN_MINUTES} min"
+stamp "python $PYTHON, device $DEVICE, $nproc_ cores, config $CONFIG, batch $BATCH x $SEQ_LEN, variants $VARIANTS, ${TRAIN_MINUTES} min"
 "$PYTHON" -c 'import torch, sys; print("torch", torch.__version__, "python", sys.version.split()[0])'
 
 args=(
 	model/train/train.py
 	--corpus "$CORPUS" --work "$WORK" --out "$OUT"
-	--config "$CONFIG" --batch "$BATCH" --lr "$LR" --minutes "$TRAIN_MINUTES"
+	--config "$CONFIG" --batch "$BATCH" --seq-len "$SEQ_LEN" --lr "$LR" --minutes "$TRAIN_MINUTES"
 	--variants "$VARIANTS" --device "$DEVICE"
 	--eval-limit "$EVAL_LIMIT" --eval-per-step "$EVAL_PER_STEP"
 )
@@ -74,6 +75,9 @@ stamp "train"
 
 stamp "check the export against the training code's reference"
 "$PYTHON" model/train/check_export.py "$OUT" || echo "check_export: FAILED (see above)"
+
+stamp "reference logits for model/builtin's Go test"
+"$PYTHON" model/train/golden.py "$OUT" "$OUT/golden.json" || echo "golden: FAILED (see above)"
 
 stamp "outputs"
 ls -la "$OUT"
