@@ -75,10 +75,12 @@ async function main() {
     await page.locator('.quick-input-list .monaco-list-row', { hasText: command.replace(/^Diffill: /, '') }).first().waitFor({ timeout: 10000 });
     await page.keyboard.press('Enter');
   };
-  // Saves the active editor and waits until it is no longer dirty, so the file on disk is what the editor shows.
+  // Saves the active editor and waits (up to 5 s) for the file on disk to change, so what is read back is what the
+  // editor shows. A save of an unchanged editor changes nothing, so the wait is not an error.
   const save = async () => {
+    const before = fs.readFileSync(file, 'utf8');
     await page.keyboard.press('Control+s');
-    await waitFor('the save', 10000, async () => (await page.locator('.tabs-container .tab.active.dirty').count()) === 0);
+    await waitFor('the save', 5000, async () => fs.readFileSync(file, 'utf8') !== before).catch(() => {});
   };
   const gotoLine = async (n) => {
     await page.keyboard.press('Control+g');
@@ -179,7 +181,6 @@ async function main() {
     await waitFor('redo', 10000, async () => !(await editorText()).includes(HOLE));
 
     // Rewrite a selected line from the palette; its progress shows as a notification.
-    const beforeRewrite = fs.readFileSync(file, 'utf8');
     await gotoLine(lineOf('REWRITE_HERE') + 1);
     await page.keyboard.press('Home');
     await page.keyboard.press('Shift+End');
@@ -201,10 +202,23 @@ async function main() {
       return sawProgress;
     });
     await save();
-    // The model may write the line as it was; give the save a moment to land before reading it back.
-    await waitFor('the rewrite on disk', 5000, async () => fs.readFileSync(file, 'utf8') !== beforeRewrite).catch(() => {});
     const rewritten = fs.readFileSync(file, 'utf8').split('\n')[lineOf('REWRITE_HERE')];
     step('rewrote line', rewritten);
+
+    // Infill a selection with the default keybinding: the selected comment is replaced by the model's code.
+    await gotoLine(lineOf('INFILL_HERE'));
+    await page.keyboard.press('End');
+    await page.keyboard.press('Shift+Home');
+    await page.keyboard.press('Control+Alt+Shift+I');
+    step('pressed Ctrl+Alt+Shift+I (Diffill: Infill Selection) on "// INFILL_HERE"');
+    await waitFor('the infill to replace the selection', SLOW, async () => {
+      const errs = await errorToasts();
+      if (errs.length) throw new Error(`error notification: ${errs.join(' | ')}`);
+      const busy = await page.locator('.notification-toast', { hasText: 'Diffill: Infilling' }).count();
+      return busy === 0 && !(await editorText()).includes('INFILL_HERE');
+    });
+    await save();
+    step('infilled', fs.readFileSync(file, 'utf8').split('\n')[lineOf('for _, x := range xs') ]);
 
     // Click the status bar item: the log.
     await page.locator('.statusbar-item', { hasText: 'diffill' }).first().click();

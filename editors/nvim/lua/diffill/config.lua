@@ -1,6 +1,9 @@
 -- Options of require('diffill').setup() and the settings object the server
 -- reads (initializationOptions, workspace/didChangeConfiguration and
 -- workspace/configuration section "diffill"). Pure Lua, no editor state.
+-- vim.uv from 0.10, vim.loop before.
+local uv = vim.uv or vim.loop
+
 local M = {}
 
 -- The settings the server reads, by their names on the wire (issue 5).
@@ -100,7 +103,7 @@ local function expand(p)
     return p
   end
   if p == '~' or p:sub(1, 2) == '~/' then
-    return (vim.loop.os_homedir() or '') .. p:sub(2)
+    return (uv.os_homedir() or '') .. p:sub(2)
   end
   return p
 end
@@ -164,8 +167,8 @@ function M.find_binary(opts, env)
       return vim.fn.executable(p) == 1
     end,
     exepath = vim.fn.exepath,
-    getenv = vim.loop.os_getenv,
-    home = vim.loop.os_homedir(),
+    getenv = uv.os_getenv,
+    home = uv.os_homedir(),
   }
   local install = 'go install github.com/diffill/diffill/cmd/diffill@latest'
   if opts.path ~= nil and opts.path ~= '' then

@@ -5,6 +5,9 @@
 -- leaving insert mode, dismisses it. accept() inserts it.
 local util = require('diffill.util')
 
+-- vim.uv from 0.10, vim.loop before.
+local uv = vim.uv or vim.loop
+
 local M = {}
 
 local ns = vim.api.nvim_create_namespace('diffill_ghost')
@@ -168,7 +171,7 @@ end
 local function schedule_request(bufnr, delay)
   local s = state[bufnr]
   cancel(bufnr)
-  s.timer = s.timer or vim.loop.new_timer()
+  s.timer = s.timer or uv.new_timer()
   s.timer:start(delay, 0, vim.schedule_wrap(function()
     request(bufnr)
   end))

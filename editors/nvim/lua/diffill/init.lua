@@ -6,6 +6,9 @@ local config = require('diffill.config')
 local ghost = require('diffill.ghost')
 local util = require('diffill.util')
 
+-- vim.uv from 0.10, vim.loop before.
+local uv = vim.uv or vim.loop
+
 local M = {}
 
 -- What this Neovim session knows; read by :checkhealth diffill and statusline().
@@ -200,7 +203,7 @@ local function lsp_config()
   return {
     name = 'diffill',
     cmd = vim.list_extend({ S.binary, 'serve' }, S.opts.args or {}),
-    root_dir = vim.loop.cwd(),
+    root_dir = uv.cwd(),
     init_options = settings,
     -- Answers workspace/configuration for section "diffill" and is sent as didChangeConfiguration after initialize.
     settings = { diffill = settings },
