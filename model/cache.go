@@ -167,12 +167,16 @@ func (c *Cache) Shift(from, delta int) error {
 	return nil
 }
 
-// ropeInvFreq returns RoPE's inverse frequencies θ^(-2i/d), i < d/2, rounded to
-// float32 as transformers computes them.
+// ropeInvFreq returns RoPE's inverse frequencies θ^(-2i/d), i < d/2, computed
+// step by step in float32 as transformers computes them (exponent, power,
+// reciprocal), so that angles at long positions agree with the checkpoints'
+// own code to the last bit as far as possible.
 func ropeInvFreq(theta float64, d int) []float32 {
 	inv := make([]float32, d/2)
 	for i := range inv {
-		inv[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(d)))
+		e := float32(2*i) / float32(d)
+		p := float32(math.Pow(theta, float64(e)))
+		inv[i] = 1 / p
 	}
 	return inv
 }
