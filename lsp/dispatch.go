@@ -148,7 +148,7 @@ func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrp
 	s.pending++
 	rctx, cancel := context.WithCancelCause(s.ctx)
 	id := call.ID()
-	s.inflight[id] = cancel
+	s.inflight[id] = inflightRequest{method, cancel}
 	if h.supersede {
 		if uri, ok := requestURI(req.Params()); ok {
 			key := latestKey{method, uri}
@@ -230,10 +230,10 @@ func (s *Server) cancelRequest(raw json.RawMessage) {
 		return
 	}
 	s.mu.Lock()
-	cancel := s.inflight[id]
+	r, ok := s.inflight[id]
 	s.mu.Unlock()
-	if cancel != nil {
-		cancel(errCancelled)
+	if ok {
+		r.cancel(errCancelled)
 	}
 }
 

@@ -2,6 +2,7 @@ package lsp
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -116,11 +117,13 @@ func (s *Server) initialized(ctx context.Context, v *view, _ *struct{}) (any, er
 func (s *Server) shutdown(ctx context.Context, reply jsonrpc2.Replier) {
 	s.mu.Lock()
 	s.state = stateShutdown
-	for _, cancel := range s.inflight {
-		cancel(errShuttingDown)
+	var running []string
+	for id, r := range s.inflight {
+		r.cancel(errShuttingDown)
+		running = append(running, fmt.Sprintf("%s (id %v)", r.method, id))
 	}
 	s.mu.Unlock()
-	s.log.Info("shutdown")
+	s.log.Info("shutdown", zap.Strings("cancelling", running))
 	s.goAsync(func(context.Context) {
 		done := make(chan struct{})
 		go func() {
@@ -130,7 +133,13 @@ func (s *Server) shutdown(ctx context.Context, reply jsonrpc2.Replier) {
 		select {
 		case <-done:
 		case <-time.After(shutdownGrace):
-			s.log.Warn("shutdown: requests still running after the grace period")
+			s.mu.Lock()
+			var running []string
+			for id, r := range s.inflight {
+				running = append(running, fmt.Sprintf("%s (id %v)", r.method, id))
+			}
+			s.mu.Unlock()
+			s.log.Warn("shutdown: requests still running after the grace period", zap.Strings("requests", running))
 		}
 		_ = reply(ctx, nil, nil)
 	})

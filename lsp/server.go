@@ -77,7 +77,7 @@ type Server struct {
 	mu       sync.Mutex // guards the fields below, and swaps of view
 	state    sessionState
 	caps     clientCapabilities
-	inflight map[jsonrpc2.ID]context.CancelCauseFunc
+	inflight map[jsonrpc2.ID]inflightRequest
 	latest   map[latestKey]latestRequest        // newest completion per document and method
 	progress map[string]context.CancelCauseFunc // cancellable work-done tokens
 	typing   map[protocol.DocumentURI]*typingPace
@@ -119,6 +119,11 @@ type latestKey struct {
 	uri    protocol.DocumentURI
 }
 
+type inflightRequest struct {
+	method string
+	cancel context.CancelCauseFunc
+}
+
 type latestRequest struct {
 	id     jsonrpc2.ID
 	cancel context.CancelCauseFunc
@@ -150,7 +155,7 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 		log:      log,
 		load:     load,
 		opt:      opt,
-		inflight: map[jsonrpc2.ID]context.CancelCauseFunc{},
+		inflight: map[jsonrpc2.ID]inflightRequest{},
 		latest:   map[latestKey]latestRequest{},
 		progress: map[string]context.CancelCauseFunc{},
 		typing:   map[protocol.DocumentURI]*typingPace{},
@@ -190,7 +195,13 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 	}
 	s.cancel()
 	s.conn.Close()
-	<-s.conn.Done()
+	// A read blocked in the kernel may outlive Close (a blocking pipe):
+	// the session is over either way, so do not wait long for it.
+	select {
+	case <-s.conn.Done():
+	case <-time.After(time.Second):
+		s.log.Debug("connection reader still blocked after close")
+	}
 	s.wg.Wait()
 	return err
 }

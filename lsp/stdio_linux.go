@@ -23,5 +23,25 @@ func StdioConn() (io.ReadWriteCloser, error) {
 		return nil, fmt.Errorf("pointing stdout at stderr: %w", err)
 	}
 	unix.CloseOnExec(fd)
-	return stdio{in: os.Stdin, out: os.NewFile(uintptr(fd), "lsp-stdout")}, nil
+	return stdio{in: pollableStdin(), out: os.NewFile(uintptr(fd), "lsp-stdout")}, nil
+}
+
+// pollableStdin returns stdin such that closing it ends a pending Read.
+// An editor's pipe is usually in blocking mode, and a blocking read(2) on
+// it outlives Close: the session could not end until the editor closed its
+// end. In non-blocking mode Go's poller reads it, and Close interrupts
+// that. Only pipes and sockets are switched: a terminal's mode is shared
+// with the shell.
+func pollableStdin() *os.File {
+	var st unix.Stat_t
+	if err := unix.Fstat(0, &st); err != nil {
+		return os.Stdin
+	}
+	if typ := st.Mode & unix.S_IFMT; typ != unix.S_IFIFO && typ != unix.S_IFSOCK {
+		return os.Stdin
+	}
+	if err := unix.SetNonblock(0, true); err != nil {
+		return os.Stdin
+	}
+	return os.NewFile(0, "stdin")
 }
