@@ -4,8 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"testing"
 	"unsafe"
+
+	"github.com/ebitengine/purego"
 )
 
 // emu is a backend that keeps "device" memory in Go slices and runs the
@@ -13,6 +21,12 @@ import (
 // product shapes, cache layout and graph replay run here exactly as on a
 // GPU, every launch checked against the PTX signatures.
 type emu struct {
+	// native, when set, is emu_launch from testdata/cpu_launch.cpp: launches
+	// run kernels.cu's own code compiled for the CPU, device pointers are
+	// host addresses, and a guard after every allocation catches writes
+	// past its end.
+	native uintptr
+
 	sigs      map[string][]argKind
 	blocks    []emuBlock // sorted by base
 	next      devptr
@@ -29,6 +43,11 @@ type emuBlock struct {
 	size int
 }
 
+const (
+	emuGuardWords = 16
+	emuPoison     = 0x7fc00001_7fc00001
+)
+
 func newEmu() (*emu, error) {
 	sigs, err := parseSignatures(kernelsPTX)
 	if err != nil {
@@ -43,10 +62,16 @@ func (m *emu) alloc(bytes int) (devptr, error) {
 	if bytes <= 0 {
 		bytes = 4
 	}
-	b := emuBlock{base: m.next, mem: make([]uint64, (bytes+7)/8), size: bytes}
+	b := emuBlock{base: m.next, mem: make([]uint64, (bytes+7)/8+emuGuardWords), size: bytes}
 	// poison: reading memory nothing wrote gives NaN
 	for i := range b.mem {
-		b.mem[i] = 0x7fc00001_7fc00001
+		b.mem[i] = emuPoison
+	}
+	if m.native != 0 {
+		b.base = devptr(unsafe.Pointer(&b.mem[0])) // Go's heap does not move
+		i := sort.Search(len(m.blocks), func(i int) bool { return m.blocks[i].base > b.base })
+		m.blocks = append(m.blocks[:i], append([]emuBlock{b}, m.blocks[i:]...)...)
+		return b.base, nil
 	}
 	m.blocks = append(m.blocks, b)
 	m.next += devptr((bytes + 255) &^ 255)
@@ -255,6 +280,9 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 	if smem > 48<<10 {
 		return fmt.Errorf("emu: kernel %s: %d bytes of shared memory", name, smem)
 	}
+	if m.native != 0 {
+		return m.run(func() error { return m.nativeLaunch(name, grid, block, smem, args) })
+	}
 	a := args
 	p := func(i int) devptr { return devptr(a[i].bits) }
 	n := func(i int) int { return int(int32(uint32(a[i].bits))) }
@@ -348,4 +376,87 @@ func needGrid(grid dim3, rows int) {
 	if grid.x < rows {
 		panic(fmt.Sprintf("grid %v does not cover %d rows", grid, rows))
 	}
+}
+
+// nativeLaunch runs kernels.cu's code for the CPU, then checks every
+// allocation's guard words: a kernel writing past a buffer fails here.
+func (m *emu) nativeLaunch(name string, grid, block dim3, smem int, args []karg) error {
+	m.launches++
+	slots := make([]uint64, len(args)+1)
+	for i, a := range args {
+		slots[i] = a.bits
+	}
+	cname := append([]byte(name), 0)
+	r, _, _ := purego.SyscallN(m.native, uintptr(unsafe.Pointer(&cname[0])), uintptr(grid.x), uintptr(grid.y), uintptr(grid.z),
+		uintptr(block.x), uintptr(block.y), uintptr(block.z), uintptr(smem), uintptr(unsafe.Pointer(&slots[0])))
+	runtime.KeepAlive(slots)
+	runtime.KeepAlive(cname)
+	switch r {
+	case 0:
+	case 2:
+		return fmt.Errorf("emu: kernel %s deadlocked: a barrier some live thread never reaches", name)
+	default:
+		return fmt.Errorf("emu: no CPU build of kernel %s", name)
+	}
+	for _, b := range m.blocks {
+		for _, w := range b.mem[(b.size+7)/8:] {
+			if w != emuPoison {
+				return fmt.Errorf("emu: kernel %s wrote past the end of the %d-byte buffer at %#x", name, b.size, b.base)
+			}
+		}
+	}
+	return nil
+}
+
+// newNativeEmu builds testdata/cpu_launch.cpp (kernels.cu for the CPU) with
+// g++ once per test binary and returns an emulator running it.
+func newNativeEmu(t *testing.T) *emu {
+	t.Helper()
+	nativeLib.once.Do(func() {
+		gxx, err := exec.LookPath("g++")
+		if err != nil {
+			nativeLib.err = fmt.Errorf("g++ not found: %v", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "diffill-kernels-cpu")
+		if err != nil {
+			nativeLib.err = err
+			return
+		}
+		lib := filepath.Join(dir, "libkernels_cpu.so")
+		if runtime.GOARCH != "amd64" {
+			nativeLib.err = fmt.Errorf("the CPU build's fibers are x86-64 only (GOARCH %s)", runtime.GOARCH)
+			return
+		}
+		cmd := exec.Command(gxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-o", lib, "cpu_launch.cpp")
+		cmd.Dir = "testdata"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			nativeLib.err = fmt.Errorf("g++: %v\n%s", err, out)
+			return
+		}
+		h, err := purego.Dlopen(lib, purego.RTLD_NOW)
+		if err != nil {
+			nativeLib.err = err
+			return
+		}
+		nativeLib.fn, nativeLib.err = purego.Dlsym(h, "emu_launch")
+	})
+	if nativeLib.err != nil {
+		if os.Getenv("DIFFILL_E2E") == "1" {
+			t.Fatalf("CPU build of the kernels: %v", nativeLib.err)
+		}
+		t.Skipf("CPU build of the kernels: %v", nativeLib.err)
+	}
+	m, err := newEmu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.native = nativeLib.fn
+	return m
+}
+
+var nativeLib struct {
+	once sync.Once
+	fn   uintptr
+	err  error
 }

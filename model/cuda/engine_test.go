@@ -767,3 +767,79 @@ func TestAttSplits(t *testing.T) {
 		t.Logf("%+v: %d splits of %d keys", c, s, chunk)
 	}
 }
+
+// TestKernelsCPU runs every kernel test of the GPU run on kernels.cu's own
+// code compiled for the CPU (testdata/cpu_shim.h): the kernels' logic
+// (indexing, shared-memory tiles, barriers, warp shuffles, the online
+// softmax, the reductions) is checked here before any GPU sees it.
+func TestKernelsCPU(t *testing.T) {
+	m := newNativeEmu(t)
+	h := &devHarness{t: t, be: m, blas: true, fallback: func(g gemmArgs) error {
+		grid, block, args, err := fallbackLaunch(g)
+		if err != nil {
+			return err
+		}
+		return m.launch("gemm_bf16", grid, block, 0, args)
+	}}
+	kernelTests(t, h, 4)
+}
+
+// TestEngineCPUKernels runs the engine (both precisions, graphs, split
+// attention, stats) on the CPU build of the kernels against the float64
+// reference.
+func TestEngineCPUKernels(t *testing.T) {
+	m := newNativeEmu(t)
+	ctx := context.Background()
+	for i, tc := range tinyConfigs {
+		for _, prec := range []Precision{Precise, Fast} {
+			if prec == Fast && i > 0 {
+				continue // fast mode differs only in which pointers are NULL: once is enough here
+			}
+			t.Run(tc.name+"/"+prec.String(), func(t *testing.T) {
+				w := testModel(tc.cfg, tc.dt, tc.bias, tc.untied, 71)
+				e, err := newEngine(m, tc.cfg, w, Options{Precision: prec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer e.Close()
+				r := rand.New(rand.NewPCG(72, 72))
+				tokens := randomTokens(r, 150, tc.cfg.Vocab) // > 128 keys: a cached step splits the attention
+				want := refForward(tc.cfg, w, tokens)
+				tol := 1e-4
+				if prec == Fast {
+					tol = 1e-2
+				}
+				c, _ := e.NewCache(160)
+				got := make([]float32, 150*tc.cfg.Vocab)
+				if err := e.Forward(ctx, &Batch{Tokens: tokens, Cache: c}, got); err != nil {
+					t.Fatal(err)
+				}
+				if re := relErr(got, want); re > tol {
+					t.Fatalf("full pass: relative error %.3g", re)
+				}
+				compute := []int{140, 141, 142, 143, 144, 145, 146, 147}
+				step := make([]float32, len(compute)*tc.cfg.Vocab)
+				for rep := 0; rep < 3; rep++ { // the third replays a graph
+					if err := e.Forward(ctx, &Batch{Tokens: tokens, Compute: compute, Cache: c}, step); err != nil {
+						t.Fatal(err)
+					}
+					if re := relErr(step, want[140:148]); re > tol {
+						t.Fatalf("cached step %d: relative error %.3g", rep, re)
+					}
+				}
+				st := make([]TokenStats, len(compute))
+				if err := e.Stats(ctx, &Batch{Tokens: tokens, Compute: compute, Cache: c}, StatsOptions{Banned: []int32{0}}, st); err != nil {
+					t.Fatal(err)
+				}
+				for i, s := range st {
+					g := make([]float64, tc.cfg.Vocab)
+					copy(g, want[140+i])
+					g[0] = math.Inf(-1)
+					if prec == Precise && int(s.Top1) != argmaxRow(g) {
+						t.Fatalf("stats row %d: top1 %d, reference %d", i, s.Top1, argmaxRow(g))
+					}
+				}
+			})
+		}
+	}
+}

@@ -19,6 +19,12 @@
 
 #define WARP 32
 
+// The dynamic shared memory of a launch. (cpu_shim.h, which compiles these
+// kernels for the CPU in the tests, defines it differently.)
+#ifndef DYN_SHARED
+#define DYN_SHARED(name) extern __shared__ float name[]
+#endif
+
 typedef unsigned short bf16;
 
 __device__ __forceinline__ float bf2f(bf16 h) { return __uint_as_float(((unsigned)h) << 16); }
@@ -227,7 +233,7 @@ __device__ __forceinline__ void attend_keys(float *sm, const float *qw, const fl
 extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
 	attention(bf16 *hi, bf16 *lo, const float *q, const float *kc, const float *vc, int n, int heads,
 		int kvHeads, int hd, int L, int capacity, float scale) {
-	extern __shared__ float sm[];
+	DYN_SHARED(sm);
 	int h = blockIdx.x, g = h / (heads / kvHeads);
 	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
 	int i = blockIdx.y * ATT_WARPS + w;
@@ -259,7 +265,7 @@ extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
 extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
 	attention_part(float *part, float *ml, const float *q, const float *kc, const float *vc, int n, int heads,
 		int kvHeads, int hd, int L, int capacity, float scale, int chunk) {
-	extern __shared__ float sm[];
+	DYN_SHARED(sm);
 	int h = blockIdx.x, g = h / (heads / kvHeads), z = blockIdx.z;
 	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
 	int i = blockIdx.y * ATT_WARPS + w;
