@@ -17,7 +17,7 @@ L true tokens gets k extra positions right after it whose targets are
 <|pad|>, so the model learns where the middle ends. Within the span (or the
 window, for mdlm) each position is masked with probability t ~ U(eps, 1) and
 the loss on masked positions is weighted 1/t, normalised by the span length
-(MDLM's ELBO). Labels are -100 where there is no loss.
+(MDLM's ELBO); pad targets count PAD_WEIGHT. Labels are -100 where there is no loss.
 """
 
 import hashlib
@@ -36,6 +36,10 @@ import rename
 TASKS = ("line", "block", "cursor", "mdlm")
 DEFAULT_MIX = {"line": 0.3, "block": 0.2, "cursor": 0.25, "mdlm": 0.25}
 CANVAS_SIZES = (8, 16, 24, 32, 48, 64, 96, 128)
+# Loss weight of a <|pad|> target relative to a middle token: the pads after
+# the first are easy, and a large over-allocation would otherwise drown the
+# middle's loss.
+PAD_WEIGHT = 0.5
 
 _W = {}  # per-worker state for the pool
 
@@ -199,14 +203,17 @@ class BatchMaker:
         return c, e
 
     def _canvas(self, L):
-        """Span positions for a middle of L tokens: L plus a random over-allocation, at least 1."""
-        r = self.rng.random()
-        if r < 0.5:
-            return max(1, L + int(self.rng.integers(0, max(4, L) + 1)))
-        sizes = [c for c in CANVAS_SIZES if c >= max(L, 1)]
-        if not sizes:
-            return max(1, L)
-        return sizes[min(len(sizes) - 1, int(self.rng.integers(0, 2)))]
+        """Span positions for a middle of L tokens: L plus a random over-allocation, at least 1.
+
+        Engines over-allocate a fixed mask count (diffill's: 16 a line, 32 a
+        hole, 48 a block) or one sized from the context, so both kinds are
+        trained: a size from CANVAS_SIZES (one of the next four that fit), or
+        L plus up to max(8, L) positions.
+        """
+        if self.rng.random() < 0.4 or L > CANVAS_SIZES[-1]:
+            return max(1, L + int(self.rng.integers(0, max(8, L) + 1)))
+        sizes = [c for c in CANVAS_SIZES if c >= max(L, 1)][:4]
+        return sizes[int(self.rng.integers(0, len(sizes)))]
 
     def _span_sample(self, kind, x, y, w):
         T, rng, info = self.T, self.rng, self.info
@@ -241,6 +248,7 @@ class BatchMaker:
                     spans.append(sp2)
                     last_end = sp2[1]
         t = self.eps + (1 - self.eps) * rng.random()
+        pw = np.ones(T, dtype=np.float64)  # per-position loss weight: PAD_WEIGHT on pad targets
         pos = 0
         cur = w0
         masked_total = 0
@@ -260,9 +268,10 @@ class BatchMaker:
             m_ = rng.random(S) < t
             x[pos : pos + S] = np.where(m_, info.mask, tgt)
             y[pos : pos + S] = np.where(m_, tgt, -100)
+            pw[pos + L : pos + S] = PAD_WEIGHT
             span_slices.append((pos, S, m_))
             masked_total += int(m_.sum())
-            span_total += S
+            span_total += L + PAD_WEIGHT * (S - L)
             pos += S
             cur = me
         if not span_slices:
@@ -277,7 +286,7 @@ class BatchMaker:
             j = p0 + int(rng.integers(0, S))
             y[j] = x[j]
             x[j] = info.mask
-        w[:] = np.where(y >= 0, 1.0 / (t * span_total), 0.0)
+        w[:] = np.where(y >= 0, pw / (t * span_total), 0.0)
         return True
 
     def _mdlm_sample(self, x, y, w):

@@ -48,7 +48,9 @@ def _compile(pattern):
         return _regex.compile(pattern)
     # Approximation of the Unicode classes with Python's re.
     p = pattern.replace(r"[\p{L}_]", r"[^\W\d]").replace(r"[\p{L}\p{N}_]", r"\w")
-    p = p.replace(r"\p{N}", r"\d").replace(r"\p{L}", r"^\W\d_").replace(r"[^\t\n\r ^\W\d_\d_]", r"[^\w\s]")
+    p = p.replace(r"[^\t\n\r \p{L}\p{N}_]", r"[^\t\n\r \w]").replace(r"\p{N}", r"\d")
+    if r"\p{" in p:
+        raise ValueError(f"pattern {pattern!r} needs the regex module (Debian: python3-regex)")
     return _re.compile(p)
 
 
@@ -134,9 +136,13 @@ class Tokenizer:
             return self.hf.encode(text, add_special_tokens=False).ids
         out = []
         b2u = self.b2u
+        n = 0
         for piece in self._split.findall(text):
+            n += len(piece)
             word = "".join(b2u[b] for b in piece.encode("utf-8"))
             out.extend(self._bpe(word))
+        if n != len(text):  # the split pattern must cover every character
+            raise ValueError(f"pre-tokenizer dropped {len(text) - n} characters")
         return out
 
     def encode_batch(self, texts):
