@@ -136,4 +136,5 @@ if command -v compute-sanitizer >/dev/null && [ "$(elapsed)" -lt 230 ]; then
 fi
 
 stage "done (status $status); logs in $OUT"
+cat "$OUT/gpu_table.txt" 2>/dev/null
 exit $status
