@@ -43,6 +43,7 @@ type Device struct {
 	ptrs      *[maxKernelArgs]uintptr
 	pin       runtime.Pinner
 	capturing bool
+	syncEach  bool // DIFFILL_CUDA_SYNC=1: wait after every launch, so an asynchronous fault names its kernel
 }
 
 func (d *Device) String() string {
@@ -134,6 +135,7 @@ func (d *Device) open() error {
 	if err := d.loadModule(); err != nil {
 		return err
 	}
+	d.syncEach = os.Getenv("DIFFILL_CUDA_SYNC") == "1"
 	d.slots = new([maxKernelArgs]uint64)
 	d.ptrs = new([maxKernelArgs]uintptr)
 	d.pin.Pin(d.slots)
@@ -357,9 +359,22 @@ func (d *Device) launch(name string, grid, block dim3, smem int, args []karg) er
 	for i, a := range args {
 		d.slots[i] = a.bits
 	}
-	return d.drv.call("cuLaunchKernel("+name+")", d.drv.cuLaunchKernel, fn,
+	err := d.drv.call("cuLaunchKernel("+name+")", d.drv.cuLaunchKernel, fn,
 		uintptr(grid.x), uintptr(grid.y), uintptr(grid.z), uintptr(block.x), uintptr(block.y), uintptr(block.z),
 		uintptr(smem), d.stream, uintptr(unsafe.Pointer(&d.ptrs[0])), 0)
+	return d.checkAfter(name, err)
+}
+
+// checkAfter, with DIFFILL_CUDA_SYNC=1 and outside a capture, waits for the
+// work just queued so that a fault is reported with its kernel's name.
+func (d *Device) checkAfter(name string, err error) error {
+	if err != nil || !d.syncEach || d.capturing {
+		return err
+	}
+	if err := d.sync(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 func (d *Device) gemm(g gemmArgs) error {
@@ -374,11 +389,12 @@ func (d *Device) gemm(g gemmArgs) error {
 	}
 	alpha, beta := g.alpha, g.beta
 	gemmDefault := int32(cublasGemmDflt)
-	return d.blas.call("cublasGemmEx", d.blas.gemmEx, d.blasHandle, op(g.transA), op(g.transB),
+	err := d.blas.call("cublasGemmEx", d.blas.gemmEx, d.blasHandle, op(g.transA), op(g.transB),
 		uintptr(g.m), uintptr(g.n), uintptr(g.k), uintptr(unsafe.Pointer(&alpha)),
 		uintptr(g.a), cudaR16BF, uintptr(g.lda), uintptr(g.b), cudaR16BF, uintptr(g.ldb),
 		uintptr(unsafe.Pointer(&beta)), uintptr(g.c), cudaR32F, uintptr(g.ldc),
 		cublasCompute32, uintptr(uint32(gemmDefault)))
+	return d.checkAfter(fmt.Sprintf("cublasGemmEx(%dx%dx%d)", g.m, g.n, g.k), err)
 }
 
 // gemmFallback runs the one product shape the engine issues (see

@@ -96,7 +96,11 @@ if ! gotest open 40 'TestGPUOpen$|TestPTXSignatures'; then
 fi
 
 stage "Go tests A: kernels, engine, goldens"
-gotest kernels 90 'TestGPUKernels|TestGPUEngine|TestGPUModel|TestGPUSelect' || status=1
+if ! gotest kernels 90 'TestGPUKernels|TestGPUEngine|TestGPUModel|TestGPUSelect'; then
+	status=1
+	echo "again with a wait after every launch (DIFFILL_CUDA_SYNC=1), so that a fault names its kernel:"
+	DIFFILL_CUDA_SYNC=1 gotest engine_sync 60 'TestGPUEngine|TestGPUModelGoldens' | grep -E "FAIL|cuda|CUDA|kernel" | head -15
+fi
 
 CKPTS=""
 for d in "$W/qwen2-tiny-hf" "$W/qwen2-0.5b"; do [ -f "$d/config.json" ] && CKPTS="${CKPTS:+$CKPTS,}$d"; done
