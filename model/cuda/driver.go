@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"unsafe"
 
@@ -134,10 +135,22 @@ func driverLibrary() string {
 	return "libcuda.so.1"
 }
 
+// driverDirs are where drivers live when the loader's path misses them
+// (containers mount the host's driver under /usr/local/nvidia).
+var driverDirs = []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl/lib"}
+
 // loadDriver opens the driver library and resolves its entry points. It does
 // not initialise CUDA.
 func loadDriver(path string) (*driver, error) {
 	lib, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil && path == "libcuda.so.1" {
+		for _, d := range driverDirs {
+			if l, e := purego.Dlopen(filepath.Join(d, path), purego.RTLD_NOW|purego.RTLD_GLOBAL); e == nil {
+				lib, err = l, nil
+				break
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: load %s: %v", ErrUnavailable, path, err)
 	}

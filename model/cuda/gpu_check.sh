@@ -44,6 +44,7 @@ status=0
 
 stage "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader 2>&1 | tee "$OUT/device.txt"
+echo "libcuda: $( (ldconfig -p 2>/dev/null | grep -m1 'libcuda.so.1 ') || echo 'not in ld.so.cache') LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 [ -x .carry/cuda.test ] || { echo "missing .carry/cuda.test: build it first (see the header)"; exit 2; }
 
 CUBLAS=""
