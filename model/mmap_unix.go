@@ -5,6 +5,7 @@ package model
 import (
 	"fmt"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,4 +34,22 @@ func mapFile(name string) ([]byte, func() error, error) {
 		return nil, nil, fmt.Errorf("mmap %s: %w", name, err)
 	}
 	return data, func() error { return unix.Munmap(data) }, nil
+}
+
+// dropPages tells the kernel that the whole pages inside b, a part of a
+// read-only file mapping, will not be needed soon; later reads fault them in
+// from the file again.
+func dropPages(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(&b[0]))
+	end := start + uintptr(len(b))
+	lo := (start + page - 1) &^ (page - 1)
+	hi := end &^ (page - 1)
+	if hi <= lo {
+		return
+	}
+	_ = unix.Madvise(b[lo-start:hi-start], unix.MADV_DONTNEED)
 }

@@ -58,6 +58,7 @@ type Model struct {
 
 	release     []func() error
 	weightFiles []string // the safetensors files read, for error messages
+	mapped      bool     // the weight files are memory-mapped
 
 	// Set by SetBackend (backend.go); tensors and lay keep the checkpoint's
 	// raw weights reachable for a backend to upload.
@@ -113,7 +114,7 @@ func Load(dir string) (*Model, error) {
 	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
 	m, err := load(read, func(name string) ([]byte, func() error, error) {
 		return mapFile(filepath.Join(dir, name))
-	})
+	}, true)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
@@ -134,10 +135,12 @@ func LoadFiles(files map[string][]byte) (*Model, error) {
 	return load(read, func(name string) ([]byte, func() error, error) {
 		b, err := read(name)
 		return b, nil, err
-	})
+	}, false)
 }
 
-func load(read func(string) ([]byte, error), open func(string) ([]byte, func() error, error)) (*Model, error) {
+// load builds a Model; mapped says that open returns memory-mapped files,
+// whose pages can be dropped once their weights are packed.
+func load(read func(string) ([]byte, error), open func(string) ([]byte, func() error, error), mapped bool) (*Model, error) {
 	tok, err := loadTokenizer(read)
 	if err != nil {
 		return nil, err
@@ -153,7 +156,7 @@ func load(read func(string) ([]byte, error), open func(string) ([]byte, func() e
 	if tok != nil && tok.VocabSize() > cfg.Vocab {
 		return nil, fmt.Errorf("the tokenizer has %d tokens, config.json's vocabulary only %d", tok.VocabSize(), cfg.Vocab)
 	}
-	m := &Model{Config: cfg, Tokenizer: tok}
+	m := &Model{Config: cfg, Tokenizer: tok, mapped: mapped}
 	ok := false
 	defer func() {
 		if !ok {
@@ -283,7 +286,15 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 		if err != nil {
 			return nil, err
 		}
-		return t.linear(n, k), nil
+		l := t.linear(n, k)
+		if m.mapped {
+			// The kernels keep their own packed copy: the mapped pages are
+			// not needed any more (they are read again from the file if a
+			// GPU backend uploads the weights), and dropping them keeps the
+			// resident size at one copy of the weights.
+			dropPages(t.Data)
+		}
+		return l, nil
 	}
 
 	h, q, kv, inter := cfg.Hidden, cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim, cfg.Intermediate
