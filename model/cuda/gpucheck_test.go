@@ -55,9 +55,15 @@ func TestGPUCheckpoints(t *testing.T) {
 	if env == "" {
 		t.Skip("DIFFILL_CUDA_CKPTS not set (gpu_check.sh sets it)")
 	}
-	d := openGPU(t)
+	openGPU(t)
+	checkCheckpoints(t, strings.Split(env, ","), attachGPU)
+}
+
+// checkCheckpoints holds the backend to each directory's reference logits
+// and to the CPU engine, and decodes greedily on both.
+func checkCheckpoints(t *testing.T, dirs []string, attach attachFunc) {
 	ctx := context.Background()
-	for _, dir := range strings.Split(env, ",") {
+	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			cpu, err := model.Load(dir)
 			if err != nil {
@@ -82,9 +88,7 @@ func TestGPUCheckpoints(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := AttachTo(d, m, Options{Precision: prec, Logf: t.Logf}); err != nil {
-					t.Fatal(err)
-				}
+				attach(t, m, Options{Precision: prec})
 				tol := 1e-2 // bf16 weights: the METHOD's bf16 band is 1e-3..1e-2
 				if rf != nil {
 					var gotAll, cpuAll []float32
@@ -199,4 +203,48 @@ func TestGPUBench(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestCheckpointsEmulated runs the checkpoint check of the GPU run on the
+// emulated backend, with reference files written here the way
+// gpu_check.py writes them (ref.json, ref_logits.bin), from the CPU engine.
+func TestCheckpointsEmulated(t *testing.T) {
+	dir := t.TempDir()
+	src := tinyDir("qwen2-tiny-bf16")
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(81, 81))
+	rf := refFile{Vocab: m.Config.Vocab}
+	var bin []byte
+	for _, n := range []int{20, 33} {
+		toks := randomTokens(r, n, m.Config.Vocab)
+		out, err := m.Forward(context.Background(), &model.Batch{Tokens: toks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range out.Data().([]float32) {
+			bin = binary.LittleEndian.AppendUint32(bin, math.Float32bits(v))
+		}
+		rf.Cases = append(rf.Cases, toks)
+	}
+	m.Close()
+	js, _ := json.Marshal(rf)
+	if err := os.WriteFile(filepath.Join(dir, "ref.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ref_logits.bin"), bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkCheckpoints(t, []string{dir}, attachEmu)
 }
