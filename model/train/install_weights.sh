@@ -19,5 +19,5 @@ size=$(stat -c %s "$src/model.safetensors")
 cp "$src/config.json" "$src/model.safetensors" "$src/tokenizer.json" "$src/README.md" model/builtin/weights/
 cp "$src/golden.json" model/builtin/testdata/golden.json
 go test -count=1 -run 'Files|Load|Golden' ./model/builtin
-go test -count=1 -run Quality -v ./model/builtin -args -update | grep -E 'built-in model|ok|FAIL'
+go test -count=1 -run Quality -v ./model/builtin -args -update | grep -E 'built-in model|^ok|^FAIL|^---'
 cat model/builtin/testdata/quality.json

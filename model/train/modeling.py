@@ -174,7 +174,8 @@ class DiffusionLM(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     def rope(self, T, device):
-        key = (T, str(device))
+        device = torch.device(device)
+        key = (T, device.type, device.index or 0)  # "cuda" and "cuda:0" are one device
         if key not in self._rope:
             cos, sin = rope_tables(self.cfg, T, device)
             self._rope[key] = (cos, sin)
