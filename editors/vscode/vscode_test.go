@@ -243,13 +243,14 @@ func TestEndToEnd(t *testing.T) {
 		"DIFFILL_E2E_FILE="+filepath.Join(ws, "a.go"),
 		"DIFFILL_E2E_SHOTS="+shots,
 		"DIFFILL_E2E_CHROMIUM="+chromium,
+		"DIFFILL_E2E_USER_DATA="+userData,
 	)
 	var stdout, stderr bytes.Buffer
 	node.Stdout, node.Stderr = &stdout, &stderr
 	runErr := node.Run()
 	var res e2eResult
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil || runErr != nil || !res.OK {
-		extLog := findLogs(filepath.Join(userData, "logs"))
+		extLog := findLogs(filepath.Join(userData, "logs"), shots)
 		t.Fatalf("VS Code end-to-end: %v\nerror: %s\nsteps (stderr):\n%s\nscreenshots: %s\ncode-server log:\n%s\nextension logs:\n%s",
 			runErr, res.Error, stderr.String(), shots, tail(csLog.String(), 3000), tail(extLog, 6000))
 	}
@@ -260,8 +261,9 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("screenshots: %s", shots)
 }
 
-// findLogs concatenates the Diffill output channel and extension host logs under dir.
-func findLogs(dir string) string {
+// findLogs concatenates the Diffill output channel and extension host logs
+// under dir, and copies them into keep.
+func findLogs(dir, keep string) string {
 	var b strings.Builder
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
@@ -271,6 +273,7 @@ func findLogs(dir string) string {
 		if strings.Contains(name, "Diffill") || strings.Contains(name, "exthost") {
 			data, _ := os.ReadFile(p)
 			fmt.Fprintf(&b, "== %s\n%s\n", p, data)
+			os.WriteFile(filepath.Join(keep, name), data, 0o644)
 		}
 		return nil
 	})

@@ -15,6 +15,7 @@ const file = mustEnv('DIFFILL_E2E_FILE');
 const shots = mustEnv('DIFFILL_E2E_SHOTS');
 const SLOW = Number(process.env.DIFFILL_E2E_TIMEOUT_MS || 120000);
 const chromiumPath = process.env.DIFFILL_E2E_CHROMIUM || '/usr/bin/chromium';
+const userData = mustEnv('DIFFILL_E2E_USER_DATA');
 const HOLE = '/*?*/';
 
 function mustEnv(k) {
@@ -36,6 +37,25 @@ function lineOf(marker) {
   const i = fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(marker));
   if (i < 0) throw new Error(`fixture has no ${marker}`);
   return i + 1;
+}
+
+// The first file called name under dir (VS Code keeps each output channel's log in a file of its own).
+function findFile(dir, name) {
+  let entries;
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isFile() && e.name === name) return p;
+    if (e.isDirectory()) {
+      const f = findFile(p, name);
+      if (f) return f;
+    }
+  }
+  return undefined;
 }
 
 async function waitFor(what, timeoutMs, fn) {
@@ -220,6 +240,25 @@ async function main() {
     await save();
     step('infilled', fs.readFileSync(file, 'utf8').split('\n')[lineOf('for _, x := range xs') ]);
 
+    // Change a setting in the Settings editor: the extension sends it to the running server, whose log says so.
+    await palette('Preferences: Open User Settings');
+    // The search box has the focus when the editor opens.
+    await page.locator('.settings-editor').first().waitFor({ timeout: 20000 });
+    await page.waitForTimeout(500);
+    await page.keyboard.type('diffill.steps', { delay: 20 });
+    const input = page.locator('.settings-editor .setting-item-contents', { hasText: 'Denoising steps' }).locator('input').first();
+    await input.waitFor({ timeout: 20000 });
+    await input.fill('4');
+    await page.keyboard.press('Tab');
+    const applied = await waitFor('the server to log the new setting', 30000, async () => {
+      const log = findFile(path.join(userData, 'logs'), 'Diffill.log');
+      // The server's own log line (zap: "serve<TAB>settings changed<TAB>{...}"), not the extension's.
+      const line = log && fs.readFileSync(log, 'utf8').split('\n').find((l) => /serve\s+settings changed/.test(l) && /"steps": ?4/.test(l));
+      return line;
+    });
+    await shot('5-settings.png');
+    step('changed diffill.steps to 4; the server logged', applied.replace(/^\S+ \S+ /, '').slice(0, 160));
+
     // Click the status bar item: the log.
     await page.locator('.statusbar-item', { hasText: 'diffill' }).first().click();
     const channel = await waitFor('the Diffill output channel in the panel', 15000, async () => {
@@ -231,7 +270,7 @@ async function main() {
     const logLines = (await page.locator('.part.panel .view-lines').first().innerText()).split('\n').filter((l) => l.trim());
     step('status bar click opened the output channel', { channel, lastLines: logLines.slice(-3) });
     step('status bar at the end', await statusText());
-    await shot('5-log.png');
+    await shot('6-log.png');
 
     const errs = await errorToasts();
     if (errs.length) throw new Error(`error notifications: ${errs.join(' | ')}`);

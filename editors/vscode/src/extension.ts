@@ -207,6 +207,9 @@ class Extension implements vscode.Disposable {
       },
       middleware: {
         workspace: {
+          // The server registers for didChangeConfiguration; the client would then send the raw "diffill" section
+          // (0 and "" for unset values, extension-only keys). onConfigChange sends the mapped settings instead.
+          didChangeConfiguration: async () => {},
           // Answer the server's workspace/configuration pull for "diffill" with the mapped settings.
           configuration: async (params, token, next) => {
             const result = await next(params, token);
