@@ -133,6 +133,10 @@ func (c *Cache) cloneDevice() *Cache {
 	return e
 }
 
+// RopeInvFreq returns the RoPE inverse frequencies the CPU engine rotates
+// with, so that a backend rotates by the very same angles.
+func RopeInvFreq(theta float64, headDim int) []float32 { return ropeInvFreq(theta, headDim) }
+
 // --- raw weights -----------------------------------------------------------
 
 // Tensor is a checkpoint tensor as stored: raw little-endian elements

@@ -18,6 +18,9 @@ type Config struct {
 	// EmbedScale multiplies the embeddings and LogitScale the logits
 	// (LLaDA's input_emb_norm and scale_logits); 0 means 1.
 	EmbedScale, LogitScale float32
+	// InvFreq, when set, are RoPE's inverse frequencies (HeadDim/2 of
+	// them): the CPU engine's own, so that both rotate by the same angles.
+	InvFreq []float32
 }
 
 func (c Config) embedScale() float32 {
@@ -46,6 +49,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("cuda: shape %+v too large", c)
 	case c.RopeTheta <= 0:
 		return fmt.Errorf("cuda: rope theta %v", c.RopeTheta)
+	case c.InvFreq != nil && len(c.InvFreq) != c.HeadDim/2:
+		return fmt.Errorf("cuda: %d RoPE frequencies for head dim %d", len(c.InvFreq), c.HeadDim)
 	}
 	return nil
 }
@@ -345,7 +350,11 @@ func (e *Engine) upload(w *Weights) error {
 	if e.finalNorm, err = e.allocUp(f32Bytes(toF32(w.FinalNorm))); err != nil {
 		return err
 	}
-	if e.invFreq, err = e.allocUp(f32Bytes(ropeInvFreq(c.HeadDim, c.RopeTheta))); err != nil {
+	inv := c.InvFreq
+	if inv == nil {
+		inv = ropeInvFreq(c.HeadDim, c.RopeTheta)
+	}
+	if e.invFreq, err = e.allocUp(f32Bytes(inv)); err != nil {
 		return err
 	}
 	for i := range w.Layers {
@@ -1036,12 +1045,13 @@ func attSmemBytes(hd int) int {
 
 // --- host-side conversions -------------------------------------------------
 
-// ropeInvFreq is θ^(-2i/d) rounded to float32, computed exactly as the CPU
-// engine (model.ropeInvFreq) does so that both rotate by the same angles.
+// ropeInvFreq is θ^(-2i/d) formed as transformers forms it (exponent and
+// reciprocal in float32); Config.InvFreq overrides it with the CPU engine's.
 func ropeInvFreq(hd int, theta float64) []float32 {
 	f := make([]float32, hd/2)
 	for i := range f {
-		f[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(hd)))
+		e := float32(2*i) / float32(hd)
+		f[i] = 1 / float32(math.Pow(theta, float64(e)))
 	}
 	return f
 }

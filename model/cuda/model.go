@@ -97,6 +97,7 @@ func fromModel(m *model.Model) (Config, *Weights, error) {
 		Vocab: c.Vocab, Hidden: c.Hidden, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
 		HeadDim: c.HeadDim, Intermediate: c.Intermediate, RopeTheta: c.RopeTheta, NormEps: c.NormEps,
 		EmbedScale: c.EmbedScale, LogitScale: c.LogitScale,
+		InvFreq: model.RopeInvFreq(c.RopeTheta, c.HeadDim),
 	}
 	ts, err := m.Tensors()
 	if err != nil {
