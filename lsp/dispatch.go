@@ -140,24 +140,30 @@ func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrp
 	if !isCall {
 		return nil // every async method is a request
 	}
+	rctx, cancel := context.WithCancelCause(s.ctx)
+	id := call.ID()
+	r := &inflightRequest{id: id, method: method, cancel: cancel}
 	s.mu.Lock()
+	if h.supersede {
+		// The request this one replaces stops counting against the limit
+		// at once: it is cancelled, and ends within a step. So the newest
+		// request of a fast typist always gets in.
+		if uri, ok := requestURI(req.Params()); ok {
+			key := latestKey{method, uri}
+			if prev := s.latest[key]; prev != nil {
+				prev.cancel(errSuperseded)
+				s.release(prev)
+			}
+			s.latest[key] = r
+		}
+	}
 	if s.pending >= s.opt.MaxPending {
 		s.mu.Unlock()
+		cancel(nil)
 		return reply(ctx, nil, jsonrpc2.Errorf(codeRequestFailed, "%s: %v: %d requests in progress", method, errBusy, s.opt.MaxPending))
 	}
 	s.pending++
-	rctx, cancel := context.WithCancelCause(s.ctx)
-	id := call.ID()
-	s.inflight[id] = inflightRequest{method, cancel}
-	if h.supersede {
-		if uri, ok := requestURI(req.Params()); ok {
-			key := latestKey{method, uri}
-			if prev, ok := s.latest[key]; ok {
-				prev.cancel(errSuperseded)
-			}
-			s.latest[key] = latestRequest{id, cancel}
-		}
-	}
+	s.inflight[id] = r
 	s.mu.Unlock()
 
 	s.wg.Add(1)
@@ -182,11 +188,11 @@ func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrp
 		s.mu.Lock()
 		delete(s.inflight, id)
 		for k, l := range s.latest {
-			if l.id == id {
+			if l == r {
 				delete(s.latest, k)
 			}
 		}
-		s.pending--
+		s.release(r)
 		s.mu.Unlock()
 		cancel(nil)
 		if err != nil {
@@ -195,6 +201,14 @@ func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrp
 		_ = reply(ctx, res, toRPCError(err))
 	}()
 	return nil
+}
+
+// release stops counting r against MaxPending; s.mu is held.
+func (s *Server) release(r *inflightRequest) {
+	if !r.released {
+		r.released = true
+		s.pending--
+	}
 }
 
 // requestURI reads params.textDocument.uri.

@@ -77,8 +77,8 @@ type Server struct {
 	mu       sync.Mutex // guards the fields below, and swaps of view
 	state    sessionState
 	caps     clientCapabilities
-	inflight map[jsonrpc2.ID]inflightRequest
-	latest   map[latestKey]latestRequest        // newest completion per document and method
+	inflight map[jsonrpc2.ID]*inflightRequest
+	latest   map[latestKey]*inflightRequest     // newest completion per document and method
 	progress map[string]context.CancelCauseFunc // cancellable work-done tokens
 	typing   map[protocol.DocumentURI]*typingPace
 	pending  int
@@ -119,14 +119,12 @@ type latestKey struct {
 	uri    protocol.DocumentURI
 }
 
+// inflightRequest is a request being served on its own goroutine.
 type inflightRequest struct {
-	method string
-	cancel context.CancelCauseFunc
-}
-
-type latestRequest struct {
-	id     jsonrpc2.ID
-	cancel context.CancelCauseFunc
+	id       jsonrpc2.ID
+	method   string
+	cancel   context.CancelCauseFunc
+	released bool // no longer counted in pending (s.mu)
 }
 
 // NewServer returns a server that loads engines with load.
@@ -155,8 +153,8 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 		log:      log,
 		load:     load,
 		opt:      opt,
-		inflight: map[jsonrpc2.ID]inflightRequest{},
-		latest:   map[latestKey]latestRequest{},
+		inflight: map[jsonrpc2.ID]*inflightRequest{},
+		latest:   map[latestKey]*inflightRequest{},
 		progress: map[string]context.CancelCauseFunc{},
 		typing:   map[protocol.DocumentURI]*typingPace{},
 		exitErr:  make(chan error, 1),
