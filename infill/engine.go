@@ -404,7 +404,16 @@ func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error
 		mids = append(mids, m)
 		used += len(m)
 	}
-	budget := max(0, p.ContextTokens-used)
+	budget := p.ContextTokens
+	if e.ni.maxPositions > 0 {
+		// The canvas must fit the model: masks (and growth) first.
+		room := e.ni.maxPositions - 1
+		for _, sp := range spans {
+			room -= sp.n
+		}
+		budget = min(budget, room)
+	}
+	budget = max(0, budget-used)
 	prefixText, suffixText := text[:spans[0].Start], text[spans[len(spans)-1].End:]
 	pre := encodeTail(e.tok, prefixText, budget)
 	suf := encodeHead(e.tok, suffixText, budget)
@@ -582,4 +591,47 @@ func (e *Engine) prime(d *decoder, last *docCache) {
 	}
 	copy(d.cached[:pfx], d.tokens[:pfx])
 	copy(d.cached[anchor:anchor+run], d.tokens[anchor:anchor+run])
+}
+
+// Canvas is the canvas a request starts from, for tools that run the same
+// decode elsewhere (infill/reference/decode.py, timed by `diffill bench`).
+type Canvas struct {
+	Tokens []int32
+	Spans  []CanvasSpan
+	// Newlines are the token ids banned in one-line spans.
+	Newlines []int32
+}
+
+// CanvasSpan is a span's masks on a Canvas: Tokens[Pos:Pos+N].
+type CanvasSpan struct {
+	Pos, N     int
+	SingleLine bool
+}
+
+// Canvas lays out req as Run would, without decoding (masks for every span;
+// ModeRewrite is not supported).
+func (e *Engine) Canvas(req *Request) (*Canvas, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
+	p, err := resolveParams(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	spans, mode, err := e.resolveSpans(req, p)
+	if err != nil {
+		return nil, err
+	}
+	if mode == ModeRewrite {
+		return nil, errors.New("infill: no canvas for a rewrite")
+	}
+	c, err := e.layout(req.Text, spans, p)
+	if err != nil {
+		return nil, err
+	}
+	out := &Canvas{Tokens: c.tokens, Newlines: e.newlines}
+	for _, s := range c.spans {
+		out.Spans = append(out.Spans, CanvasSpan{Pos: s.pos, N: s.n, SingleLine: s.single})
+	}
+	return out, nil
 }

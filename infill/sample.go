@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/diffill/diffill/model/kernels"
 )
 
 // samplerKind is how a sampler ranks masked positions for unmasking.
@@ -54,7 +56,9 @@ type proposal struct {
 	score float64 // rank for unmasking: higher is committed sooner
 }
 
-var negInf32 = float32(math.Inf(-1))
+// banned is the logit given to banned tokens: far below any real logit,
+// yet finite, so vectorised exp gives exactly 0 rather than NaN.
+var negInf32 = float32(-1e30)
 
 // propose picks a token for a row of logits. Tokens in banned are never
 // picked; row is modified (banned entries set to -Inf).
@@ -77,17 +81,27 @@ func (s *sampler) propose(row []float32, banned []int32, r *rng) proposal {
 }
 
 // greedy is the common path: the most likely token, with the statistics
-// every sampler needs taken in two passes over the row.
+// every sampler needs. Confidence and margin take the probabilities from
+// the vectorised softmax (float32 is plenty for ranking); entropy needs
+// the logits too and sums in float64.
 func (s *sampler) greedy(row []float32) proposal {
-	best, second := negInf32, negInf32
+	best := kernels.Max(row)
 	arg := 0
 	for i, v := range row {
-		if v > best {
-			second = best
-			best, arg = v, i
-		} else if v > second {
-			second = v
+		if v == best {
+			arg = i
+			break
 		}
+	}
+	if s.kind != byEntropy {
+		kernels.Softmax(row, 1)
+		p1 := float64(row[arg])
+		p := proposal{tok: int32(arg), prob: p1, logp: math.Log(p1), score: p1}
+		if s.kind == byMargin {
+			row[arg] = 0
+			p.score = p1 - float64(kernels.Max(row))
+		}
+		return p
 	}
 	mx := float64(best)
 	var sum, wsum float64
@@ -101,17 +115,8 @@ func (s *sampler) greedy(row []float32) proposal {
 		wsum += e * d
 	}
 	p1 := 1 / sum
-	p := proposal{tok: int32(arg), prob: p1, logp: -math.Log(sum)}
-	switch s.kind {
-	case byConfidence:
-		p.score = p1
-	case byMargin:
-		p.score = p1 - math.Exp(float64(second)-mx)/sum
-	case byEntropy:
-		// H = log(sum) - Σ e·d / sum, with d = logit - max.
-		p.score = -(math.Log(sum) - wsum/sum)
-	}
-	return p
+	// H = log(sum) - Σ e·d / sum, with d = logit - max.
+	return proposal{tok: int32(arg), prob: p1, logp: -math.Log(sum), score: -(math.Log(sum) - wsum/sum)}
 }
 
 // filtered applies temperature, top-k and top-p, then samples with

@@ -1,0 +1,107 @@
+package infill
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/diffill/diffill/model"
+)
+
+// benchModel is the tiny Qwen2 checkpoint, or the checkpoint directory in
+// $DIFFILL_BENCH_MODEL (for timings that mean something).
+func benchModel(b *testing.B) *model.Model {
+	if dir := os.Getenv("DIFFILL_BENCH_MODEL"); dir != "" {
+		m, err := model.Load(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	return loadTiny(b, "qwen2-tiny").m
+}
+
+// BenchmarkStep times one denoising step over a 16-mask span in a warm
+// canvas (the steady state of decoding): a pass over the span positions
+// with the context from the cache, then sampling and commits.
+func BenchmarkStep(b *testing.B) {
+	m := benchModel(b)
+	e := NewEngine(m)
+	at := point(b, "total += ")
+	p := DefaultParams()
+	p.MaxTokens, p.Schedule, p.Steps = 16, "fixed", 16
+	req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
+	pp, _ := resolveParams(req.Params)
+	spans, mode, err := e.resolveSpans(req, pp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pl, _ := e.makePlan(pp, mode)
+	base, _ := e.layout(req.Text, spans, pp)
+	ctx := context.Background()
+	fresh := func() *decoder {
+		d := e.variants(base, spans, pp, pl)[0]
+		e.prime(d, nil)
+		if _, err := e.net.forward(ctx, []*pass{d.nextPass()}); err != nil { // prime the cache
+			b.Fatal(err)
+		}
+		return d
+	}
+	d := fresh()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d.done() {
+			b.StopTimer()
+			d = fresh()
+			b.StartTimer()
+		}
+		out, err := e.net.forward(ctx, []*pass{d.nextPass()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.apply(out[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSampler times the sampler over one row of logits.
+func BenchmarkSampler(b *testing.B) {
+	const v = 8192
+	r := newRNG(1)
+	row := make([]float32, v)
+	for i := range row {
+		row[i] = float32(r.float64()*20 - 10)
+	}
+	for _, s := range []sampler{{kind: byConfidence}, {kind: byEntropy}, {kind: byConfidence, temperature: 0.7}} {
+		b.Run(fmt.Sprintf("%v/t%g", s.kind, s.temperature), func(b *testing.B) {
+			buf := make([]float32, v)
+			for i := 0; i < b.N; i++ {
+				copy(buf, row)
+				s.propose(buf, nil, r)
+			}
+		})
+	}
+}
+
+// BenchmarkFullPass times the cold start of a request: one pass over a
+// whole canvas of n tokens.
+func BenchmarkFullPass(b *testing.B) {
+	m := benchModel(b)
+	net := modelNetwork{m}
+	for _, n := range []int{256, 512, 1024} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			toks := make([]int32, n)
+			for i := range toks {
+				toks[i] = int32(3 + i%200)
+			}
+			c := net.newCache(n)
+			for i := 0; i < b.N; i++ {
+				if _, err := net.forward(context.Background(), []*pass{{tokens: toks, logits: []int{n / 2}, cache: c}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
