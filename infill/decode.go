@@ -48,6 +48,7 @@ type spanState struct {
 	pos, n int  // canvas positions [pos, pos+n)
 	cap    int  // the most positions it may grow to (expand policy)
 	single bool // one line: tokens holding a newline are banned
+	allow  []int32 // if set, the only tokens the span's first position may take
 	keepN  bool // rewrite: length is the original's; pad/EOS banned
 	remask int  // rewrite: positions to re-mask after the scoring pass
 }
@@ -347,7 +348,11 @@ func (d *decoder) denoise(rows []float32) {
 			b = append(b, d.newlines...)
 		}
 		d.banned = b
-		props[i] = d.smp.propose(rows[i*v:(i+1)*v], b, d.rng)
+		row := rows[i*v : (i+1)*v]
+		if sp.allow != nil && p == sp.pos {
+			d.restrict(row, sp.allow)
+		}
+		props[i] = d.smp.propose(row, b, d.rng)
 		isTarget[p] = i
 	}
 
@@ -415,6 +420,20 @@ func (d *decoder) denoise(rows []float32) {
 				}
 			}
 		}
+	}
+}
+
+// restrict leaves only the allowed tokens' logits in row.
+func (d *decoder) restrict(row []float32, allow []int32) {
+	keep := make([]float32, len(allow))
+	for i, t := range allow {
+		keep[i] = row[t]
+	}
+	for i := range row {
+		row[i] = negInf32
+	}
+	for i, t := range allow {
+		row[t] = keep[i]
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Mask counts chosen per mode when Params.MaxTokens is 0 (see DefaultParams
@@ -110,7 +112,13 @@ type spanPlan struct {
 	n      int     // masks (or tokens, rewrite)
 	remask int     // rewrite
 	single bool
-	pc     postContext
+	// heal is the partial word before a completion point, taken out of
+	// the prefix and given back as the forced start of the answer, so the
+	// canvas ends at a pre-token boundary as in training ("fo|" is
+	// completed as "foo", not as "fo" + "o").
+	heal  string
+	allow []int32 // tokens the first mask may take when healing
+	pc    postContext
 }
 
 // Run fills the request's spans. It returns when done, when ctx is done
@@ -179,7 +187,11 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 		c := Candidate{Confidence: d.confidence()}
 		var key strings.Builder
 		for i, sp := range spans {
-			t := postprocess(texts[i], sp.pc)
+			t := texts[i]
+			if sp.heal != "" {
+				t = strings.TrimPrefix(t, sp.heal)
+			}
+			t = postprocess(t, sp.pc)
 			c.Edits = append(c.Edits, Edit{Start: sp.Start, End: sp.End, NewText: t})
 			key.WriteString(t)
 			key.WriteByte(0)
@@ -348,6 +360,9 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 			if !sp.single {
 				sp.n = defaultBlockTokens
 			}
+			if i == 0 || spans[i-1].End < s.Start-len(partialWord(text[:s.Start])) {
+				sp.heal, sp.allow = e.healing(partialWord(text[:s.Start]))
+			}
 		case ModeFillHoles:
 			sp.n = defaultHoleTokens
 		case ModeInfill:
@@ -368,6 +383,56 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 		out[i] = sp
 	}
 	return out, mode, nil
+}
+
+// partialWord returns the identifier (with its leading space, which the
+// Go-aware pre-tokenizer joins to it) that ends right at the end of before,
+// or "".
+func partialWord(before string) string {
+	i := len(before)
+	for i > 0 {
+		r, n := utf8.DecodeLastRuneInString(before[:i])
+		if r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			break
+		}
+		i -= n
+	}
+	w := before[i:]
+	if r, _ := utf8.DecodeRuneInString(w); w == "" || r != '_' && !unicode.IsLetter(r) {
+		return "" // nothing, or a number
+	}
+	if i > 0 && before[i-1] == ' ' {
+		w = " " + w
+	}
+	return w
+}
+
+// healing returns the tokens that may start an answer continuing the
+// partial word w: those that spell w and more (or exactly w), and the
+// end tokens (nothing to add). With no such token, no healing.
+func (e *Engine) healing(w string) (string, []int32) {
+	if w == "" || len(w) > 64 {
+		return "", nil
+	}
+	var allow []int32
+	for id := 0; id < e.ni.vocab; id++ {
+		t := int32(id)
+		if t == e.ni.mask || t == e.ni.expand {
+			continue
+		}
+		if b := e.tok.TokenBytes(t); len(b) >= len(w) && string(b[:len(w)]) == w {
+			allow = append(allow, t)
+		}
+	}
+	if len(allow) == 0 {
+		return "", nil
+	}
+	for _, t := range []int32{e.ni.eos, e.ni.pad} {
+		if t >= 0 {
+			allow = append(allow, t)
+		}
+	}
+	return w, allow
 }
 
 // multiLinePoint reports whether a completion at off should write several
@@ -400,7 +465,7 @@ func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error
 	var mids [][]int32
 	used := 0
 	for i := 1; i < len(spans); i++ {
-		m := e.tok.EncodeOrdinary(text[spans[i-1].End:spans[i].Start])
+		m := e.tok.EncodeOrdinary(text[spans[i-1].End : spans[i].Start-len(spans[i].heal)])
 		mids = append(mids, m)
 		used += len(m)
 	}
@@ -414,7 +479,7 @@ func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error
 		budget = min(budget, room)
 	}
 	budget = max(0, budget-used)
-	prefixText, suffixText := text[:spans[0].Start], text[spans[len(spans)-1].End:]
+	prefixText, suffixText := text[:spans[0].Start-len(spans[0].heal)], text[spans[len(spans)-1].End:]
 	pre := encodeTail(e.tok, prefixText, budget)
 	suf := encodeHead(e.tok, suffixText, budget)
 	np, ns := splitBudget(budget, len(pre), len(suf))
@@ -442,7 +507,7 @@ func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error
 		if i > 0 {
 			c.tokens = append(c.tokens, mids[i-1]...)
 		}
-		st := spanState{pos: len(c.tokens), n: sp.n, cap: sp.n, single: sp.single}
+		st := spanState{pos: len(c.tokens), n: sp.n, cap: sp.n, single: sp.single, allow: sp.allow}
 		if sp.orig != nil {
 			st.keepN, st.remask = true, sp.remask
 			c.tokens = append(c.tokens, sp.orig...)

@@ -746,3 +746,41 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestHealingPartialWord(t *testing.T) {
+	for _, tc := range []struct{ before, want string }{
+		{"\ttot", "tot"},
+		{"x := fo", " fo"},
+		{"x := 12", ""},
+		{"f(", ""},
+		{"a.b_c9", "b_c9"},
+	} {
+		if got := partialWord(tc.before); got != tc.want {
+			t.Errorf("partialWord(%q) = %q, want %q", tc.before, got, tc.want)
+		}
+	}
+	for _, name := range allTiny {
+		tm := loadTiny(t, name)
+		doc := strings.Replace(goDoc, "total += x", "tot", 1)
+		at := strings.Index(doc, "\ttot\n") + len("\ttot")
+		p := DefaultParams()
+		p.MaxTokens = 8
+		req := &Request{Text: doc, Spans: []Span{{at, at}}, Mode: ModeComplete, Params: p}
+		e := NewEngine(tm.m)
+		d := decodeOne(t, e, req)
+		first := d.tokens[d.spans[0].pos]
+		if b := string(tm.tok.TokenBytes(first)); !strings.HasPrefix(b, "tot") && !d.isEnd(first) {
+			t.Fatalf("%s: first token %q does not continue \"tot\"", name, b)
+		}
+		// The canvas holds the document up to the word's start.
+		pre := tm.tok.Decode(d.tokens[:d.spans[0].pos])
+		if !strings.HasSuffix(pre, "\t") || strings.HasSuffix(pre, "tot") {
+			t.Fatalf("%s: canvas prefix ends %q", name, pre[len(pre)-5:])
+		}
+		res, err := e.Run(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEdits(t, req, res, req.Spans)
+	}
+}
