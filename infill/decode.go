@@ -45,12 +45,12 @@ type plan struct {
 
 // spanState is a span's place on the canvas.
 type spanState struct {
-	pos, n int  // canvas positions [pos, pos+n)
-	cap    int  // the most positions it may grow to (expand policy)
-	single bool // one line: tokens holding a newline are banned
+	pos, n int     // canvas positions [pos, pos+n)
+	cap    int     // the most positions it may grow to (expand policy)
+	single bool    // one line: tokens holding a newline are banned
 	allow  []int32 // if set, the only tokens the span's first position may take
-	keepN  bool // rewrite: length is the original's; pad/EOS banned
-	remask int  // rewrite: positions to re-mask after the scoring pass
+	keepN  bool    // rewrite: length is the original's; pad/EOS banned
+	remask int     // rewrite: positions to re-mask after the scoring pass
 }
 
 // decoder denoises one canvas. It asks for passes (nextPass) and consumes
