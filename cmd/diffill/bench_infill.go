@@ -17,6 +17,7 @@ import (
 
 	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/model"
+	"github.com/diffill/diffill/model/builtin"
 )
 
 // benchInfill prints the infill engine's latency figures on held-out Go
@@ -238,5 +239,14 @@ func infillPct(d []time.Duration, q float64) float64 {
 // writeBuiltinFiles writes the built-in model's files under dir, for the
 // PyTorch reference to load.
 func writeBuiltinFiles(dir string) (string, error) {
-	return "", fmt.Errorf("this build has no built-in model")
+	dir = filepath.Join(dir, "builtin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	for name, b := range builtin.Files() {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/model"
+	"github.com/diffill/diffill/model/builtin"
 )
 
 // decodeFlags registers the decoding knobs shared by `infill` and `eval`
@@ -268,7 +269,4 @@ func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []b
 }
 
 // loadBuiltin loads the model embedded in the binary.
-func loadBuiltin() (*model.Model, error) {
-	// TODO(infill): model/builtin has not landed; use builtin.Load then.
-	return nil, errors.New("this build has no built-in model: give --model DIR")
-}
+func loadBuiltin() (*model.Model, error) { return builtin.Load() }
