@@ -136,3 +136,18 @@ func TestRequestBurst(t *testing.T) {
 	waitFor(t, func() bool { return len(s.srv.inflightIDs()) == 0 })
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
 }
+
+func TestStats(t *testing.T) {
+	s := start(t, sessionOptions{})
+	s.Open("file:///a.go", "go", goSource)
+	var st Stats
+	if err := s.Call(ctxT(t), MethodStats, nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Goroutines == 0 || st.HeapInuseBytes == 0 || st.OpenDocuments != 1 || st.OpenBytes != len(goSource) {
+		t.Errorf("stats = %+v", st)
+	}
+	if runtime.GOOS == "linux" && st.RSSBytes == 0 {
+		t.Error("no RSS on linux")
+	}
+}

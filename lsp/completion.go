@@ -2,8 +2,10 @@ package lsp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -15,7 +17,7 @@ import (
 
 // completionCandidates is how many answers a completion list asks the
 // engine for; it returns fewer when they coincide.
-const completionCandidates = 3
+const completionCandidates = 2
 
 func (s *Server) completion(ctx context.Context, v *view, p *protocol.CompletionParams) (*protocol.CompletionList, error) {
 	doc, err := v.lookup(p.TextDocument.URI)
@@ -61,8 +63,11 @@ type suggestion struct {
 }
 
 // suggest completes doc at off: from the cache if the user is typing what
-// was suggested before, else, after the debounce, from the engine. A result
-// for a version of the document that is no longer current is dropped.
+// was suggested before, else, after the debounce, from the engine. Editors
+// often ask for a completion list and for inline completion at the same
+// keystroke; the second request joins the first's engine run instead of
+// queueing a second one. A result for a version of the document that is
+// no longer current is dropped.
 func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, off, candidates int, explicit bool) ([]suggestion, error) {
 	text := doc.Text()
 	if texts, conf, ok := s.cache.get(doc.URI, v.gen, text, off); ok {
@@ -77,6 +82,29 @@ func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, o
 			return nil, err
 		}
 	}
+	key := flightKey{doc.URI, doc.Version, off, v.gen}
+	for {
+		f, leader := s.flights.join(key)
+		if leader {
+			f.res, f.err = s.computeSuggestions(ctx, v, doc, off, candidates)
+			s.flights.done(key, f)
+			return f.res, f.err
+		}
+		select {
+		case <-f.ready:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		if f.err != nil && ctx.Err() == nil && (errors.Is(f.err, errSuperseded) || errors.Is(f.err, errCancelled) || errors.Is(f.err, context.Canceled)) {
+			continue // the request that ran it was cancelled, this one was not
+		}
+		return f.res, f.err
+	}
+}
+
+// computeSuggestions runs the engine for a completion at off.
+func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.Document, off, candidates int) ([]suggestion, error) {
+	text := doc.Text()
 	eng, err := s.engine(ctx, v)
 	if err != nil {
 		return nil, err
@@ -123,6 +151,50 @@ func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, o
 	}
 	s.cache.put(doc.URI, v.gen, text, off, texts, confs)
 	return out, nil
+}
+
+// flightKey identifies a completion computation: the same document
+// version, cursor and settings give the same answer.
+type flightKey struct {
+	uri     protocol.DocumentURI
+	version int32
+	off     int
+	gen     int
+}
+
+// flights are the completions being computed, for requests to join.
+type flights struct {
+	mu sync.Mutex
+	m  map[flightKey]*flight
+}
+
+type flight struct {
+	ready chan struct{}
+	res   []suggestion
+	err   error
+}
+
+// join returns the flight for key, and whether the caller leads it (must
+// compute and call done).
+func (fs *flights) join(key flightKey) (*flight, bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f := fs.m[key]; f != nil {
+		return f, false
+	}
+	if fs.m == nil {
+		fs.m = map[flightKey]*flight{}
+	}
+	f := &flight{ready: make(chan struct{})}
+	fs.m[key] = f
+	return f, true
+}
+
+func (fs *flights) done(key flightKey, f *flight) {
+	fs.mu.Lock()
+	delete(fs.m, key)
+	fs.mu.Unlock()
+	close(f.ready)
 }
 
 // window returns the part of text the engine needs around [start, end),

@@ -312,3 +312,44 @@ func (s *Server) inflightIDs() []string {
 	}
 	return ids
 }
+
+// TestCompletionAndInlineShareARun: an editor asking for the completion
+// list and for ghost text at the same keystroke gets both from one engine
+// run.
+func TestCompletionAndInlineShareARun(t *testing.T) {
+	release := make(chan struct{})
+	o := &observed{}
+	o.onStep = func(ctx context.Context, st infill.Step) {
+		if st.Done == 1 && o.runs.Load() == 1 {
+			<-release
+		}
+	}
+	s := start(t, sessionOptions{load: observedLoader(o)})
+	ctx := ctxT(t)
+	uri := protocol.DocumentURI("file:///main.go")
+	s.Open(uri, "go", goSource)
+	at := s.posOf(t, uri, "strings.Rep", true)
+	p1, _ := s.Start(methodInlineCompletion, map[string]any{"textDocument": map[string]any{"uri": uri}, "position": at, "context": map[string]any{"triggerKind": 2}})
+	waitFor(t, func() bool { return o.steps.Load() >= 1 })
+	p2, _ := s.Start(protocol.MethodTextDocumentCompletion, completionParams(uri, at))
+	waitFor(t, func() bool {
+		s.srv.flights.mu.Lock()
+		defer s.srv.flights.mu.Unlock()
+		return len(s.srv.flights.m) == 1
+	})
+	close(release)
+	var inl inlineCompletionList
+	var list protocol.CompletionList
+	if err := p1.Wait(ctx, &inl); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Wait(ctx, &list); err != nil {
+		t.Fatal(err)
+	}
+	if o.runs.Load() != 1 {
+		t.Errorf("engine ran %d times for one keystroke", o.runs.Load())
+	}
+	if len(inl.Items) == 0 || len(list.Items) == 0 || "Rep"+inl.Items[0].InsertText != list.Items[0].TextEdit.NewText {
+		t.Errorf("inline %+v and completion %+v differ", inl.Items, list.Items)
+	}
+}

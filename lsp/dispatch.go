@@ -45,6 +45,7 @@ func init() {
 		protocol.MethodTextDocumentCompletion:          {async: true, supersede: true, serve: typed((*Server).completion)},
 		methodInlineCompletion:                         {async: true, supersede: true, serve: typed((*Server).inlineCompletion)},
 		protocol.MethodWorkspaceExecuteCommand:         {async: true, serve: typed((*Server).executeCommand)},
+		MethodStats:                                    {serve: typed((*Server).stats)},
 	}
 }
 

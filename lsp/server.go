@@ -86,6 +86,7 @@ type Server struct {
 
 	engines engines
 	cache   completionCache
+	flights flights
 	tokens  atomic.Int64 // server-made progress tokens
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/lsp"
 	"github.com/diffill/diffill/lsp/settings"
+	"github.com/diffill/diffill/model"
+	"github.com/diffill/diffill/model/builtin"
 )
 
 // runServe runs the language server: on stdio, or on a loopback TCP port
@@ -185,7 +187,13 @@ func (c *engineCache) load(ctx context.Context, dir, device string) (lsp.Engine,
 		e = &cachedEngine{ready: make(chan struct{})}
 		c.m[key] = e
 		c.mu.Unlock()
-		m, err := loadInfillModel(dir)
+		var m *model.Model
+		var err error
+		if dir == "" {
+			m, err = builtin.Load()
+		} else {
+			m, err = loadInfillModel(dir)
+		}
 		if err != nil {
 			e.err = err
 		} else {
