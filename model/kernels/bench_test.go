@@ -15,7 +15,7 @@ var benchShapes = []struct{ n, k int }{
 
 func BenchmarkLinear(b *testing.B) {
 	for _, s := range benchShapes {
-		for _, dt := range []dtype{dtF32, dtBF16} {
+		for _, dt := range []dtype{dtF32, dtBF16, dtF16} {
 			r := rand.New(rand.NewPCG(1, 2))
 			w, raw := weights(r, dt, s.n, s.k)
 			l := newLinearOf(dt, w, raw, s.n, s.k)
