@@ -57,6 +57,12 @@ setup_e2e_tools() {
 		log "e2e tools: up to date"
 		return
 	fi
+	local major
+	major=$(node -p 'process.versions.node.split(".")[0]')
+	if [ "$major" != 20 ]; then
+		echo "editors/ci.sh: code-server 4.100.3 installs only on Node 20 (this is Node $major); the VS Code end-to-end test needs it" >&2
+		return 1
+	fi
 	apt_deps
 	# @vscode/ripgrep's postinstall downloads rg from GitHub, which CI cannot reach: seed its cache with Debian's rg.
 	local rgcache="${TMPDIR:-/tmp}/vscode-ripgrep-cache-1.15.11"
