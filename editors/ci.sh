@@ -42,8 +42,13 @@ apt_deps() {
 }
 
 setup_vscode() {
-	log "vscode: npm ci"
-	(cd vscode && npm ci --no-audit --no-fund --loglevel=error)
+	# npm ci starts from scratch each time; skip it when node_modules was installed from this very lock file.
+	if cmp -s vscode/package-lock.json vscode/node_modules/.diffill-installed-lock; then
+		log "vscode: node_modules up to date"
+	else
+		log "vscode: npm ci"
+		(cd vscode && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.diffill-installed-lock)
+	fi
 	log "vscode: npm run package"
 	(cd vscode && npm run --silent package >/dev/null)
 	ls -l vscode/diffill.vsix
