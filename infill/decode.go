@@ -17,6 +17,16 @@ const (
 	lenMulti                      // lenPad over several mask counts, most confident kept
 )
 
+func parseRecompute(s string) (masksOnly bool, err error) {
+	switch s {
+	case "", "span":
+		return false, nil
+	case "masks":
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown recompute %q (want span or masks)", s)
+}
+
 func parseLength(s string) (lengthPolicy, bool, error) {
 	switch s {
 	case "", "auto":
@@ -41,6 +51,7 @@ type plan struct {
 	blockSize  int
 	length     lengthPolicy
 	padPenalty float64
+	masksOnly  bool // steps recompute masks and new tokens, not whole spans
 }
 
 // spanState is a span's place on the canvas.
@@ -202,8 +213,9 @@ func (d *decoder) nextPass() *pass {
 		}
 		return ps
 	}
-	// Recompute the spans (of the current block) and whatever the cache
-	// holds for other tokens; read the rest from the cache.
+	// Recompute the spans (of the current block), or only their masks
+	// (plus, below, tokens committed since the last pass), and whatever the
+	// cache holds for other tokens; read the rest from the cache.
 	need := make([]bool, len(d.tokens))
 	for s := range d.spans {
 		lo, hi := d.blockRange(s)
@@ -211,7 +223,7 @@ func (d *decoder) nextPass() *pass {
 			lo, hi = d.spans[s].pos, d.spans[s].pos+d.spans[s].n
 		}
 		for p := lo; p < hi; p++ {
-			need[p] = true
+			need[p] = need[p] || !d.pl.masksOnly || d.masked[p]
 		}
 	}
 	for _, p := range logits {

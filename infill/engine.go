@@ -244,6 +244,9 @@ func resolveParams(p Params) (Params, error) {
 	if p.PadPenalty == 0 {
 		p.PadPenalty = d.PadPenalty
 	}
+	if p.Recompute == "" {
+		p.Recompute = d.Recompute
+	}
 	switch {
 	case p.Steps < 0:
 		return p, fmt.Errorf("infill: steps %d < 0", p.Steps)
@@ -282,6 +285,10 @@ func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("infill: %w", err)
 	}
+	masksOnly, err := parseRecompute(p.Recompute)
+	if err != nil {
+		return nil, fmt.Errorf("infill: %w", err)
+	}
 	lp, auto, err := parseLength(p.Length)
 	if err != nil {
 		return nil, fmt.Errorf("infill: %w", err)
@@ -302,6 +309,7 @@ func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
 		blockSize:  p.BlockSize,
 		length:     lp,
 		padPenalty: p.PadPenalty,
+		masksOnly:  masksOnly,
 	}, nil
 }
 

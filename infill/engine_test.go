@@ -202,6 +202,13 @@ func TestModesOnTinyCheckpoints(t *testing.T) {
 				if fmt.Sprint(res3) != fmt.Sprint(res) {
 					t.Fatalf("not deterministic:\n%v\n%v", res, res3)
 				}
+				// Steps that recompute only masks and new tokens.
+				req.Params.Recompute = "masks"
+				res4, err := NewEngine(tm.m).Run(context.Background(), &req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkEdits(t, &req, res4, tc.spans)
 			})
 		}
 	}

@@ -118,6 +118,12 @@ type Params struct {
 	// PadPenalty scales the confidence of a pad/EOS proposal, so that the
 	// content of a span is committed before its end ("pad" policy). 1: off.
 	PadPenalty float64
+	// Recompute is what a cached step recomputes: "span" (every position
+	// of the spans, or of the current block: Fast-dLLM's dual cache) or
+	// "masks" (the masks and the tokens committed since the last step;
+	// a committed token's keys and values are then computed once more and
+	// kept).
+	Recompute string
 }
 
 // DefaultParams are the defaults used for a zero field; they were chosen on
@@ -136,6 +142,7 @@ func DefaultParams() Params {
 		Candidates:    1,
 		Length:        "auto",
 		PadPenalty:    0.5,
+		Recompute:     "span",
 	}
 }
 

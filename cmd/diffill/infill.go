@@ -36,6 +36,7 @@ func decodeFlags(fs *flag.FlagSet) *infill.Params {
 	fs.StringVar(&p.Length, "length", p.Length, "length policy: auto, pad, expand, fixed or multi")
 	fs.Float64Var(&p.PadPenalty, "pad-penalty", p.PadPenalty, "confidence factor of pad/EOS proposals (1: none)")
 	fs.IntVar(&p.Candidates, "candidates", p.Candidates, "distinct answers to produce")
+	fs.StringVar(&p.Recompute, "recompute", p.Recompute, "what a cached step recomputes: span or masks")
 	return &p
 }
 
