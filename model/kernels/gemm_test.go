@@ -91,7 +91,8 @@ func TestLinearForward(t *testing.T) {
 	shapes := []struct{ m, n, k int }{
 		{1, 1, 1}, {1, 7, 3}, {3, 33, 5}, {14, 32, 16}, {15, 31, 17}, {16, 64, 64},
 		{29, 100, 129}, {64, 48, 200}, {5, 257, 3}, {13, 96, 1001},
-		{70, 65, 385}, {2, 40, 900}, {20, 45, 900}, // the last: k blocks and a ragged panel
+		{70, 65, 385}, {2, 40, 900}, {20, 45, 900}, // k blocks and a ragged panel
+		{230, 40, 70}, // enough rows to widen bf16 panels once per k block
 	}
 	if !testing.Short() {
 		shapes = append(shapes, struct{ m, n, k int }{130, 300, 1100})

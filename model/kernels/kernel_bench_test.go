@@ -10,7 +10,7 @@ import (
 // ceiling the blocked product can reach on one core.
 func BenchmarkMicroKernel(b *testing.B) {
 	for _, s := range supportedISAs()[1:] {
-		for _, dt := range []dtype{dtF32, dtBF16} {
+		for _, dt := range []dtype{dtF32, dtBF16, dtF16} {
 			for _, mk := range asmKernels[s][dt] {
 				nr := 32
 				if s == isaAVX2 {

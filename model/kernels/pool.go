@@ -22,6 +22,24 @@ type Pool struct {
 	once   sync.Once
 
 	attn sync.Pool // *AttentionWorkspace, reused across MultiHeadAttention calls
+	bufs sync.Pool // *[]float32, widened weight panels of gemm tasks
+}
+
+// scratch returns a float32 buffer of length n, reused across calls.
+func (p *Pool) scratch(n int) []float32 {
+	if p != nil {
+		if b, ok := p.bufs.Get().(*[]float32); ok && cap(*b) >= n {
+			return (*b)[:n]
+		}
+	}
+	return alignedF32(n)
+}
+
+// putScratch hands a buffer from scratch back for reuse.
+func (p *Pool) putScratch(b []float32) {
+	if p != nil {
+		p.bufs.Put(&b)
+	}
 }
 
 // A job is one Run call: n items handed out one at a time.

@@ -37,3 +37,15 @@ func expSumAVX2(x *float32, n int, scale, sub float32) float32
 
 //go:noescape
 func swigluAVX2(out, gate, up *float32, n int)
+
+//go:noescape
+func widenBF16AVX512(dst *float32, src *uint16, rows int)
+
+//go:noescape
+func widenF16AVX512(dst *float32, src *uint16, rows int)
+
+//go:noescape
+func widenBF16AVX2(dst *float32, src *uint16, rows int)
+
+//go:noescape
+func widenF16AVX2(dst *float32, src *uint16, rows int)

@@ -9,6 +9,9 @@
 // exp(x) constants (Cephes expf): x is clamped, split as n·ln2 + r with
 // ln2 in two parts, and exp(r) is a degree-7 polynomial; 2^n is applied by
 // scaling. Relative error ~1.5e-7 over the clamped range.
+DATA bf16hi<>+0(SB)/4, $0xffff0000
+GLOBL bf16hi<>(SB), RODATA|NOPTR, $4
+
 DATA expc<>+0(SB)/4, $88.0           // hi clamp: 2^127 stays finite
 DATA expc<>+4(SB)/4, $-87.0          // lo clamp: 2^-126 stays normal
 DATA expc<>+8(SB)/4, $1.44269504088896341 // log2(e)
@@ -598,5 +601,95 @@ swiglu256_8:
 	SUBQ $8, CX
 	JMP swiglu256_8
 swiglu256_done:
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------- widening
+
+// func widenBF16AVX512(dst *float32, src *uint16, rows int)
+// Widens rows of a 32-wide bf16 panel, stored in pairs (lane j holds
+// columns j and j+16), to plain float32 rows.
+TEXT ·widenBF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVL $0xaaaaaaaa, AX
+	KMOVD AX, K1
+	TESTQ CX, CX
+	JZ wbf512_done
+wbf512_loop:
+	VPSLLD $16, (SI), Z0
+	VMOVDQU16.Z (SI), K1, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $64, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ wbf512_loop
+wbf512_done:
+	VZEROUPPER
+	RET
+
+// func widenF16AVX512(dst *float32, src *uint16, rows int)
+// Widens rows of a 32-wide f16 panel to float32.
+TEXT ·widenF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	TESTQ CX, CX
+	JZ wf16512_done
+wf16512_loop:
+	VCVTPH2PS (SI), Z0
+	VCVTPH2PS 32(SI), Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $64, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ wf16512_loop
+wf16512_done:
+	VZEROUPPER
+	RET
+
+// func widenBF16AVX2(dst *float32, src *uint16, rows int)
+// 16-wide panels: lane j holds columns j and j+8.
+TEXT ·widenBF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	VPBROADCASTD bf16hi<>(SB), Y2
+	TESTQ CX, CX
+	JZ wbf256_done
+wbf256_loop:
+	VMOVDQU (SI), Y1
+	VPSLLD $16, Y1, Y0
+	VPAND Y2, Y1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ wbf256_loop
+wbf256_done:
+	VZEROUPPER
+	RET
+
+// func widenF16AVX2(dst *float32, src *uint16, rows int)
+TEXT ·widenF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	TESTQ CX, CX
+	JZ wf16256_done
+wf16256_loop:
+	VCVTPH2PS (SI), Y0
+	VCVTPH2PS 16(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ wf16256_loop
+wf16256_done:
 	VZEROUPPER
 	RET
