@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/lsp/document"
 )
 
 // MethodStep is diffill's own notification, sent after each denoising step
@@ -157,7 +158,7 @@ func (s *Server) executeCommand(ctx context.Context, v *view, p *executeCommandP
 	}
 	var edits []protocol.TextEdit
 	for _, e := range res.Candidates[0].Edits {
-		edits = append(edits, protocol.TextEdit{Range: doc.Range(e.Start+base, e.End+base, v.enc), NewText: e.NewText})
+		edits = append(edits, protocol.TextEdit{Range: doc.Range(e.Start+base, e.End+base, v.enc), NewText: document.ValidUTF8(e.NewText)})
 	}
 	s.mu.Lock()
 	caps := s.caps

@@ -71,6 +71,7 @@ type suggestion struct {
 func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, off, candidates int, explicit bool) ([]suggestion, error) {
 	text := doc.Text()
 	if texts, conf, ok := s.cache.get(doc.URI, v.gen, text, off); ok {
+		s.cacheHits.Add(1)
 		out := make([]suggestion, len(texts))
 		for i := range texts {
 			out[i] = suggestion{start: off, end: off, text: texts[i], conf: conf[i]}
@@ -86,10 +87,12 @@ func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, o
 	for {
 		f, leader := s.flights.join(key)
 		if leader {
+			s.engineRuns.Add(1)
 			f.res, f.err = s.computeSuggestions(ctx, v, doc, off, candidates)
 			s.flights.done(key, f)
 			return f.res, f.err
 		}
+		s.joined.Add(1)
 		select {
 		case <-f.ready:
 		case <-ctx.Done():
@@ -136,7 +139,10 @@ func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.
 			continue
 		}
 		e := c.Edits[0]
-		sg := suggestion{start: e.Start + base, end: e.End + base, text: e.NewText, conf: c.Confidence}
+		// The model may end a text inside a multi-byte character; the
+		// client would see U+FFFD there (JSON has no raw bytes), so the
+		// server, and its cache, see the same.
+		sg := suggestion{start: e.Start + base, end: e.End + base, text: document.ValidUTF8(e.NewText), conf: c.Confidence}
 		if sg.start != off || sg.text == "" || seen[sg.text] || strings.ContainsAny(text[sg.start:sg.end], "\r\n") {
 			// Completion edits must start at the cursor and stay on its
 			// line (VS Code's rule for completion and inline ranges).

@@ -88,6 +88,8 @@ type Server struct {
 	cache   completionCache
 	flights flights
 	tokens  atomic.Int64 // server-made progress tokens
+
+	engineRuns, cacheHits, joined atomic.Int64 // completions computed, answered from the cache, joined to another's run
 }
 
 type sessionState int

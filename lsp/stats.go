@@ -22,12 +22,21 @@ type Stats struct {
 	PendingRequests int    `json:"pendingRequests"`
 	OpenDocuments   int    `json:"openDocuments"`
 	OpenBytes       int    `json:"openBytes"`
+	// Completions since the session started: computed by the engine
+	// (including runs cancelled part way), answered from the cache, and
+	// answered by joining a run already under way.
+	CompletionRuns   int64 `json:"completionRuns"`
+	CompletionCached int64 `json:"completionCached"`
+	CompletionJoined int64 `json:"completionJoined"`
 }
 
 func (s *Server) stats(ctx context.Context, v *view, _ *struct{}) (*Stats, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := &Stats{Goroutines: runtime.NumGoroutine(), HeapInuseBytes: ms.HeapInuse, RSSBytes: rss(), OpenDocuments: len(v.docs)}
+	st := &Stats{
+		Goroutines: runtime.NumGoroutine(), HeapInuseBytes: ms.HeapInuse, RSSBytes: rss(), OpenDocuments: len(v.docs),
+		CompletionRuns: s.engineRuns.Load(), CompletionCached: s.cacheHits.Load(), CompletionJoined: s.joined.Load(),
+	}
 	for _, d := range v.docs {
 		if d.doc != nil {
 			st.OpenBytes += d.doc.Len()

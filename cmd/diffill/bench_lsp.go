@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,10 @@ import (
 	"github.com/diffill/diffill/lsp/settings"
 )
 
+// benchLSPModel is the checkpoint directory the bench's server uses (sent
+// as the diffill.model setting); "" is the built-in model.
+var benchLSPModel string
+
 // benchLSP measures the language server as an editor meets it: the time
 // from start to initialize answered and to the first completion (model load
 // included), the round trip of completion and inline completion requests
@@ -34,7 +37,7 @@ func benchLSP(ctx context.Context, w io.Writer, binary string) error {
 	if binary != "" {
 		where = binary + " serve"
 	}
-	fmt.Fprintf(w, "== lsp (%s, built-in model, %d CPUs)\n", where, runtime.NumCPU())
+	fmt.Fprintf(w, "== lsp (%s, %s, %d CPUs)\n", where, modelOrBuiltin(benchLSPModel)+" model", runtime.NumCPU())
 
 	start := time.Now()
 	c, stop, err := startBenchServer(ctx, binary)
@@ -46,7 +49,11 @@ func benchLSP(ctx context.Context, w io.Writer, binary string) error {
 	// Debounce off: the figures are the server's own time. (The default
 	// adaptive debounce adds at most its setting, 75 ms, while the user is
 	// typing fast, and nothing after a pause.)
-	init := fake.InitOptions{InitializationOptions: map[string]any{"diffill": map[string]any{"debounce": 0}}}
+	opts := map[string]any{"debounce": 0}
+	if benchLSPModel != "" {
+		opts["model"] = benchLSPModel
+	}
+	init := fake.InitOptions{InitializationOptions: map[string]any{"diffill": opts}}
 	if _, err := c.Initialize(ctx, init); err != nil {
 		return fmt.Errorf("initialize: %w", err)
 	}
@@ -57,52 +64,70 @@ func benchLSP(ctx context.Context, w io.Writer, binary string) error {
 	if err := c.Open(uri, "go", text); err != nil {
 		return err
 	}
-	// The first completion, at the end of a line inside a function.
+	// The first completion, in a partly typed line.
 	lines := strings.Split(text, "\n")
-	first := benchPoints(lines)[0]
-	if err := benchComplete(ctx, c, protocol.MethodTextDocumentCompletion, uri, first); err != nil {
+	if _, err := benchAt(ctx, c, uri, benchCuts(lines)[0], func(p protocol.Position) error {
+		return benchComplete(ctx, c, protocol.MethodTextDocumentCompletion, uri, p)
+	}); err != nil {
 		return fmt.Errorf("first completion: %w", err)
 	}
 	tFirst := time.Since(start)
 	fmt.Fprintf(w, "initialize answered        %8.1f ms after start\n", lspMS(tInit))
 	fmt.Fprintf(w, "first completion           %8.1f ms after start (model load included)\n", lspMS(tFirst))
 
-	// Round trips: at each point, type a character the model is unlikely
-	// to have suggested, then ask; every request is a fresh context, so
-	// the model runs (no cache hit).
+	// Round trips: at each point the user has typed part of a line (the
+	// rest of the line is cut), and asks; then the line is restored. Each
+	// request is a fresh context, so the model runs (no cache hit).
 	const rounds = 30
 	for _, method := range []string{protocol.MethodTextDocumentCompletion, "textDocument/inlineCompletion"} {
 		var lat []time.Duration
-		for i, p := range benchPoints(lines) {
+		for i, cp := range benchCuts(lines) {
 			if i == rounds {
 				break
 			}
-			if err := c.Type(uri, p, "\u00a7"); err != nil {
-				return err
-			}
-			p.Character += uint32(utf16Units("\u00a7"))
-			t0 := time.Now()
-			if err := benchComplete(ctx, c, method, uri, p); err != nil {
+			d, err := benchAt(ctx, c, uri, cp, func(p protocol.Position) error {
+				return benchComplete(ctx, c, method, uri, p)
+			})
+			if err != nil {
 				return fmt.Errorf("%s: %w", method, err)
 			}
-			lat = append(lat, time.Since(t0))
-			// Undo, so that the document stays the same size.
-			r := protocol.Range{Start: protocol.Position{Line: p.Line, Character: p.Character - 1}, End: p}
-			if err := c.EditText(uri, []protocol.TextEdit{{Range: r}}); err != nil {
-				return err
-			}
+			lat = append(lat, d)
 		}
 		name := "completion round trip"
 		if method != protocol.MethodTextDocumentCompletion {
 			name = "inline completion"
 		}
-		fmt.Fprintf(w, "%-26s p50 %6.1f ms   p95 %6.1f ms   (%d requests, one keystroke apart)\n", name, lspPct(lat, 50), lspPct(lat, 95), len(lat))
+		fmt.Fprintf(w, "%-26s p50 %6.1f ms   p95 %6.1f ms   (%d requests, each in a partly typed line)\n", name, lspPct(lat, 50), lspPct(lat, 95), len(lat))
 	}
 
 	// Typing the characters of a shown completion is answered from the
 	// cache.
-	if cached, err := benchCached(ctx, c, uri, benchPoints(lines)[1]); err == nil && len(cached) > 0 {
-		fmt.Fprintf(w, "%-26s p50 %6.2f ms   p95 %6.2f ms   (%d keystrokes)\n", "typing a shown completion", lspPct(cached, 50), lspPct(cached, 95), len(cached))
+	var cached []time.Duration
+	st0, err := benchStats(ctx, c)
+	if err != nil {
+		return err
+	}
+	for _, cp := range benchCuts(lines) {
+		var lat []time.Duration
+		if _, err := benchAt(ctx, c, uri, cp, func(p protocol.Position) (err error) {
+			lat, err = benchCached(ctx, c, uri, p)
+			return err
+		}); err != nil {
+			return err
+		}
+		if cached = append(cached, lat...); len(cached) >= 20 {
+			break
+		}
+	}
+	st1, err := benchStats(ctx, c)
+	if err != nil {
+		return err
+	}
+	if len(cached) > 0 {
+		fmt.Fprintf(w, "%-26s p50 %6.2f ms   p95 %6.2f ms   (%d keystrokes, %d answered from the cache)\n", "typing a shown completion",
+			lspPct(cached, 50), lspPct(cached, 95), len(cached), st1.CompletionCached-st0.CompletionCached)
+	} else {
+		fmt.Fprintf(w, "typing a shown completion  (the model suggested nothing to type)\n")
 	}
 
 	before, err := benchStats(ctx, c)
@@ -114,7 +139,7 @@ func benchLSP(ctx context.Context, w io.Writer, binary string) error {
 	// The burst: 1,000 completions, each after a keystroke, none waited
 	// for before the next is sent; each replaces the one before.
 	const burst = 1000
-	p := benchPoints(lines)[2]
+	p := benchCuts(lines)[2].at
 	pending := make([]*fake.Pending, 0, burst)
 	t0 := time.Now()
 	for i := 0; i < burst; i++ {
@@ -163,6 +188,7 @@ func benchLSP(ctx context.Context, w io.Writer, binary string) error {
 	fmt.Fprintf(w, "burst of %d completions, each replacing the last (sent in %.0f ms):\n", burst, lspMS(sent))
 	fmt.Fprintf(w, "  %d cancelled, %d answered, %d failed; all answered after %.0f ms; the last answered %.1f ms after it was sent\n",
 		cancelled, answered, failed, lspMS(total), lspMS(lastLat))
+	fmt.Fprintf(w, "  the model started %d times for the %d requests\n", after.CompletionRuns-before.CompletionRuns, burst)
 	fmt.Fprintf(w, "  heap in use %.1f MB before, %.1f MB after; goroutines %d before, %d after; RSS %.1f MB after\n",
 		float64(before.HeapInuseBytes)/(1<<20), float64(after.HeapInuseBytes)/(1<<20), before.Goroutines, after.Goroutines, float64(after.RSSBytes)/(1<<20))
 
@@ -242,7 +268,7 @@ func benchCached(ctx context.Context, c *fake.Client, uri protocol.DocumentURI, 
 		return nil, err
 	}
 	if len(list.Items) == 0 {
-		return nil, errors.New("no inline completion")
+		return nil, nil
 	}
 	var lat []time.Duration
 	for _, r := range list.Items[0].InsertText {
@@ -274,16 +300,46 @@ func utf16Units(s string) int {
 	return n
 }
 
-// benchPoints are the ends of the lines of function bodies: where a user
-// types and asks for a completion.
-func benchPoints(lines []string) []protocol.Position {
-	var ps []protocol.Position
+// benchCut is a point in a line of a function body where the user has
+// typed up to, and what the rest of that line was.
+type benchCut struct {
+	at   protocol.Position
+	rest string
+}
+
+// benchCuts are points in the lines of function bodies, after the last
+// "." or "(" in the first two thirds of the line (or in its middle).
+func benchCuts(lines []string) []benchCut {
+	var cs []benchCut
 	for i, l := range lines {
-		if strings.HasPrefix(l, "\t") && !strings.HasSuffix(l, "{") && strings.TrimSpace(l) != "" && strings.TrimSpace(l) != "}" {
-			ps = append(ps, protocol.Position{Line: uint32(i), Character: uint32(utf16Units(l))})
+		if !strings.HasPrefix(l, "\t") || len(strings.TrimSpace(l)) < 12 || strings.HasPrefix(strings.TrimSpace(l), "//") {
+			continue
 		}
+		cut := strings.LastIndexAny(l[:len(l)*2/3], ".(") + 1
+		if cut <= 1 {
+			cut = len(l) / 2
+		}
+		cs = append(cs, benchCut{at: protocol.Position{Line: uint32(i), Character: uint32(utf16Units(l[:cut]))}, rest: l[cut:]})
 	}
-	return ps
+	return cs
+}
+
+// benchAt cuts the line at cp, times f at the cut, and restores the line.
+func benchAt(ctx context.Context, c *fake.Client, uri protocol.DocumentURI, cp benchCut, f func(protocol.Position) error) (time.Duration, error) {
+	end := protocol.Position{Line: cp.at.Line, Character: cp.at.Character + uint32(utf16Units(cp.rest))}
+	if err := c.EditText(uri, []protocol.TextEdit{{Range: protocol.Range{Start: cp.at, End: end}}}); err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	err := f(cp.at)
+	d := time.Since(t0)
+	// Restore whatever is now after the cut on that line.
+	line := strings.Split(c.Doc(uri).Text(), "\n")[cp.at.Line]
+	now := protocol.Position{Line: cp.at.Line, Character: uint32(utf16Units(line))}
+	if rerr := c.EditText(uri, []protocol.TextEdit{{Range: protocol.Range{Start: cp.at, End: now}, NewText: cp.rest}}); rerr != nil && err == nil {
+		err = rerr
+	}
+	return d, err
 }
 
 // benchSource is the document the bench edits: ordinary Go, about 200
