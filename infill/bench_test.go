@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/diffill/diffill/model"
+	"github.com/diffill/diffill/model/builtin"
 )
 
 // benchModel is the tiny Qwen2 checkpoint, or the checkpoint directory in
@@ -103,5 +104,23 @@ func BenchmarkFullPass(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkLayout times building a canvas (tokenizing the window) for a
+// held-out case with the built-in tokenizer: paid by every request.
+func BenchmarkLayout(b *testing.B) {
+	m, err := builtin.Load()
+	if err != nil {
+		b.Skip(err)
+	}
+	e := NewEngine(m)
+	c := BenchCases()[0]
+	req := &Request{Text: c.Prefix + c.Suffix, Spans: []Span{{len(c.Prefix), len(c.Prefix)}}, Mode: ModeComplete, Params: DefaultParams()}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := e.Canvas(req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -184,7 +184,7 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 	seen := map[string]bool{}
 	for _, d := range decs {
 		texts := d.texts(e.tok)
-		c := Candidate{Confidence: d.confidence()}
+		c := Candidate{Confidence: d.confidence(), Raw: texts}
 		var key strings.Builder
 		for i, sp := range spans {
 			t := texts[i]

@@ -176,6 +176,9 @@ type Edit struct {
 type Candidate struct {
 	Edits      []Edit
 	Confidence float64
+	// Raw is each span's text as the model wrote it, before
+	// post-processing (and with a healed partial word still in front).
+	Raw []string
 }
 
 // Result holds the answers, best first; at least one on success.
