@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/model"
@@ -78,6 +79,7 @@ Flags:
 	mode := fs.String("mode", "infill", "request mode: infill (at a point, model picks the length) or complete (as the editor asks)")
 	compare := fs.String("compare", "", "also run variants: cache (with and without the cache), length (auto, fixed, oracle, multi)")
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
+	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -123,7 +125,7 @@ Flags:
 		scoreAnswers("empty", cs, func(int) string { return "" }, nil),
 		scoreAnswers("copy-prev-line", cs, func(i int) string { return copyPrevLine(cs[i]) }, nil))
 	for _, cfg := range configs {
-		r, err := evalRun(ctx, m, cs, cfg, *p, *mode, stderr)
+		r, err := evalRun(ctx, m, cs, cfg, *p, *mode, *warm, stderr)
 		if err != nil {
 			return err
 		}
@@ -170,7 +172,7 @@ func readCases(path string, limit int) ([]*evalCase, error) {
 }
 
 // evalRun answers every case with one engine configuration.
-func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig, p infill.Params, mode string, progress io.Writer) (*evalScore, error) {
+func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig, p infill.Params, mode string, warm bool, progress io.Writer) (*evalScore, error) {
 	eng := infill.NewEngine(m, infill.WithCache(cfg.cache))
 	lat := make([]time.Duration, len(cs))
 	answers := make([]string, len(cs))
@@ -191,6 +193,17 @@ func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig
 		}
 		if mode == "complete" && cfg.length != "oracle" {
 			req.Mode = infill.ModeComplete
+		}
+		if warm && at > 0 {
+			// The same request one keystroke earlier: its cache is what
+			// the timed request starts from.
+			_, n := utf8.DecodeLastRuneInString(c.Prefix)
+			prev := *req
+			prev.Text = c.Prefix[:at-n] + c.Suffix
+			prev.Spans = []infill.Span{{Start: at - n, End: at - n}}
+			if _, err := eng.Run(ctx, &prev); err != nil {
+				return nil, fmt.Errorf("case %d (one keystroke earlier): %w", i+1, err)
+			}
 		}
 		t0 := time.Now()
 		res, err := eng.Run(ctx, req)
