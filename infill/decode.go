@@ -52,6 +52,7 @@ type plan struct {
 	length     lengthPolicy
 	padPenalty float64
 	masksOnly  bool // steps recompute masks and new tokens, not whole spans
+	userMax    bool // MaxTokens was given (expand policy: the cap)
 }
 
 // spanState is a span's place on the canvas.
@@ -89,6 +90,7 @@ type decoder struct {
 	blockInitial, stepsTotal int
 	steps                    int // denoising steps done
 	resizes                  int // expand policy: steps that changed a span's length
+	grown                    int // expand policy: expand tokens turned into two masks
 
 	// Set by nextPass for apply.
 	targets []int // masked positions whose logits were asked for
@@ -416,9 +418,10 @@ func (d *decoder) denoise(rows []float32) {
 		d.masked[c.pos] = false
 		d.logp[c.pos] = c.p.logp
 	}
-	if pol == lenPad || pol == lenMulti {
+	if pol == lenPad || pol == lenMulti || pol == lenExpand {
 		// An end commits the rest of its span as end too: pads only
-		// follow the middle, never precede content.
+		// follow the middle, never precede content. (DreamOn's
+		// pad_eos_to_right: the ends are then deleted.)
 		for _, c := range chosen {
 			if !d.isEnd(c.p.tok) {
 				continue
@@ -474,15 +477,22 @@ func (d *decoder) resize() {
 			sp := d.spans[s]
 			spans[s].pos = len(tokens)
 			n := 0
+			room := sp.cap - sp.n // growth left; several expands may land in one step
 			for q := sp.pos; q < sp.pos+sp.n; q++ {
 				switch t := d.tokens[q]; {
+				case !d.masked[q] && t == d.ni.expand && room <= 0:
+					// Over the cap: the position is masked again.
+					tokens = append(tokens, d.ni.mask)
+					masked = append(masked, true)
+					logp = append(logp, 0)
+					n++
 				case !d.masked[q] && t == d.ni.expand:
-					// Two masks; a span already at its cap could not have
-					// proposed expand (it was banned).
 					tokens = append(tokens, d.ni.mask, d.ni.mask)
 					masked = append(masked, true, true)
 					logp = append(logp, 0, 0)
 					n += 2
+					room--
+					d.grown++
 				case !d.masked[q] && d.isEnd(t):
 					// deleted
 				default:

@@ -20,6 +20,8 @@ const (
 	defaultHoleTokens  = 32 // a hole, or infill at a point
 	maxInfillTokens    = 256
 	multiMinTokens     = 4 // "multi" length: the shortest mask count tried
+	expandInitial      = 16 // expand policy: DreamOn's initial canvas (min_gen_len)
+	expandCap          = 64 // expand policy: the growth budget without MaxTokens
 )
 
 // Engine fills spans with one model. It is safe for concurrent use; runs
@@ -310,6 +312,7 @@ func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
 		length:     lp,
 		padPenalty: p.PadPenalty,
 		masksOnly:  masksOnly,
+		userMax:    p.MaxTokens > 0,
 	}, nil
 }
 
@@ -587,8 +590,14 @@ func (e *Engine) newDecoder(base *canvas, ns []int, seed uint64, pl *plan) *deco
 			st.n = ns[i]
 			st.cap = ns[i]
 			if pl.length == lenExpand {
-				// DreamOn starts small and grows; MaxTokens is the cap.
-				st.n = min(ns[i], max(2, ns[i]/4))
+				// DreamOn starts from a fixed canvas (its min_gen_len) and
+				// grows up to a budget: MaxTokens when given, else a few
+				// times the mode's mask count.
+				if pl.userMax {
+					st.n = min(ns[i], expandInitial)
+				} else {
+					st.cap = max(4*ns[i], expandCap)
+				}
 			}
 			for range st.n {
 				d.tokens = append(d.tokens, e.ni.mask)
