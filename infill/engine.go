@@ -19,7 +19,7 @@ const (
 	defaultBlockTokens = 48 // several lines: completion on a blank line or after '{'
 	defaultHoleTokens  = 32 // a hole, or infill at a point
 	maxInfillTokens    = 256
-	multiMinTokens     = 4 // "multi" length: the shortest mask count tried
+	multiMinTokens     = 4  // "multi" length: the shortest mask count tried
 	expandInitial      = 16 // expand policy: DreamOn's initial canvas (min_gen_len)
 	expandCap          = 64 // expand policy: the growth budget without MaxTokens
 )
