@@ -62,6 +62,9 @@ func (s *Server) initialize(ctx context.Context, v *view, p *initializeParams) (
 	if len(problems) > 0 {
 		s.warnSettings(problems)
 	}
+	if p.ProcessID != nil {
+		s.watchParent(*p.ProcessID)
+	}
 	client := "unknown client"
 	if p.ClientInfo != nil {
 		client = p.ClientInfo.Name + " " + p.ClientInfo.Version

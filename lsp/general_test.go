@@ -3,6 +3,7 @@ package lsp
 import (
 	"context"
 	"errors"
+	"os/exec"
 
 	"slices"
 	"testing"
@@ -174,5 +175,25 @@ func waitServe(t *testing.T, s *session) error {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Serve did not return")
 		return nil
+	}
+}
+
+// TestParentGone: the session ends when the editor process named in
+// initialize's processId no longer exists.
+func TestParentGone(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Skip("cannot start a stand-in parent:", err)
+	}
+	s := start(t, sessionOptions{noInit: true})
+	s.srv.parentPoll = 20 * time.Millisecond
+	err := s.Call(ctxT(t), protocol.MethodInitialize, map[string]any{"processId": cmd.Process.Pid, "capabilities": map[string]any{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := waitServe(t, s); !errors.Is(err, ErrConnectionClosed) {
+		t.Errorf("Serve after the parent died = %v, want ErrConnectionClosed", err)
 	}
 }

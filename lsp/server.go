@@ -90,6 +90,8 @@ type Server struct {
 	tokens  atomic.Int64 // server-made progress tokens
 
 	engineRuns, cacheHits, joined atomic.Int64 // completions computed, answered from the cache, joined to another's run
+
+	parentPoll time.Duration // how often to check that the editor process lives
 }
 
 type sessionState int
@@ -161,6 +163,8 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 		progress: map[string]context.CancelCauseFunc{},
 		typing:   map[protocol.DocumentURI]*typingPace{},
 		exitErr:  make(chan error, 1),
+
+		parentPoll: 5 * time.Second,
 	}
 	s.view.Store(&view{docs: map[protocol.DocumentURI]*docState{}, settings: defaults})
 	return s
