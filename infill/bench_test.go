@@ -39,7 +39,7 @@ func BenchmarkStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	pl, _ := e.makePlan(pp, mode)
-	base, _ := e.layout(req.Text, spans, pp)
+	base, _ := e.layout(req.Text, spans, pp, nil)
 	ctx := context.Background()
 	fresh := func() *decoder {
 		d := e.variants(base, spans, pp, pl)[0]

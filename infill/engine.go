@@ -34,9 +34,50 @@ type Engine struct {
 	opt      options
 	err      error // set when the engine cannot run at all
 
-	// lock is held by the running request; it guards last.
+	// lock is held by the running request; it guards last and win.
 	lock chan struct{}
 	last *docCache
+	win  windowMemo
+}
+
+// windowMemo remembers where the last prefix window started, so that the
+// next request on the same document starts there too while the budget
+// allows: a window that moved by a line at every keystroke would change
+// the first canvas tokens and lose the whole cache.
+type windowMemo struct {
+	start int    // byte offset of the window in its text
+	head  string // the text there
+}
+
+// windowSlack is how far over its token budget a remembered prefix window
+// may grow before it is cut again.
+const windowSlack = 1.25
+
+// stabilize returns the prefix tokens to use: pre (the window cut to its
+// budget) or, when the last window's start is still in the text and its
+// tokens from there are at most limit, the prefix from there. It
+// remembers the choice.
+func (w *windowMemo) stabilize(c codec, prefix string, pre []int32, limit int) []int32 {
+	start := len(prefix) - len(c.Decode(pre))
+	if s := w.start; w.head != "" && s != start && s <= len(prefix) &&
+		strings.HasPrefix(prefix[s:], w.head) && (s == 0 || prefix[s-1] == '\n') {
+		if s > start {
+			// The remembered window is shorter than the budget allows:
+			// keep it rather than recompute the whole canvas.
+			old := c.EncodeOrdinary(prefix[s:])
+			return w.keep(prefix, s, old)
+		}
+		if old := c.EncodeOrdinary(prefix[s:]); len(old) <= limit {
+			return w.keep(prefix, s, old)
+		}
+	}
+	return w.keep(prefix, start, pre)
+}
+
+func (w *windowMemo) keep(prefix string, start int, toks []int32) []int32 {
+	w.start = start
+	w.head = prefix[start:min(len(prefix), start+64)]
+	return toks
 }
 
 // docCache is the key/value cache of the last document decoded: the tokens
@@ -152,7 +193,7 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 	}
 	defer func() { <-e.lock }()
 
-	base, err := e.layout(req.Text, spans, p)
+	base, err := e.layout(req.Text, spans, p, &e.win)
 	if err != nil {
 		return nil, err
 	}
@@ -472,7 +513,7 @@ type canvas struct {
 
 // layout tokenizes the window of text around the spans and lays out the
 // canvas: [BOS] prefix span₀ between₀ span₁ ... suffix.
-func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error) {
+func (e *Engine) layout(text string, spans []spanPlan, p Params, memo *windowMemo) (*canvas, error) {
 	var mids [][]int32
 	used := 0
 	for i := 1; i < len(spans); i++ {
@@ -481,13 +522,14 @@ func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error
 		used += len(m)
 	}
 	budget := p.ContextTokens
+	room := math.MaxInt // context the model's positions leave room for
 	if e.ni.maxPositions > 0 {
-		// The canvas must fit the model: masks (and growth) first.
-		room := e.ni.maxPositions - 1
+		// The canvas must fit the model: masks first.
+		room = e.ni.maxPositions - 1 - used
 		for _, sp := range spans {
 			room -= sp.n
 		}
-		budget = min(budget, room)
+		budget = min(budget, room+used)
 	}
 	budget = max(0, budget-used)
 	prefixText, suffixText := text[:spans[0].Start-len(spans[0].heal)], text[spans[len(spans)-1].End:]
@@ -499,6 +541,10 @@ func (e *Engine) layout(text string, spans []spanPlan, p Params) (*canvas, error
 	}
 	if ns < len(suf) {
 		suf = encodeHead(e.tok, suffixText, ns)
+	}
+	if memo != nil {
+		limit := min(int(windowSlack*float64(np)), room-len(suf))
+		pre = memo.stabilize(e.tok, prefixText, pre, limit)
 	}
 
 	c := &canvas{}
@@ -707,7 +753,7 @@ func (e *Engine) Canvas(req *Request) (*Canvas, error) {
 	if mode == ModeRewrite {
 		return nil, errors.New("infill: no canvas for a rewrite")
 	}
-	c, err := e.layout(req.Text, spans, p)
+	c, err := e.layout(req.Text, spans, p, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -229,7 +229,7 @@ func decodeOne(t *testing.T, e *Engine, req *Request) *decoder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := e.layout(req.Text, spans, p)
+	base, err := e.layout(req.Text, spans, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +593,7 @@ func TestLengthPolicies(t *testing.T) {
 				t.Fatal(err)
 			}
 			pl, _ := e.makePlan(pp, mode)
-			base, _ := e.layout(req.Text, spans, pp)
+			base, _ := e.layout(req.Text, spans, pp, nil)
 			decs := e.variants(base, spans, pp, pl)
 			if pol == "multi" && len(decs) < 2 {
 				t.Fatalf("multi: %d decoders", len(decs))
@@ -790,4 +790,64 @@ func TestHealingPartialWord(t *testing.T) {
 		}
 		checkEdits(t, req, res, req.Spans)
 	}
+}
+
+// TestWindowStaysPut types a line at the cursor of a document longer than
+// the context budget: the canvas must keep its first tokens (so the cache
+// holds) until the prefix outgrows its budget by the slack.
+func TestWindowStaysPut(t *testing.T) {
+	tm := loadTiny(t, "qwen2-tiny")
+	var n int
+	e := newEngine(countingNetwork{modelNetwork{tm.m}, &n}, tm.tok, false)
+	var b strings.Builder
+	for i := 0; i < 60; i++ {
+		fmt.Fprintf(&b, "\tx%d := f(%d)\n", i, i)
+	}
+	doc := "func f() {\n" + b.String()
+	suffix := "\n}\n"
+	p := DefaultParams()
+	p.MaxTokens, p.ContextTokens = 4, 200
+	typed := "\ty := g(a, b, c)\n\tz := h(y, y, y)\n\tw := y + z"
+	var firsts []string
+	moved := 0
+	for k := 1; k <= len(typed); k++ {
+		text := doc + typed[:k] + suffix
+		at := len(doc) + k
+		req := &Request{Text: text, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
+		n = 0
+		if _, err := e.Run(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		c, err := e.layout(text, mustSpans(t, e, req), mustParams(t, req), &e.win)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := fmt.Sprint(c.tokens[:8])
+		if len(firsts) > 0 && first != firsts[len(firsts)-1] {
+			moved++
+		}
+		firsts = append(firsts, first)
+		if k > 1 && n > len(c.tokens)/2 {
+			t.Errorf("keystroke %d computed %d positions of %d", k, n, len(c.tokens))
+		}
+	}
+	if moved > 0 {
+		t.Fatalf("the window start moved %d times in %d keystrokes", moved, len(typed))
+	}
+}
+
+func mustParams(t *testing.T, req *Request) Params {
+	p, err := resolveParams(req.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustSpans(t *testing.T, e *Engine, req *Request) []spanPlan {
+	sp, _, err := e.resolveSpans(req, mustParams(t, req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
 }
