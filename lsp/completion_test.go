@@ -354,3 +354,28 @@ func TestCompletionAndInlineShareARun(t *testing.T) {
 		t.Errorf("inline %+v and completion %+v differ", inl.Items, list.Items)
 	}
 }
+
+func TestWindow(t *testing.T) {
+	small := "package a\n"
+	if w, base := window(small, 3, 3, 1024); w != small || base != 0 {
+		t.Errorf("small document windowed: %d bytes from %d", len(w), base)
+	}
+	var b strings.Builder
+	for b.Len() < 2<<20 {
+		b.WriteString("func f() { return 1 }\n")
+	}
+	text := b.String()
+	off := len(text) / 2
+	w, base := window(text, off, off, 1024)
+	if base <= 0 || base+len(w) >= len(text) || base > off || base+len(w) < off {
+		t.Fatalf("window [%d, %d) does not hold %d inside a %d-byte text", base, base+len(w), off, len(text))
+	}
+	if text[base:base+len(w)] != w || (base > 0 && text[base-1] != '\n') || w[len(w)-1] != '\n' {
+		t.Error("window does not start and end at line boundaries")
+	}
+	// Typing a few characters on keeps the same window start, so the
+	// engine's cache of the context stays valid.
+	if _, base2 := window(text, off+40, off+40, 1024); base2 != base {
+		t.Errorf("window moved from %d to %d after 40 bytes", base, base2)
+	}
+}
