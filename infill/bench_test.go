@@ -124,3 +124,32 @@ func BenchmarkLayout(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkColdLine times a one-line completion with nothing cached, on a
+// held-out case (BenchCases), with the model in $DIFFILL_BENCH_MODEL or
+// the built-in one.
+func BenchmarkColdLine(b *testing.B) {
+	var m *model.Model
+	if os.Getenv("DIFFILL_BENCH_MODEL") != "" {
+		m = benchModel(b)
+	} else {
+		var err error
+		if m, err = builtin.Load(); err != nil {
+			b.Skip(err)
+		}
+	}
+	e := NewEngine(m)
+	c := BenchCases()[1]
+	p := DefaultParams()
+	p.SingleLine = true
+	req := &Request{Text: c.Prefix + c.Suffix, Spans: []Span{{len(c.Prefix), len(c.Prefix)}}, Mode: ModeComplete, Params: p}
+	cv, _ := e.Canvas(req)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Reset()
+		if _, err := e.Run(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(cv.Tokens)), "canvas-tokens")
+}
