@@ -515,6 +515,11 @@ func (d *decoder) resize() {
 	d.resizes++
 	d.full = true
 	d.blockInitial = d.countMasked(-1)
+	if d.pl.steps == 0 {
+		// One step per mask still holds for masks the span grew.
+		d.blockSteps = d.blockStep + d.blockInitial
+		d.stepsTotal = d.blockSteps
+	}
 }
 
 // texts decodes each span's committed content so far.
