@@ -36,7 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("locating the diffill binary to serve: %w", err)
 		}
-		return benchLSP(ctx, stdout, exe)
+		return benchLSP(ctx, stdout, exe, *modelDir)
 	}
 	if *device != "cpu" {
 		return benchDevice(ctx, stdout, stderr, *device, *modelDir)

@@ -20,10 +20,6 @@ import (
 	"github.com/diffill/diffill/lsp/settings"
 )
 
-// benchLSPModel is the checkpoint directory the bench's server uses (sent
-// as the diffill.model setting); "" is the built-in model.
-var benchLSPModel string
-
 // benchLSP measures the language server as an editor meets it: the time
 // from start to initialize answered and to the first completion (model load
 // included), the round trip of completion and inline completion requests
@@ -31,13 +27,15 @@ var benchLSPModel string
 // and a burst of 1,000 completions each replacing the one before (what fast
 // typing does), with the latency of the last and the heap and goroutines
 // before and after. binary is the diffill executable to run `serve` from,
-// as an editor does; "" serves in this process over a pipe.
-func benchLSP(ctx context.Context, w io.Writer, binary string) error {
+// as an editor does; "" serves in this process over a pipe. modelDir is the
+// checkpoint the server uses (sent as the diffill.model setting); "" is the
+// built-in model.
+func benchLSP(ctx context.Context, w io.Writer, binary, modelDir string) error {
 	where := "in-process over a pipe"
 	if binary != "" {
 		where = binary + " serve"
 	}
-	fmt.Fprintf(w, "== lsp (%s, %s, %d CPUs)\n", where, modelOrBuiltin(benchLSPModel)+" model", runtime.NumCPU())
+	fmt.Fprintf(w, "== lsp (%s, %s, %d CPUs)\n", where, modelOrBuiltin(modelDir)+" model", runtime.NumCPU())
 
 	start := time.Now()
 	c, stop, err := startBenchServer(ctx, binary)
@@ -50,8 +48,8 @@ func benchLSP(ctx context.Context, w io.Writer, binary string) error {
 	// adaptive debounce adds at most its setting, 75 ms, while the user is
 	// typing fast, and nothing after a pause.)
 	opts := map[string]any{"debounce": 0}
-	if benchLSPModel != "" {
-		opts["model"] = benchLSPModel
+	if modelDir != "" {
+		opts["model"] = modelDir
 	}
 	init := fake.InitOptions{InitializationOptions: map[string]any{"diffill": opts}}
 	if _, err := c.Initialize(ctx, init); err != nil {

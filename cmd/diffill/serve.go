@@ -42,7 +42,7 @@ Flags:
 	listen := fs.String("listen", "", "serve on this TCP `address` instead of stdio: PORT or :PORT bind 127.0.0.1; "+
 		"a host that is not loopback is used only when named")
 	modelDir := fs.String("model", "", "checkpoint `directory` (default: the built-in model); the editor's diffill.model setting overrides it")
-	device := fs.String("device", "cpu", "`device` to run the model on (the editor's diffill.device setting overrides it)")
+	device := fs.String("device", "auto", "`device` to run the model on (the editor's diffill.device setting overrides it)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logFile := fs.String("log-file", "", "append the log to this `file` instead of stderr (the log never goes to stdout)")
 	if err := fs.Parse(args); err != nil {
@@ -67,7 +67,7 @@ Flags:
 
 	defaults := settings.Default()
 	defaults.Model, defaults.Device = *modelDir, *device
-	engines := &engineCache{m: map[string]*cachedEngine{}}
+	engines := &engineCache{m: map[string]*cachedEngine{}, logf: log.Sugar().Infof}
 	opts := lsp.Options{Defaults: &defaults, Version: buildVersion()}
 
 	if *listen == "" {
@@ -153,20 +153,12 @@ func listenAddr(s string) (addr string, explicit bool, err error) {
 	return s, true, nil
 }
 
-// checkDevice refuses a device this build cannot run models on.
-func checkDevice(device string) error {
-	switch device {
-	case "", "cpu":
-		return nil
-	}
-	return fmt.Errorf("--device %q: this build runs the language server's model on the CPU only (use --device cpu)", device)
-}
-
 // engineCache loads each (model, device) once for all sessions, as an
 // editor with several windows connects several sessions to one server.
 type engineCache struct {
-	mu sync.Mutex
-	m  map[string]*cachedEngine
+	mu   sync.Mutex
+	m    map[string]*cachedEngine
+	logf func(format string, a ...any) // says once which device a model runs on, and why
 }
 
 type cachedEngine struct {
@@ -193,6 +185,12 @@ func (c *engineCache) load(ctx context.Context, dir, device string) (lsp.Engine,
 			m, err = builtin.Load()
 		} else {
 			m, err = loadInfillModel(dir)
+		}
+		if err == nil {
+			_, err = attachDevice(m, device, c.logf)
+			if err != nil {
+				m.Close()
+			}
 		}
 		if err != nil {
 			e.err = err

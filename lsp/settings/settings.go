@@ -20,7 +20,7 @@ const Section = "diffill"
 // mean "the engine's default".
 type Settings struct {
 	Model         string  `json:"model"`         // checkpoint directory; "" = built-in model
-	Device        string  `json:"device"`        // "cpu" (default) or an accelerator the build supports
+	Device        string  `json:"device"`        // "auto" (the GPU when present, else the CPU), "cpu" or "cuda"
 	Steps         int     `json:"steps"`         // denoising steps; 0 = engine default
 	Sampler       string  `json:"sampler"`       // confidence | margin | entropy | random
 	Temperature   float64 `json:"temperature"`   // 0 = greedy
