@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"sync"
 	"unsafe"
 )
 
@@ -38,7 +37,7 @@ type Device struct {
 	sigs       map[string][]argKind
 	workspace  devptr
 
-	mu        sync.Mutex // one engine call at a time: the stream and the slots below are shared
+	binding             // bind's lock and owning thread (thread.go)
 	slots     *[maxKernelArgs]uint64
 	ptrs      *[maxKernelArgs]uintptr
 	pin       runtime.Pinner
@@ -59,9 +58,12 @@ func Open() (*Device, error) {
 		return nil, err
 	}
 	d := &Device{drv: drv}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := d.open(); err != nil {
+	// The context does not exist yet: open makes it current on this thread
+	// (locked by the binding) before the first allocation.
+	release, _ := d.binding.lock(nil)
+	err = d.open()
+	release()
+	if err != nil {
 		d.Close()
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
@@ -230,12 +232,14 @@ func (d *Device) Close() error {
 	if d == nil || d.drv == nil {
 		return nil
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var errs []error
-	if d.ctx != 0 {
-		errs = append(errs, d.drv.call("cuCtxSetCurrent", d.drv.cuCtxSetCurrent, d.ctx))
-	}
+	release, _ := d.binding.lock(func() error {
+		if d.ctx != 0 {
+			errs = append(errs, d.drv.call("cuCtxSetCurrent", d.drv.cuCtxSetCurrent, d.ctx))
+		}
+		return nil
+	})
+	defer release()
 	if d.blasHandle != 0 {
 		errs = append(errs, d.blas.call("cublasDestroy_v2", d.blas.destroy, d.blasHandle))
 		d.blasHandle = 0
@@ -260,23 +264,21 @@ func (d *Device) Close() error {
 	return errors.Join(errs...)
 }
 
-func (d *Device) bind() (func(), error) {
-	d.mu.Lock()
-	runtime.LockOSThread()
-	if err := d.drv.call("cuCtxSetCurrent", d.drv.cuCtxSetCurrent, d.ctx); err != nil {
-		runtime.UnlockOSThread()
-		d.mu.Unlock()
-		return nil, err
-	}
-	return func() {
-		runtime.UnlockOSThread()
-		d.mu.Unlock()
-	}, nil
+// bind makes the device's context current on the calling goroutine's OS
+// thread and keeps the goroutine there, alone on the device, until release.
+// Every driver operation below checks that it runs under it.
+func (d *Device) bind() (release func(), err error) {
+	return d.binding.lock(func() error {
+		return d.drv.call("cuCtxSetCurrent", d.drv.cuCtxSetCurrent, d.ctx)
+	})
 }
 
 func (d *Device) alloc(bytes int) (devptr, error) {
 	if bytes <= 0 {
 		bytes = 4
+	}
+	if err := d.held("cuMemAlloc_v2"); err != nil {
+		return 0, err
 	}
 	var p devptr
 	if err := d.drv.call("cuMemAlloc_v2", d.drv.cuMemAlloc, uintptr(unsafe.Pointer(&p)), uintptr(bytes)); err != nil {
@@ -289,6 +291,9 @@ func (d *Device) free(p devptr) error {
 	if p == 0 {
 		return nil
 	}
+	if err := d.held("cuMemFree_v2"); err != nil {
+		return err
+	}
 	return d.drv.call("cuMemFree_v2", d.drv.cuMemFree, uintptr(p))
 }
 
@@ -298,6 +303,9 @@ func (d *Device) upload(dst devptr, src []byte) error {
 	}
 	if d.capturing {
 		return errors.New("cuda: host copy during graph capture")
+	}
+	if err := d.held("cuMemcpyHtoDAsync_v2"); err != nil {
+		return err
 	}
 	err := d.drv.call("cuMemcpyHtoDAsync_v2", d.drv.cuMemcpyHtoDAsync, uintptr(dst), uintptr(unsafe.Pointer(&src[0])), uintptr(len(src)), d.stream)
 	runtime.KeepAlive(src)
@@ -311,6 +319,9 @@ func (d *Device) download(dst []byte, src devptr) error {
 	if d.capturing {
 		return errors.New("cuda: host copy during graph capture")
 	}
+	if err := d.held("cuMemcpyDtoHAsync_v2"); err != nil {
+		return err
+	}
 	err := d.drv.call("cuMemcpyDtoHAsync_v2", d.drv.cuMemcpyDtoHAsync, uintptr(unsafe.Pointer(&dst[0])), uintptr(src), uintptr(len(dst)), d.stream)
 	if err == nil {
 		err = d.sync()
@@ -323,6 +334,9 @@ func (d *Device) copyD(dst, src devptr, bytes int) error {
 	if bytes == 0 {
 		return nil
 	}
+	if err := d.held("cuMemcpyDtoDAsync_v2"); err != nil {
+		return err
+	}
 	return d.drv.call("cuMemcpyDtoDAsync_v2", d.drv.cuMemcpyDtoDAsync, uintptr(dst), uintptr(src), uintptr(bytes), d.stream)
 }
 
@@ -330,14 +344,23 @@ func (d *Device) fill32(dst devptr, v uint32, n int) error {
 	if n == 0 {
 		return nil
 	}
+	if err := d.held("cuMemsetD32Async"); err != nil {
+		return err
+	}
 	return d.drv.call("cuMemsetD32Async", d.drv.cuMemsetD32Async, uintptr(dst), uintptr(v), uintptr(n), d.stream)
 }
 
 func (d *Device) sync() error {
+	if err := d.held("cuStreamSynchronize"); err != nil {
+		return err
+	}
 	return d.drv.call("cuStreamSynchronize", d.drv.cuStreamSynchronize, d.stream)
 }
 
 func (d *Device) memInfo() (free, total uint64, err error) {
+	if err := d.held("cuMemGetInfo_v2"); err != nil {
+		return 0, 0, err
+	}
 	err = d.drv.call("cuMemGetInfo_v2", d.drv.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total)))
 	return free, total, err
 }
@@ -355,6 +378,9 @@ func (d *Device) launch(name string, grid, block dim3, smem int, args []karg) er
 	}
 	if grid.x <= 0 || grid.y <= 0 || grid.z <= 0 {
 		return nil // nothing to do (e.g. zero rows)
+	}
+	if err := d.held("cuLaunchKernel(" + name + ")"); err != nil {
+		return err
 	}
 	for i, a := range args {
 		d.slots[i] = a.bits
@@ -380,6 +406,9 @@ func (d *Device) checkAfter(name string, err error) error {
 func (d *Device) gemm(g gemmArgs) error {
 	if d.blas == nil {
 		return d.gemmFallback(g)
+	}
+	if err := d.held("cublasGemmEx"); err != nil {
+		return err
 	}
 	op := func(t bool) uintptr {
 		if t {
@@ -421,6 +450,9 @@ func (d *Device) beginCapture() error {
 	if !d.drv.hasGraphs() {
 		return errors.New("cuda: driver has no graph API")
 	}
+	if err := d.held("cuStreamBeginCapture_v2"); err != nil {
+		return err
+	}
 	if err := d.drv.call("cuStreamBeginCapture_v2", d.drv.cuStreamBeginCapture, d.stream, cuStreamCaptureModeRelaxed); err != nil {
 		return err
 	}
@@ -435,6 +467,9 @@ type cudaGraph struct {
 
 func (d *Device) endCapture() (graph, error) {
 	d.capturing = false
+	if err := d.held("cuStreamEndCapture"); err != nil {
+		return nil, err
+	}
 	var g uintptr
 	if err := d.drv.call("cuStreamEndCapture", d.drv.cuStreamEndCapture, d.stream, uintptr(unsafe.Pointer(&g))); err != nil {
 		return nil, err
@@ -448,52 +483,15 @@ func (d *Device) endCapture() (graph, error) {
 }
 
 func (c *cudaGraph) launch() error {
+	if err := c.d.held("cuGraphLaunch"); err != nil {
+		return err
+	}
 	return c.d.drv.call("cuGraphLaunch", c.d.drv.cuGraphLaunch, c.exec, c.d.stream)
 }
 
 func (c *cudaGraph) destroy() {
 	c.d.drv.call("cuGraphExecDestroy", c.d.drv.cuGraphExecDestroy, c.exec)
 	c.d.drv.call("cuGraphDestroy", c.d.drv.cuGraphDestroy, c.g)
-}
-
-// timer measures device time between two points of the stream.
-type timer struct {
-	d          *Device
-	start, end uintptr
-}
-
-func (d *Device) newTimer() (*timer, error) {
-	t := &timer{d: d}
-	if err := d.drv.call("cuEventCreate", d.drv.cuEventCreate, uintptr(unsafe.Pointer(&t.start)), 0); err != nil {
-		return nil, err
-	}
-	if err := d.drv.call("cuEventCreate", d.drv.cuEventCreate, uintptr(unsafe.Pointer(&t.end)), 0); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-func (t *timer) mark(end bool) error {
-	ev := t.start
-	if end {
-		ev = t.end
-	}
-	return t.d.drv.call("cuEventRecord", t.d.drv.cuEventRecord, ev, t.d.stream)
-}
-
-// ms waits for the end mark and returns the milliseconds between the marks.
-func (t *timer) ms() (float32, error) {
-	if err := t.d.drv.call("cuEventSynchronize", t.d.drv.cuEventSynchronize, t.end); err != nil {
-		return 0, err
-	}
-	var ms float32
-	err := t.d.drv.call("cuEventElapsedTime", t.d.drv.cuEventElapsedTime, uintptr(unsafe.Pointer(&ms)), t.start, t.end)
-	return ms, err
-}
-
-func (t *timer) close() {
-	t.d.drv.call("cuEventDestroy_v2", t.d.drv.cuEventDestroy, t.start)
-	t.d.drv.call("cuEventDestroy_v2", t.d.drv.cuEventDestroy, t.end)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -54,17 +54,30 @@ type devHarness struct {
 	alloc    []devptr
 }
 
-func harness(t *testing.T) (*devHarness, func()) {
+func harness(t *testing.T) *devHarness {
 	d := openGPU(t)
-	release, err := d.bind()
+	return &devHarness{t: t, be: d, blas: d.blas != nil, fallback: d.gemmFallback}
+}
+
+// bind starts a subtest: t.Run runs it on a new goroutine, which may sit on
+// any OS thread, so each subtest binds the device itself (binding in the
+// parent left the subtests on threads without the context: every driver
+// call failed with CUDA_ERROR_INVALID_CONTEXT on the H100). The returned
+// function frees the subtest's buffers and releases the device.
+func (h *devHarness) bind(t *testing.T) func() {
+	t.Helper()
+	h.t = t
+	release, err := h.be.bind()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &devHarness{t: t, be: d, blas: d.blas != nil, fallback: d.gemmFallback}
-	return h, func() {
+	return func() {
 		for _, p := range h.alloc {
-			d.free(p)
+			if err := h.be.free(p); err != nil {
+				t.Errorf("free: %v", err)
+			}
 		}
+		h.alloc = nil
 		release()
 	}
 }
@@ -164,9 +177,7 @@ func joinSplit(hi, lo []uint16) []float32 {
 }
 
 func TestGPUKernels(t *testing.T) {
-	h, done := harness(t)
-	defer done()
-	kernelTests(t, h, 1)
+	kernelTests(t, harness(t), 1)
 }
 
 // kernelTests holds every kernel to its Go reference on fresh random data
@@ -176,7 +187,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	sz := func(n int) int { return max(1, n/scale) }
 
 	t.Run("embed_gather", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		V, H, n := 1000, 896, sz(70)
 		emb := randBF16(r, V*H, 1)
 		ids := make([]int32, n)
@@ -191,7 +202,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("rmsnorm", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		for _, H := range []int{64, 896, 4096} {
 			n := sz(37)
 			x, w := randF32(r, n*H, 3), randF32(r, H, 1)
@@ -213,7 +224,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("qkv_rope", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		for _, shape := range [][3]int{{14, 2, 64}, {4, 1, 40}, {32, 8, 128}} {
 			heads, kv, hd := shape[0], shape[1], shape[2]
 			n, capy := sz(70), 1100
@@ -253,7 +264,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("attention", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		for _, c := range []struct{ n, heads, kv, hd, L int }{{70, 14, 2, 64, 1090}, {5, 32, 8, 128, 33}, {9, 4, 1, 40, 7}, {64, 14, 2, 64, 1088}} {
 			c.n, c.L = sz(c.n), max(sz(c.L), min(c.L, 40))
 			capy := c.L + 10
@@ -285,7 +296,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("swiglu", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		n, inter := sz(33), 4864
 		gu, gu2 := randF32(r, n*2*inter, 2), randF32(r, n*2*inter, 0.01)
 		for _, extra := range []bool{false, true} {
@@ -303,7 +314,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("add_into", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		count := 3*151936 + 17
 		y, x := randF32(r, count, 1), randF32(r, count, 1)
 		py := up(h, y)
@@ -316,7 +327,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("rope_rotate", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		kv, hd, capy, from, count, delta := 2, 64, 300, 40, 200, -17
 		k := randF32(r, kv*capy*hd, 1)
 		inv := ropeInvFreq(hd, 10000)
@@ -328,7 +339,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("ban_and_row_stats", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		n, V := 5, 151936
 		logits := randF32(r, n*V, 3)
 		logits[2*V+77] = 40                 // a peaked row
@@ -375,7 +386,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 	})
 
 	t.Run("gemm", func(t *testing.T) {
-		h.t = t
+		defer h.bind(t)()
 		for _, c := range []struct{ rows, n, k int }{{64, 2048, 896}, {5, 70, 33}, {128, 512, 896}, {3, 151936, 64}} {
 			c.rows, c.n = sz(c.rows), sz(c.n)
 			x, w := randBF16(r, c.rows*c.k, 1), randBF16(r, c.n*c.k, 1)

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"unsafe"
@@ -26,6 +28,12 @@ type emu struct {
 	// host addresses, and a guard after every allocation catches writes
 	// past its end.
 	native uintptr
+
+	// binding emulates the context being current per OS thread: as on the
+	// device, every operation must run on the goroutine holding bind, so a
+	// test or engine path that forgets it fails here on every run instead
+	// of on a GPU when the goroutine happens to change threads.
+	binding
 
 	sigs      map[string][]argKind
 	blocks    []emuBlock // sorted by base
@@ -56,9 +64,12 @@ func newEmu() (*emu, error) {
 	return &emu{sigs: sigs, next: 0x10000, freeBytes: 1 << 40}, nil
 }
 
-func (m *emu) bind() (func(), error) { return func() {}, nil }
+func (m *emu) bind() (func(), error) { return m.binding.lock(nil) }
 
 func (m *emu) alloc(bytes int) (devptr, error) {
+	if err := m.held("cuMemAlloc_v2"); err != nil {
+		return 0, err
+	}
 	if bytes <= 0 {
 		bytes = 4
 	}
@@ -90,6 +101,9 @@ func (m *emu) find(p devptr) (*emuBlock, int, error) {
 func (m *emu) free(p devptr) error {
 	if p == 0 {
 		return nil
+	}
+	if err := m.held("cuMemFree_v2"); err != nil {
+		return err
 	}
 	for i := range m.blocks {
 		if m.blocks[i].base == p {
@@ -147,6 +161,9 @@ func (m *emu) upload(dst devptr, src []byte) error {
 	if m.capturing {
 		return errors.New("emu: host copy during capture")
 	}
+	if err := m.held("cuMemcpyHtoDAsync_v2"); err != nil {
+		return err
+	}
 	b, err := m.bytes(dst)
 	if err != nil {
 		return err
@@ -162,6 +179,9 @@ func (m *emu) download(dst []byte, src devptr) error {
 	if m.capturing {
 		return errors.New("emu: host copy during capture")
 	}
+	if err := m.held("cuMemcpyDtoHAsync_v2"); err != nil {
+		return err
+	}
 	b, err := m.bytes(src)
 	if err != nil {
 		return err
@@ -173,7 +193,11 @@ func (m *emu) download(dst []byte, src devptr) error {
 	return nil
 }
 
+// run executes (or records, while capturing) one piece of stream work.
 func (m *emu) run(f func() error) error {
+	if err := m.held("stream work"); err != nil {
+		return err
+	}
 	if m.capturing {
 		m.recorded = append(m.recorded, f)
 		return nil
@@ -212,24 +236,39 @@ func (m *emu) fill32(dst devptr, v uint32, n int) error {
 	})
 }
 
-func (m *emu) sync() error                              { return nil }
-func (m *emu) memInfo() (free, total uint64, err error) { return m.freeBytes, m.freeBytes, nil }
+func (m *emu) sync() error { return m.held("cuStreamSynchronize") }
+
+func (m *emu) memInfo() (free, total uint64, err error) {
+	return m.freeBytes, m.freeBytes, m.held("cuMemGetInfo_v2")
+}
 
 func (m *emu) beginCapture() error {
+	if err := m.held("cuStreamBeginCapture_v2"); err != nil {
+		return err
+	}
 	m.capturing, m.recorded = true, nil
 	return nil
 }
 
-type emuGraph struct{ steps []func() error }
+type emuGraph struct {
+	m     *emu
+	steps []func() error
+}
 
 func (m *emu) endCapture() (graph, error) {
 	m.capturing = false
-	g := &emuGraph{steps: m.recorded}
+	if err := m.held("cuStreamEndCapture"); err != nil {
+		return nil, err
+	}
+	g := &emuGraph{m: m, steps: m.recorded}
 	m.recorded = nil
 	return g, nil
 }
 
 func (g *emuGraph) launch() error {
+	if err := g.m.held("cuGraphLaunch"); err != nil {
+		return err
+	}
 	for _, f := range g.steps {
 		if err := f(); err != nil {
 			return err
@@ -459,4 +498,71 @@ var nativeLib struct {
 	once sync.Once
 	fn   uintptr
 	err  error
+}
+
+// TestBindRequired: device work outside bind, or on a goroutine other than
+// the one holding it, fails with a clear error on every run (on a GPU it
+// fails with CUDA_ERROR_INVALID_CONTEXT, or not, depending on which thread
+// the goroutine happens to run on). It replays the H100 failure of
+// TestGPUKernels: the parent test bound the device and its subtests, which
+// t.Run starts on new goroutines, used it.
+func TestBindRequired(t *testing.T) {
+	m, err := newEmu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.alloc(64); err == nil || !strings.Contains(err.Error(), "not bound") {
+		t.Fatalf("alloc without bind: err = %v", err)
+	}
+	release, err := m.bind()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.alloc(64)
+	if err != nil {
+		t.Fatalf("alloc under bind: %v", err)
+	}
+	t.Run("subtest of a bound parent", func(t *testing.T) {
+		if _, err := m.alloc(64); err == nil || !strings.Contains(err.Error(), "another goroutine") {
+			t.Fatalf("alloc on another goroutine: err = %v", err)
+		}
+		if err := m.upload(p, make([]byte, 8)); err == nil {
+			t.Fatal("upload on another goroutine accepted")
+		}
+		if err := m.launch("add_into", d1(1), d1(32), 0, []karg{pArg(p), pArg(p), lArg(1)}); err == nil {
+			t.Fatal("launch on another goroutine accepted")
+		}
+	})
+	if err := m.free(p); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := m.sync(); err == nil {
+		t.Fatal("sync after release accepted")
+	}
+	// The engine's entry points bind for themselves, from any goroutine.
+	tc := tinyConfigs[0]
+	e, err := newEngine(m, tc.cfg, testModel(tc.cfg, tc.dt, tc.bias, tc.untied, 5), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := make([]float32, 3*tc.cfg.Vocab)
+			errs[i] = e.Forward(context.Background(), &Batch{Tokens: []int32{1, 2, int32(i)}}, out)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", i, err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

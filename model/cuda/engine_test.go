@@ -568,6 +568,8 @@ func TestFallbackGemmMatchesCublasForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	release, _ := m.bind()
+	defer release()
 	r := rand.New(rand.NewPCG(13, 13))
 	rows, n, k := 5, 70, 33 // not multiples of the 64 tile
 	up := func(vals int) devptr {
