@@ -37,7 +37,7 @@ type Device struct {
 	sigs       map[string][]argKind
 	workspace  devptr
 
-	binding             // bind's lock and owning thread (thread.go)
+	binding   // bind's lock and owning thread (thread.go)
 	slots     *[maxKernelArgs]uint64
 	ptrs      *[maxKernelArgs]uintptr
 	pin       runtime.Pinner
