@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"gorgonia.org/tensor"
 
@@ -51,9 +49,42 @@ type seqRun struct {
 	k, v []float32
 }
 
+// scratch is the working memory of one forward pass. Passes take it from
+// Model.scratch and give it back, so that a decoding step allocates little
+// beyond the logits it returns.
+type scratch struct {
+	x, hn, tmp []float32 // [rows][hidden]: residual stream, its norm, a block's output
+	qkv        []float32 // [rows][(heads+2·kvHeads)·headDim]
+	att        []float32 // [rows][heads·headDim]
+	gu         []float32 // [rows][2·intermediate]: gate and up
+	act        []float32 // [rows][intermediate]
+	cos, sin   []float32 // [rows][headDim/2]: RoPE angles of each row
+	qs, os     []float32 // [rows·heads][headDim]: query heads stacked by kv head, their outputs
+	kv         []float32 // keys and values of the runs without a cache
+	rowRun     []int32   // run of each row
+	rowPos     []int     // position of each row
+	logitRows  []int     // rows whose logits are returned, over all runs
+	sel        []float32 // [logit rows][hidden]: their residual stream in the last layer
+	tasks      []attnTask
+	ws         []kernels.AttentionWorkspace // one per attention task
+}
+
+// fit returns (*s)[:n], reallocating when the capacity is short. Contents
+// are not cleared: every buffer is written before it is read.
+func fit[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	}
+	return (*s)[:n]
+}
+
 // forwardCPU is ForwardBatch (backend.go) on the CPU: several sequences in
 // one pass, their computed positions sharing the matrix multiplies,
 // attention within each sequence; one logits tensor per batch.
+//
+// The last layer runs its attention output, MLP and the head only for the
+// rows whose logits are returned: the other rows need nothing of it but
+// their keys and values.
 func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Dense, error) {
 	cfg := &m.Config
 	if len(batches) == 0 {
@@ -81,8 +112,32 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 		nlogits += len(r.logits)
 	}
 
+	s, _ := m.scratch.Get().(*scratch)
+	if s == nil {
+		s = new(scratch)
+	}
+	defer m.scratch.Put(s)
+	pool := kernels.DefaultPool()
+
+	h, d := cfg.Hidden, cfg.HeadDim
+	qd, kvd := cfg.Heads*d, cfg.KVHeads*d
+	width := qd + 2*kvd
+	half := d / 2
+	inter := cfg.Intermediate
+	eps := float32(cfg.NormEps)
+
 	// Positions being recomputed are invalid until the pass completes, so a
 	// cancelled pass leaves no half-written keys behind.
+	kvFloats := 0
+	for i := range runs {
+		if runs[i].cache == nil {
+			kvFloats += 2 * runs[i].T * kvd
+		}
+	}
+	kv := fit(&s.kv, kvFloats)
+	rowRun := fit(&s.rowRun, rows)
+	rowPos := fit(&s.rowPos, rows)
+	logitRows := fit(&s.logitRows, nlogits)[:0]
 	for i := range runs {
 		r := &runs[i]
 		if r.cache != nil {
@@ -91,122 +146,130 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 				r.cache.valid[p] = false
 			}
 		} else {
-			r.k = make([]float32, cfg.KVHeads*r.T*cfg.HeadDim)
-			r.v = make([]float32, cfg.KVHeads*r.T*cfg.HeadDim)
+			n := r.T * kvd
+			r.k, r.v, kv = kv[:n:n], kv[n:2*n:2*n], kv[2*n:]
 		}
-	}
-
-	h, d := cfg.Hidden, cfg.HeadDim
-	qd, kvd := cfg.Heads*d, cfg.KVHeads*d
-	x := make([]float32, rows*h)
-	for i := range runs {
-		r := &runs[i]
 		for j, p := range r.pos {
-			row := x[(r.row0+j)*h : (r.row0+j+1)*h]
-			m.embed.row(row, r.b.Tokens[p])
-			if cfg.EmbedScale != 1 {
-				for k := range row {
-					row[k] *= cfg.EmbedScale
-				}
-			}
+			rowRun[r.row0+j] = int32(i)
+			rowPos[r.row0+j] = p
 		}
+		logitRows = append(logitRows, r.logits...)
 	}
 
-	// RoPE angles of every computed row, shared by all layers.
-	half := d / 2
+	x := fit(&s.x, rows*h)
+	hn := fit(&s.hn, rows*h)
+	tmp := fit(&s.tmp, rows*h)
+	qkv := fit(&s.qkv, rows*width)
+	att := fit(&s.att, rows*qd)
+	gu := fit(&s.gu, rows*2*inter)
+	act := fit(&s.act, rows*inter)
+	cos := fit(&s.cos, rows*half)
+	sin := fit(&s.sin, rows*half)
+	fit(&s.qs, rows*qd)
+	fit(&s.os, rows*qd)
+
+	// Embeddings, RoPE angles (shared by all layers) and the first norm.
 	inv := ropeInvFreq(cfg.RopeTheta, d)
-	cos := make([]float32, rows*half)
-	sin := make([]float32, rows*half)
-	for i := range runs {
-		r := &runs[i]
-		for j, p := range r.pos {
-			o := (r.row0 + j) * half
-			ropeAngles(p, inv, cos[o:o+half], sin[o:o+half])
+	rowsParallel(pool, rows, h, func(r0, r1 int) {
+		for i := r0; i < r1; i++ {
+			row := x[i*h : (i+1)*h]
+			run := &runs[rowRun[i]]
+			m.embed.row(row, run.b.Tokens[rowPos[i]])
+			if cfg.EmbedScale != 1 {
+				kernels.Scale(row, cfg.EmbedScale)
+			}
+			ropeAngles(rowPos[i], inv, cos[i*half:(i+1)*half], sin[i*half:(i+1)*half])
+			kernels.RMSNorm(hn[i*h:(i+1)*h], row, m.layers[0].attnNorm, eps)
 		}
-	}
+	})
 
-	hn := make([]float32, rows*h)
-	q := make([]float32, rows*qd)
-	k := make([]float32, rows*kvd)
-	v := make([]float32, rows*kvd)
-	att := make([]float32, rows*qd)
-	tmp := make([]float32, rows*h)
-	gate := make([]float32, rows*cfg.Intermediate)
-	up := make([]float32, rows*cfg.Intermediate)
-	eps := cfg.NormEps
-
+	resid := x // the residual stream of the rows still carried
+	n := rows  // their number
 	for li := range m.layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		l := &m.layers[li]
+		last := li == len(m.layers)-1
 
-		// Attention block.
-		rmsNormRows(hn, x, l.attnNorm, eps, rows)
-		l.q.Forward(q, hn, rows)
-		l.k.Forward(k, hn, rows)
-		l.v.Forward(v, hn, rows)
-		addBias(q, l.qBias, rows)
-		addBias(k, l.kBias, rows)
-		addBias(v, l.vBias, rows)
-		parallelRows(rows, func(r0, r1 int) {
+		// Attention block. hn holds the normed input of every row.
+		l.qkv.Forward(qkv, hn, rows)
+		rowsParallel(pool, rows, width, func(r0, r1 int) {
 			for i := r0; i < r1; i++ {
-				c, s := cos[i*half:(i+1)*half], sin[i*half:(i+1)*half]
-				for hd := 0; hd < cfg.Heads; hd++ {
-					ropeRotate(q[i*qd+hd*d:i*qd+(hd+1)*d], c, s)
+				row := qkv[i*width : (i+1)*width]
+				if l.qkvBias != nil {
+					kernels.Add(row, l.qkvBias)
 				}
+				c, sn := cos[i*half:(i+1)*half], sin[i*half:(i+1)*half]
+				for hd := 0; hd < cfg.Heads+cfg.KVHeads; hd++ {
+					ropeRotate(row[hd*d:(hd+1)*d], c, sn)
+				}
+				run, p := &runs[rowRun[i]], rowPos[i]
 				for g := 0; g < cfg.KVHeads; g++ {
-					ropeRotate(k[i*kvd+g*d:i*kvd+(g+1)*d], c, s)
+					kc, vc, _ := run.store(li, g, cfg)
+					copy(kc[p*d:(p+1)*d], row[qd+g*d:])
+					copy(vc[p*d:(p+1)*d], row[qd+kvd+g*d:])
 				}
 			}
 		})
-		for i := range runs {
-			r := &runs[i]
-			for g := 0; g < cfg.KVHeads; g++ {
-				kc, vc, _ := r.store(li, g, cfg)
-				for j, p := range r.pos {
-					src := (r.row0+j)*kvd + g*d
-					copy(kc[p*d:(p+1)*d], k[src:src+d])
-					copy(vc[p*d:(p+1)*d], v[src:src+d])
-				}
+		if last {
+			if nlogits == 0 {
+				break // the keys and values were all this layer owed
 			}
-			m.attend(att, q, r, li)
+			n = nlogits
 		}
-		l.o.Forward(tmp, att, rows)
-		addRows(x, tmp)
+		m.attend(s, pool, att, qkv, runs, li, last)
+		l.o.Forward(tmp, att, n)
+		if last {
+			// From here on only the rows whose logits are returned.
+			resid = fit(&s.sel, n*h)
+			for j, row := range logitRows {
+				copy(resid[j*h:(j+1)*h], x[row*h:(row+1)*h])
+			}
+		}
+		rowsParallel(pool, n, h, func(r0, r1 int) {
+			for i := r0; i < r1; i++ {
+				xr := resid[i*h : (i+1)*h]
+				kernels.Add(xr, tmp[i*h:(i+1)*h])
+				kernels.RMSNorm(hn[i*h:(i+1)*h], xr, l.mlpNorm, eps)
+			}
+		})
 
 		// MLP block.
-		rmsNormRows(hn, x, l.mlpNorm, eps, rows)
-		l.gate.Forward(gate, hn, rows)
-		l.up.Forward(up, hn, rows)
-		siluMul(gate, up)
-		l.down.Forward(tmp, gate, rows)
-		addRows(x, tmp)
+		l.gateUp.Forward(gu, hn, n)
+		rowsParallel(pool, n, inter, func(r0, r1 int) {
+			for i := r0; i < r1; i++ {
+				g := gu[2*i*inter : (2*i+1)*inter]
+				u := gu[(2*i+1)*inter : (2*i+2)*inter]
+				kernels.SwiGLU(act[i*inter:(i+1)*inter], g, u)
+			}
+		})
+		l.down.Forward(tmp, act, n)
+		norm := m.norm
+		if !last {
+			norm = m.layers[li+1].attnNorm
+		}
+		rowsParallel(pool, n, h, func(r0, r1 int) {
+			for i := r0; i < r1; i++ {
+				xr := resid[i*h : (i+1)*h]
+				kernels.Add(xr, tmp[i*h:(i+1)*h])
+				kernels.RMSNorm(hn[i*h:(i+1)*h], xr, norm, eps)
+			}
+		})
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 
-	// Final norm and head, for the rows whose logits are wanted.
-	sel := make([]float32, nlogits*h)
-	at := 0
-	for i := range runs {
-		for _, row := range runs[i].logits {
-			copy(sel[at*h:(at+1)*h], x[row*h:(row+1)*h])
-			at++
-		}
-	}
-	rmsNormRows(sel, sel, m.norm, eps, nlogits)
+	// Head, for the rows whose logits are wanted: hn holds them normed.
 	logits := make([]float32, nlogits*cfg.Vocab)
-	m.head.Forward(logits, sel, nlogits)
+	m.head.Forward(logits, hn, nlogits)
 	if cfg.LogitScale != 1 {
-		for i := range logits {
-			logits[i] *= cfg.LogitScale
-		}
+		kernels.Scale(logits, cfg.LogitScale)
 	}
 
 	out := make([]*tensor.Dense, len(runs))
-	at = 0
+	at := 0
 	for i := range runs {
 		r := &runs[i]
 		n := len(r.logits)
@@ -224,6 +287,7 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 			clear(c.valid[r.T:])
 			c.n = r.T
 		}
+		r.k, r.v = nil, nil // scratch memory, not to outlive the pass
 	}
 	return out, nil
 }
@@ -306,105 +370,100 @@ func (r *seqRun) store(l, g int, cfg *Config) (k, v []float32, stride int) {
 	return r.k[g*r.T*d : (g+1)*r.T*d], r.v[g*r.T*d : (g+1)*r.T*d], r.T
 }
 
-// attentionScratch bounds the score matrix one kv head works on at a time.
-const attentionScratch = 1 << 21 // floats (8 MiB)
+// minAttnRows is the fewest stacked query rows an attention task takes when
+// a kv head's rows are split across tasks: each task packs the head's keys
+// and values anew, which costs about what scoring a few dozen rows does.
+const minAttnRows = 256
 
-// attend computes full (non-causal) attention for the computed rows of r,
-// writing into out [rows][heads*headDim]. Each group of query heads sharing a
-// kv head is stacked into one matrix so that scores and outputs are two
-// matrix products per group.
-func (m *Model) attend(out, q []float32, r *seqRun, layer int) {
+// attnTask is a share of attention: stacked query rows [j0, j1) of kv head
+// g's group in run r, where stacked row j is query head g·group + j/nq at
+// the run's query j%nq.
+type attnTask struct {
+	r      *seqRun
+	g      int
+	qrows  []int // global rows of the run's queries; nil: the run's rows in order
+	nq     int   // the run's queries
+	out0   int   // output row of the run's first query
+	stack  int   // stacked row of the group's first query in scratch.qs and .os
+	j0, j1 int
+}
+
+// attend computes full (non-causal) attention for the queries of every run
+// over all its positions' keys and values, writing out [queries][heads·
+// headDim], one row per query: every computed row, or in the last layer
+// (last) only the rows whose logits are returned. q comes from the fused
+// projection qkv. The query heads that share a kv head are stacked into one
+// matrix, so that its keys and values are packed once per task; a kv head's
+// rows are split over several tasks when there are fewer kv heads than
+// workers to keep busy.
+func (m *Model) attend(s *scratch, pool *kernels.Pool, out, qkv []float32, runs []seqRun, layer int, last bool) {
 	cfg := &m.Config
-	d, T := cfg.HeadDim, r.T
+	d := cfg.HeadDim
 	group := cfg.Heads / cfg.KVHeads
-	qd := cfg.Heads * d
-	n := len(r.pos)
+	qd, width := cfg.Heads*d, (cfg.Heads+2*cfg.KVHeads)*d
 	scale := float32(1 / math.Sqrt(float64(d)))
-	chunk := max(1, min(n, attentionScratch/(group*T)))
-	qg := make([]float32, group*chunk*d)
-	scores := make([]float32, group*chunk*T)
-	o := make([]float32, group*chunk*d)
-	for g := 0; g < cfg.KVHeads; g++ {
-		kc, vc, _ := r.store(layer, g, cfg)
-		keys, values := kc[:T*d], vc[:T*d] // [T][d] each
-		for c0 := 0; c0 < n; c0 += chunk {
-			c := min(chunk, n-c0)
-			for hh := 0; hh < group; hh++ {
-				head := g*group + hh
-				for i := 0; i < c; i++ {
-					src := q[(r.row0+c0+i)*qd+head*d:][:d]
-					dst := qg[(hh*c+i)*d:][:d]
-					copy(dst, src)
-				}
-			}
-			kernels.MatMul(scores, qg, keys, group*c, T, d, true)
-			parallelRows(group*c, func(r0, r1 int) {
-				for i := r0; i < r1; i++ {
-					kernels.Softmax(scores[i*T:(i+1)*T], scale)
-				}
-			})
-			kernels.MatMul(o, scores, values, group*c, d, T, false)
-			for hh := 0; hh < group; hh++ {
-				head := g*group + hh
-				for i := 0; i < c; i++ {
-					copy(out[(r.row0+c0+i)*qd+head*d:][:d], o[(hh*c+i)*d:][:d])
-				}
+	want := (2*pool.Workers() + cfg.KVHeads - 1) / cfg.KVHeads // tasks per kv head
+	tasks := s.tasks[:0]
+	out0 := 0
+	for i := range runs {
+		r := &runs[i]
+		var qrows []int
+		nq := len(r.pos)
+		if last {
+			qrows, nq = r.logits, len(r.logits)
+		}
+		if nq == 0 {
+			continue
+		}
+		R := group * nq
+		split := max(1, min(want, R/minAttnRows))
+		for g := 0; g < cfg.KVHeads; g++ {
+			for p := 0; p < split; p++ {
+				tasks = append(tasks, attnTask{r: r, g: g, qrows: qrows, nq: nq, out0: out0,
+					stack: out0*cfg.Heads + g*R, j0: p * R / split, j1: (p + 1) * R / split})
 			}
 		}
+		out0 += nq
 	}
-}
-
-// rmsNormRows writes w ⊙ x / rms(x) for each of the rows of x into dst (which
-// may be x).
-func rmsNormRows(dst, x, w []float32, eps float64, rows int) {
-	h := len(w)
-	parallelRows(rows, func(r0, r1 int) {
-		for i := r0; i < r1; i++ {
-			kernels.RMSNorm(dst[i*h:(i+1)*h], x[i*h:(i+1)*h], w, float32(eps))
+	s.tasks = tasks
+	if len(s.ws) < len(tasks) {
+		s.ws = append(s.ws, make([]kernels.AttentionWorkspace, len(tasks)-len(s.ws))...)
+	}
+	qs, os := s.qs, s.os
+	pool.Run(len(tasks), func(ti int) {
+		t := &tasks[ti]
+		qg := qs[(t.stack+t.j0)*d : (t.stack+t.j1)*d]
+		og := os[(t.stack+t.j0)*d : (t.stack+t.j1)*d]
+		for j := t.j0; j < t.j1; j++ {
+			head, i := t.g*group+j/t.nq, j%t.nq
+			row := t.r.row0 + i
+			if t.qrows != nil {
+				row = t.qrows[i]
+			}
+			copy(qg[(j-t.j0)*d:][:d], qkv[row*width+head*d:])
+		}
+		k, v, _ := t.r.store(layer, t.g, cfg)
+		kernels.Attention(og, d, qg, d, k, d, v, d, t.j1-t.j0, t.r.T, d, scale, &s.ws[ti])
+		for j := t.j0; j < t.j1; j++ {
+			head, i := t.g*group+j/t.nq, j%t.nq
+			copy(out[(t.out0+i)*qd+head*d:][:d], og[(j-t.j0)*d:])
 		}
 	})
 }
 
-func addBias(y, b []float32, rows int) {
-	if b == nil {
+// rowsParallel runs f over [0, rows) in chunks on the pool's workers. A
+// pass of fewer than parallelMin elements (rows × width) runs on the
+// caller: waking the workers would cost more than it saves.
+func rowsParallel(pool *kernels.Pool, rows, width int, f func(r0, r1 int)) {
+	w := pool.Workers()
+	if w <= 1 || rows < 2 || rows*width < parallelMin {
+		f(0, rows)
 		return
 	}
-	n := len(b)
-	for i := 0; i < rows; i++ {
-		yr := y[i*n : (i+1)*n]
-		for j, v := range b {
-			yr[j] += v
-		}
-	}
+	chunks := min(rows, 4*w)
+	pool.Run(chunks, func(c int) { f(c*rows/chunks, (c+1)*rows/chunks) })
 }
 
-func addRows(x, y []float32) { kernels.Add(x, y) }
-
-// siluMul sets g = silu(g) * u, the SwiGLU gate.
-func siluMul(g, u []float32) {
-	const chunk = 4096
-	parallelRows((len(g)+chunk-1)/chunk, func(r0, r1 int) {
-		lo, hi := r0*chunk, min(r1*chunk, len(g))
-		kernels.SwiGLU(g[lo:hi], g[lo:hi], u[lo:hi])
-	})
-}
-
-// parallelRows splits [0, n) across the CPUs for the element-wise steps; the
-// matrix multiplies parallelise inside the kernels.
-func parallelRows(n int, f func(r0, r1 int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 || n < 8 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	step := (n + workers - 1) / workers
-	for r0 := 0; r0 < n; r0 += step {
-		wg.Add(1)
-		go func(r0, r1 int) {
-			defer wg.Done()
-			f(r0, r1)
-		}(r0, min(r0+step, n))
-	}
-	wg.Wait()
-}
+// parallelMin is the size of an element-wise pass (floats) from which it is
+// spread over the workers.
+const parallelMin = 1 << 16

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/diffill/diffill/model/kernels"
@@ -27,13 +28,18 @@ type layerNames struct {
 	attnNorm, q, k, v, o, qBias, kBias, vBias, mlpNorm, gate, up, down string
 }
 
-// layer is one transformer block, the same for every family.
+// layer is one transformer block, the same for every family. The
+// projections that read the same input are fused into one matrix (q, k and
+// v; gate and up), so that each is one pass over the activations and one
+// round of the kernels' workers.
 type layer struct {
-	attnNorm            []float32
-	q, k, v, o          *kernels.Linear
-	qBias, kBias, vBias []float32 // nil without q/k/v bias
-	mlpNorm             []float32
-	gate, up, down      *kernels.Linear // down(silu(gate(x)) * up(x))
+	attnNorm []float32
+	qkv      *kernels.Linear // rows: q [heads·headDim], k and v [kvHeads·headDim] each
+	qkvBias  []float32       // nil without q/k/v bias
+	o        *kernels.Linear
+	mlpNorm  []float32
+	gateUp   *kernels.Linear // rows: gate, then up [intermediate] each
+	down     *kernels.Linear // down(silu(gate(x)) * up(x))
 }
 
 // Model is a loaded checkpoint, ready to run. A Model is immutable after
@@ -55,6 +61,8 @@ type Model struct {
 	layers []layer
 	norm   []float32
 	head   *kernels.Linear
+
+	scratch sync.Pool // *scratch: working memory of CPU passes (forward.go)
 
 	release     []func() error
 	weightFiles []string // the safetensors files read, for error messages
@@ -281,18 +289,26 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 		}
 		return t.floats(), nil
 	}
-	linear := func(name string, n, k int) (*kernels.Linear, error) {
-		t, err := get(name, n, k)
-		if err != nil {
-			return nil, err
+	// linear packs the named [n][k] matrices, stacked in that order, as
+	// one kernel weight matrix.
+	linear := func(k int, parts ...part) (*kernels.Linear, error) {
+		ts := make([]*tensorData, len(parts))
+		for i, p := range parts {
+			t, err := get(p.name, p.n, k)
+			if err != nil {
+				return nil, err
+			}
+			ts[i] = t
 		}
-		l := t.linear(n, k)
+		l := stackLinear(ts, k)
 		if m.mapped {
 			// The kernels keep their own packed copy: the mapped pages are
 			// not needed any more (they are read again from the file if a
 			// GPU backend uploads the weights), and dropping them keeps the
 			// resident size at one copy of the weights.
-			dropPages(t.Data)
+			for _, t := range ts {
+				dropPages(t.Data)
+			}
 		}
 		return l, nil
 	}
@@ -307,21 +323,20 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 	for i := range m.layers {
 		n := lay.layer(i)
 		l := &m.layers[i]
-		var errs [12]error
+		var errs [10]error
 		l.attnNorm, errs[0] = vector(n.attnNorm, h)
-		l.q, errs[1] = linear(n.q, q, h)
-		l.k, errs[2] = linear(n.k, kv, h)
-		l.v, errs[3] = linear(n.v, kv, h)
-		l.o, errs[4] = linear(n.o, h, q)
+		l.qkv, errs[1] = linear(h, part{n.q, q}, part{n.k, kv}, part{n.v, kv})
+		l.o, errs[2] = linear(q, part{n.o, h})
 		if n.qBias != "" {
-			l.qBias, errs[5] = vector(n.qBias, q)
-			l.kBias, errs[6] = vector(n.kBias, kv)
-			l.vBias, errs[7] = vector(n.vBias, kv)
+			var qb, kb, vb []float32
+			qb, errs[3] = vector(n.qBias, q)
+			kb, errs[4] = vector(n.kBias, kv)
+			vb, errs[5] = vector(n.vBias, kv)
+			l.qkvBias = append(append(qb, kb...), vb...)
 		}
-		l.mlpNorm, errs[8] = vector(n.mlpNorm, h)
-		l.gate, errs[9] = linear(n.gate, inter, h)
-		l.up, errs[10] = linear(n.up, inter, h)
-		l.down, errs[11] = linear(n.down, h, inter)
+		l.mlpNorm, errs[6] = vector(n.mlpNorm, h)
+		l.gateUp, errs[7] = linear(h, part{n.gate, inter}, part{n.up, inter})
+		l.down, errs[8] = linear(inter, part{n.down, h})
 		for _, e := range errs {
 			if e != nil {
 				return e
@@ -332,7 +347,7 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 		return err
 	}
 	if lay.head != "" {
-		if m.head, err = linear(lay.head, cfg.Vocab, h); err != nil {
+		if m.head, err = linear(h, part{lay.head, cfg.Vocab}); err != nil {
 			return err
 		}
 	} else {
@@ -419,6 +434,47 @@ func (t *tensorData) float32s() []float32 {
 		return unsafe.Slice((*float32)(unsafe.Pointer(&t.Data[0])), n)
 	}
 	return t.floats()
+}
+
+// part names one matrix of a stacked Linear and its rows.
+type part struct {
+	name string
+	n    int
+}
+
+// stackLinear prepares the tensors, each of shape [n_i, k], stacked along
+// their rows as one kernel weight matrix. Tensors of one 16-bit dtype stay
+// 16-bit; a mix of dtypes is widened to float32 (exactly).
+func stackLinear(ts []*tensorData, k int) *kernels.Linear {
+	if len(ts) == 1 {
+		return ts[0].linear(ts[0].Shape[0], k)
+	}
+	n, same := 0, true
+	for _, t := range ts {
+		n += t.Shape[0]
+		same = same && t.DType == ts[0].DType
+	}
+	switch {
+	case same && ts[0].DType == "BF16", same && ts[0].DType == "F16":
+		w := make([]uint16, 0, n*k)
+		for _, t := range ts {
+			w = append(w, t.uint16s()...)
+		}
+		if ts[0].DType == "BF16" {
+			return kernels.NewLinearBF16(w, n, k)
+		}
+		return kernels.NewLinearF16(w, n, k)
+	default:
+		w := make([]float32, 0, n*k)
+		for _, t := range ts {
+			if t.DType == "F32" {
+				w = append(w, t.float32s()...)
+			} else {
+				w = append(w, t.floats()...)
+			}
+		}
+		return kernels.NewLinearF32(w, n, k)
+	}
 }
 
 // linear prepares the tensor, of shape [n, k], as a kernel weight matrix.

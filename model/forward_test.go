@@ -1,0 +1,278 @@
+package model
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/diffill/diffill/model/kernels"
+)
+
+// refModel is a plain float64 Qwen2 forward pass over the checkpoint's raw
+// tensors, written for reading, not speed: the fast path (fused
+// projections, packed attention, parallel row passes, the last layer
+// reduced to the returned rows) is held to it on sequences long enough to
+// take every one of those paths, which the tiny golden checkpoints are not.
+type refModel struct {
+	cfg    Config
+	embed  [][]float64
+	layers []refLayer
+	norm   []float64
+}
+
+type refLayer struct {
+	attnNorm, mlpNorm, qb, kb, vb []float64
+	q, k, v, o, gate, up, down    [][]float64
+}
+
+func refTensor(t testing.TB, x Tensor) []float64 {
+	t.Helper()
+	n := 1
+	for _, s := range x.Shape {
+		n *= s
+	}
+	out := make([]float64, n)
+	for i := range out {
+		switch x.DType {
+		case "F32":
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(x.Data[4*i:])))
+		case "BF16":
+			out[i] = float64(kernels.BF16ToF32(binary.LittleEndian.Uint16(x.Data[2*i:])))
+		default:
+			t.Fatalf("%s: dtype %s", x.Name, x.DType)
+		}
+	}
+	return out
+}
+
+func refMatrix(t testing.TB, x Tensor) [][]float64 {
+	flat := refTensor(t, x)
+	rows := make([][]float64, x.Shape[0])
+	for i := range rows {
+		rows[i] = flat[i*x.Shape[1] : (i+1)*x.Shape[1]]
+	}
+	return rows
+}
+
+func newRefModel(t testing.TB, m *Model) *refModel {
+	t.Helper()
+	ts, err := m.Tensors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.Head.Data != nil {
+		t.Fatal("refModel handles tied embeddings only")
+	}
+	r := &refModel{cfg: m.Config, embed: refMatrix(t, ts.Embed), norm: refTensor(t, ts.Norm)}
+	for _, l := range ts.Layers {
+		r.layers = append(r.layers, refLayer{
+			attnNorm: refTensor(t, l.AttnNorm), mlpNorm: refTensor(t, l.MLPNorm),
+			qb: refTensor(t, l.QBias), kb: refTensor(t, l.KBias), vb: refTensor(t, l.VBias),
+			q: refMatrix(t, l.Q), k: refMatrix(t, l.K), v: refMatrix(t, l.V), o: refMatrix(t, l.O),
+			gate: refMatrix(t, l.Gate), up: refMatrix(t, l.Up), down: refMatrix(t, l.Down),
+		})
+	}
+	return r
+}
+
+func refLinear(w [][]float64, b, x []float64) []float64 {
+	y := make([]float64, len(w))
+	for i, row := range w {
+		for j, v := range row {
+			y[i] += v * x[j]
+		}
+		if b != nil {
+			y[i] += b[i]
+		}
+	}
+	return y
+}
+
+func refRMSNorm(x, w []float64, eps float64) []float64 {
+	var ss float64
+	for _, v := range x {
+		ss += v * v
+	}
+	s := 1 / math.Sqrt(ss/float64(len(x))+eps)
+	y := make([]float64, len(x))
+	for i := range x {
+		y[i] = x[i] * s * w[i]
+	}
+	return y
+}
+
+// refRope rotates each head of x (rotate_half pairing) for position p.
+func refRope(x []float64, d int, p int, theta float64) {
+	half := d / 2
+	for h := 0; h < len(x)/d; h++ {
+		v := x[h*d : (h+1)*d]
+		for i := 0; i < half; i++ {
+			a := float64(p) * math.Pow(theta, -float64(2*i)/float64(d))
+			c, s := math.Cos(a), math.Sin(a)
+			v[i], v[i+half] = v[i]*c-v[i+half]*s, v[i+half]*c+v[i]*s
+		}
+	}
+}
+
+// logits returns the logits of every position of toks, [T][vocab].
+func (r *refModel) logits(toks []int32) [][]float64 {
+	c := &r.cfg
+	T, d := len(toks), c.HeadDim
+	group := c.Heads / c.KVHeads
+	x := make([][]float64, T)
+	for i, tok := range toks {
+		x[i] = append([]float64(nil), r.embed[tok]...)
+	}
+	for _, l := range r.layers {
+		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
+		for i := range x {
+			hn := refRMSNorm(x[i], l.attnNorm, c.NormEps)
+			q[i], k[i], v[i] = refLinear(l.q, l.qb, hn), refLinear(l.k, l.kb, hn), refLinear(l.v, l.vb, hn)
+			refRope(q[i], d, i, c.RopeTheta)
+			refRope(k[i], d, i, c.RopeTheta)
+		}
+		for i := range x {
+			att := make([]float64, c.Heads*d)
+			for h := 0; h < c.Heads; h++ {
+				g := h / group
+				s := make([]float64, T)
+				mx := math.Inf(-1)
+				for j := range s {
+					for e := 0; e < d; e++ {
+						s[j] += q[i][h*d+e] * k[j][g*d+e]
+					}
+					s[j] /= math.Sqrt(float64(d))
+					mx = math.Max(mx, s[j])
+				}
+				var z float64
+				for j := range s {
+					s[j] = math.Exp(s[j] - mx)
+					z += s[j]
+				}
+				for j := range s {
+					for e := 0; e < d; e++ {
+						att[h*d+e] += s[j] / z * v[j][g*d+e]
+					}
+				}
+			}
+			o := refLinear(l.o, nil, att)
+			for e := range x[i] {
+				x[i][e] += o[e]
+			}
+		}
+		for i := range x {
+			hn := refRMSNorm(x[i], l.mlpNorm, c.NormEps)
+			g, u := refLinear(l.gate, nil, hn), refLinear(l.up, nil, hn)
+			for e := range g {
+				g[e] = g[e] / (1 + math.Exp(-g[e])) * u[e]
+			}
+			dn := refLinear(l.down, nil, g)
+			for e := range x[i] {
+				x[i][e] += dn[e]
+			}
+		}
+	}
+	out := make([][]float64, T)
+	for i := range x {
+		out[i] = refLinear(r.embed, nil, refRMSNorm(x[i], r.norm, c.NormEps))
+	}
+	return out
+}
+
+// checkRows compares got ([len(positions)][vocab]) with the reference rows of
+// positions: max relative error (over each row's largest logit) and the
+// argmax wherever the reference's top two are not a near tie.
+func checkRows(t *testing.T, what string, got []float32, ref [][]float64, positions []int) {
+	t.Helper()
+	V := len(ref[0])
+	if len(got) != len(positions)*V {
+		t.Fatalf("%s: %d logits, want %d rows of %d", what, len(got), len(positions), V)
+	}
+	var worst float64
+	for i, p := range positions {
+		want, row := ref[p], got[i*V:(i+1)*V]
+		var diff, scale float64
+		best, second := 0, -1
+		for j, w := range want {
+			diff = math.Max(diff, math.Abs(float64(row[j])-w))
+			scale = math.Max(scale, math.Abs(w))
+			switch {
+			case w > want[best]:
+				best, second = j, best
+			case j != best && (second < 0 || w > want[second]):
+				second = j
+			}
+		}
+		worst = math.Max(worst, diff/scale)
+		if want[best]-want[second] > 1e-3*scale && argmax(row) != best {
+			t.Errorf("%s: position %d: argmax %d, reference %d", what, p, argmax(row), best)
+		}
+	}
+	t.Logf("%s: %d rows, max relative error %.2e", what, len(positions), worst)
+	if worst > 1e-4 {
+		t.Errorf("%s: max relative error %.2e > 1e-4", what, worst)
+	}
+}
+
+// TestForwardLongAgainstReference runs sequences long enough that attention
+// splits a kv head's queries over tasks and the row passes run in parallel,
+// as full passes, batched passes, cached steps and passes that return a
+// few rows or none, and holds each to the float64 reference.
+func TestForwardLongAgainstReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("float64 reference forward over 400 tokens")
+	}
+	shape := benchShape{vocab: 512, hidden: 128, layers: 2, heads: 4, kvHeads: 2, inter: 512, tied: true}
+	for _, dtype := range []string{"F32", "BF16"} {
+		t.Run(dtype, func(t *testing.T) {
+			m, err := LoadFiles(randomCheckpoint(shape, dtype, 11))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := newRefModel(t, m)
+			rnd := rand.New(rand.NewPCG(5, 6))
+			a := randomTokens(rnd, 400, m.Config.Vocab)
+			b := randomTokens(rnd, 300, m.Config.Vocab)
+			refA, refB := ref.logits(a), ref.logits(b)
+			all := func(n int) []int {
+				p := make([]int, n)
+				for i := range p {
+					p[i] = i
+				}
+				return p
+			}
+			ctx := context.Background()
+
+			// Full pass over every position, filling a cache.
+			cache := m.NewCache(16)
+			checkRows(t, "full", logitsOf(t, m, &Batch{Tokens: a, Cache: cache}), refA, all(len(a)))
+
+			// A cached step, computed out of order, a few rows returned
+			// (one twice).
+			compute := []int{210, 200, 207, 201, 202, 203, 204, 205, 206, 208, 209, 399, 0}
+			want := []int{399, 203, 0, 203}
+			checkRows(t, "cached step", logitsOf(t, m, &Batch{Tokens: a, Compute: compute, Logits: want, Cache: cache}), refA, want)
+
+			// Two sequences in one pass: a few rows of one, none of a
+			// cache-filling pass of the other, then a cached step of it
+			// with every computed row returned.
+			wantA := []int{5, 390, 17}
+			cacheB := m.NewCache(len(b))
+			outs, err := m.ForwardBatch(ctx, []*Batch{
+				{Tokens: a, Logits: wantA},
+				{Tokens: b, Cache: cacheB, Logits: []int{}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRows(t, "batch: rows of a", outs[0].Data().([]float32), refA, wantA)
+			if s := outs[1].Shape(); s[0] != 0 {
+				t.Errorf("batch: %d rows of logits for a pass that asked none", s[0])
+			}
+			stepB := []int{150, 151, 152, 153, 154, 155, 156, 157}
+			checkRows(t, "cached step of b", logitsOf(t, m, &Batch{Tokens: b, Compute: stepB, Cache: cacheB}), refB, stepB)
+		})
+	}
+}
