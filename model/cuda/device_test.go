@@ -223,6 +223,41 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 		}
 	})
 
+	t.Run("add_rmsnorm", func(t *testing.T) {
+		defer h.bind(t)()
+		for _, H := range []int{64, 896} {
+			n := sz(37)
+			x, y, y2, w := randF32(r, n*H, 3), randF32(r, n*H, 1), randF32(r, n*H, 0.01), randF32(r, H, 1)
+			rows := []int32{int32(n - 1), 0, int32(n / 2)}
+			for _, v := range []struct {
+				y, y2, rows bool
+			}{{false, false, false}, {true, false, false}, {true, true, false}, {true, true, true}} {
+				m := n
+				var rp, yp, y2p devptr
+				var rr []int32
+				var yy, yy2 []float32
+				if v.rows {
+					m, rp, rr = len(rows), up(h, rows), rows
+				}
+				if v.y {
+					yp, yy = up(h, y), y
+				}
+				if v.y2 {
+					y2p, yy2 = up(h, y2), y2
+				}
+				xp := up(h, x)
+				hi, lo := h.buf(m*H*2), h.buf(m*H*2)
+				h.launch("add_rmsnorm", d1(m), d1(rowBlock), 0, pArg(hi), pArg(lo), pArg(xp), pArg(yp), pArg(y2p), pArg(rp), pArg(up(h, w)), iArg(m), iArg(H), fArg(1e-6))
+				wx := append([]float32(nil), x...)
+				wh, wl := make([]uint16, m*H), make([]uint16, m*H)
+				refAddRMSNorm(wh, wl, wx, yy, yy2, rr, w, m, H, 1e-6)
+				what := fmt.Sprintf("add_rmsnorm %+v", v)
+				closeF32(t, what+" hi+lo", joinSplit(down[uint16](h, hi, m*H), down[uint16](h, lo, m*H)), joinSplit(wh, wl), 4e-5, 1e-3)
+				closeF32(t, what+" x", down[float32](h, xp, n*H), wx, 0, 1)
+			}
+		}
+	})
+
 	t.Run("qkv_rope", func(t *testing.T) {
 		defer h.bind(t)()
 		for _, shape := range [][3]int{{14, 2, 64}, {4, 1, 40}, {32, 8, 128}} {
@@ -265,7 +300,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 
 	t.Run("attention", func(t *testing.T) {
 		defer h.bind(t)()
-		for _, c := range []struct{ n, heads, kv, hd, L int }{{70, 14, 2, 64, 1090}, {5, 32, 8, 128, 33}, {9, 4, 1, 40, 7}, {64, 14, 2, 64, 1088}} {
+		for _, c := range []struct{ n, heads, kv, hd, L int }{{70, 14, 2, 64, 1090}, {5, 32, 8, 128, 33}, {9, 4, 1, 40, 7}, {64, 14, 2, 64, 1088}, {11, 6, 3, 6, 50}} {
 			c.n, c.L = sz(c.n), max(sz(c.L), min(c.L, 40))
 			capy := c.L + 10
 			q := randF32(r, c.n*c.heads*c.hd, 1)
@@ -291,6 +326,27 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 				hi2, lo2 := h.buf(m*2), h.buf(m*2)
 				h.launch("attention_combine", d1(c.n), d1(rowBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
 				closeF32(t, fmt.Sprintf("split attention (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
+			}
+			if c.hd > attTileD {
+				continue
+			}
+			// attention_gqa: one chunk straight to hi/lo, the engine's split, 3 chunks
+			tiles, s1, ch1 := attTileSplits(c.n, c.L, c.heads, c.kv)
+			ch3 := ceilDiv(ceilDiv(c.L, 3), attTileK) * attTileK
+			for _, sc := range [][2]int{{1, ceilDiv(c.L, attTileK) * attTileK}, {s1, ch1}, {ceilDiv(c.L, ch3), ch3}} {
+				splits, chunk := sc[0], sc[1]
+				hi2, lo2 := h.buf(m*2), h.buf(m*2)
+				var part, ml devptr
+				if splits > 1 {
+					part, ml = h.buf(splits*m*4), h.buf(splits*c.n*c.heads*2*4)
+				}
+				h.launch("attention_gqa", dim3{tiles, c.kv, splits}, d1(256), 0,
+					pArg(hi2), pArg(lo2), pArg(part), pArg(ml), pArg(up(h, q)), pArg(up(h, kc)), pArg(up(h, vc)), iArg(c.n), iArg(c.heads),
+					iArg(c.kv), iArg(c.hd), iArg(c.L), iArg(capy), fArg(scale), iArg(chunk))
+				if splits > 1 {
+					h.launch("attention_combine", d1(c.n), d1(rowBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
+				}
+				closeF32(t, fmt.Sprintf("attention_gqa (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
 			}
 		}
 	})
@@ -382,6 +438,23 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 				}
 			}
 			t.Logf("row stats over %d x %d (split %v): %+v", n, V, split, got[2])
+			for _, slices := range []int{1, 3, statSplits(n, V), 40} {
+				part := h.buf(slices * n * 8 * 4)
+				h.launch("row_stats_part", d2(n, slices), d1(rowBlock), 0, pArg(part), pArg(lp), pArg(l2), iArg(n), iArg(V), fArg(1/0.8), iArg(slices))
+				st := h.buf(n * statsWords * 4)
+				s := func(k int) karg { return pArg(st + devptr(4*k*n)) }
+				h.launch("row_stats_merge", d1(n), d1(32), 0, s(0), s(1), s(2), s(3), s(4), s(5), pArg(part), pArg(lp), pArg(l2), pArg(up(h, score)),
+					iArg(n), iArg(V), fArg(1/0.8), iArg(slices))
+				decodeStats(down[byte](h, st, n*statsWords*4), got)
+				for i := range ws {
+					g, w := got[i], ws[i]
+					if g.Top1 != w.Top1 || g.Top2 != w.Top2 || math.Abs(float64(g.P1-w.P1)) > 1e-5*(1+float64(w.P1)) ||
+						math.Abs(float64(g.P2-w.P2)) > 1e-5 || math.Abs(float64(g.Entropy-w.Entropy)) > 1e-4 ||
+						!(g.ScoreLogP == w.ScoreLogP || math.Abs(float64(g.ScoreLogP-w.ScoreLogP)) < 1e-4) {
+						t.Fatalf("split %v, %d slices, row %d: got %+v, want %+v", split, slices, i, g, w)
+					}
+				}
+			}
 		}
 	})
 

@@ -340,6 +340,9 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 		case "rmsnorm":
 			refRMSNorm(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.i32(p(3)), m.f32(p(4)), n(5), n(6), f(7))
 			needGrid(grid, n(5))
+		case "add_rmsnorm":
+			refAddRMSNorm(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.i32(p(5)), m.f32(p(6)), n(7), n(8), f(9))
+			needGrid(grid, n(7))
 		case "rmsnorm_f32":
 			refRMSNormF32(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), n(3), n(4), f(5))
 		case "add_bias":
@@ -364,6 +367,20 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 				panic(fmt.Sprintf("attention_part launch grid %v smem %d chunk %d for %d keys", grid, smem, n(12), n(9)))
 			}
 			refAttentionPart(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), n(5), n(6), n(7), n(8), n(9), n(10), f(11), n(12), splits)
+		case "attention_gqa":
+			nn, heads, kv, hd, L, chunk, splits := n(7), n(8), n(9), n(10), n(11), n(14), grid.z
+			if block.x != 256 || smem != 0 || grid.y != kv || grid.x*attTileQ < nn*heads/kv || hd > attTileD ||
+				(splits-1)*chunk >= L || splits*chunk < L || chunk%attTileK != 0 {
+				panic(fmt.Sprintf("attention_gqa launch grid %v block %v smem %d chunk %d for %d rows, %d heads, %d keys", grid, block, smem, chunk, nn, heads, L))
+			}
+			if p(2) == 0 {
+				if splits != 1 {
+					panic("attention_gqa without part over several chunks")
+				}
+				refAttention(m.u16(p(0)), m.u16(p(1)), m.f32(p(4)), m.f32(p(5)), m.f32(p(6)), nn, heads, kv, hd, L, n(12), f(13))
+			} else {
+				refAttentionPart(m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5)), m.f32(p(6)), nn, heads, kv, hd, L, n(12), f(13), chunk, splits)
+			}
 		case "attention_combine":
 			refAttentionCombine(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), n(4), n(5), n(6), n(7))
 			needGrid(grid, n(4))
@@ -394,6 +411,19 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 				if s.Top2 < 0 {
 					t2[i] = math.MaxInt32
 				}
+			}
+		case "row_stats_part":
+			if grid.x < n(3) || grid.y != n(6) {
+				panic(fmt.Sprintf("row_stats_part grid %v for %d rows in %d slices", grid, n(3), n(6)))
+			}
+			refRowStatsPart(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), n(3), n(4), f(5), n(6))
+		case "row_stats_merge":
+			nr := n(10)
+			needGrid(grid, nr)
+			st := refRowStatsMerge(m.f32(p(6)), m.f32(p(7)), m.f32(p(8)), m.i32(p(9)), nr, n(11), f(12), n(13))
+			t1, t2, p1, p2, ent, sl := m.i32(p(0)), m.i32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5))
+			for i, s := range st {
+				t1[i], t2[i], p1[i], p2[i], ent[i], sl[i] = s.Top1, s.Top2, s.P1, s.P2, s.Entropy, s.ScoreLogP
 			}
 		case "gather_rows":
 			refGatherRows(m.f32(p(0)), m.f32(p(1)), m.i32(p(2)), n(3), n(4))

@@ -131,6 +131,20 @@ const (
 	attMaxHeadDim = 128
 	attMaxBlocks  = 2048 // split-K target: about 2 waves of 8 blocks on 132 SMs
 	maxGraphs     = 8
+
+	// attention_gqa (head dims up to attTileD): attTileQ query vectors of
+	// a kv group per block, keys in tiles of attTileK, split over key chunks
+	// of at least two tiles until about attTileBlocks blocks run (2 per SM
+	// on an H100).
+	attTileQ      = 64
+	attTileK      = 32
+	attTileD      = 64
+	attTileBlocks = 256
+
+	// row_stats_part slices each row's vocabulary until about statBlocks
+	// blocks run, each slice at least statMinSlice logits.
+	statBlocks   = 1024
+	statMinSlice = 2048
 )
 
 // Engine runs the forward pass of one model on a device. Its methods are
@@ -188,7 +202,9 @@ type devLayer struct {
 type workspace struct {
 	rows, logitRows, ints32 int
 	x, qkv, q, gu, hi       devptr // hi: bf16 activations (precise: then their remainders)
+	res                     devptr // precise: the o and down products of hi and lo, added to x by the next norm
 	logits, ints, stats     devptr
+	statPart                devptr // row_stats_part's slice records
 	attPart                 devptr // attention_part's chunks: values, then (max, sum) pairs
 	bytes                   int64
 }
@@ -431,7 +447,7 @@ func (e *Engine) freeAll() error {
 func (e *Engine) freeWorkspace() error {
 	w := &e.ws
 	var errs []error
-	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.logits, w.stats, w.ints, w.attPart} {
+	for _, p := range []devptr{w.x, w.qkv, w.q, w.gu, w.hi, w.res, w.logits, w.stats, w.statPart, w.ints, w.attPart} {
 		errs = append(errs, e.be.free(p))
 	}
 	*w = workspace{}
@@ -474,8 +490,10 @@ func (e *Engine) ensureWorkspace(rows, logitRows, ints int) error {
 		{&w.q, rows * c.Heads * c.HeadDim * 4},
 		{&w.gu, halves * rows * 2 * c.Intermediate * 4},
 		{&w.hi, halves * rows * wide * 2},
+		{&w.res, (halves - 1) * 2 * rows * c.Hidden * 4}, // hi and lo products
 		{&w.logits, halves * logitRows * c.Vocab * 4},
 		{&w.stats, logitRows * statsWords * 4},
+		{&w.statPart, statPartFloats(logitRows) * 4},
 		{&w.ints, ints * 4},
 		{&w.attPart, attPartFloats(c, rows) * 4},
 	} {
@@ -875,11 +893,12 @@ const (
 // device work, so that it can be captured into a graph.
 //
 // Precise mode keeps each activation as bf16 hi and lo halves stored one
-// after the other (lo = hi + rows*width). Products whose consumer is a
-// kernel (qkv, gate|up, the head) run once over both halves (2*rows
-// columns, the weights read once) and the consumer adds the two results;
-// products that accumulate into the residual (o, down) run twice with
-// beta 1, the second reading the weights from L2.
+// after the other (lo = hi + rows*width). Every product runs once over both
+// halves (2*rows columns, the weights read once): where a kernel consumes
+// the result (qkv, gate|up, the head) it adds the two halves' products; the
+// o and down products go to ws.res and the next norm (add_rmsnorm) adds
+// both into the residual stream. Fast mode accumulates o and down into the
+// residual with beta 1.
 func (e *Engine) launchAll(p *plan) error {
 	c, w := e.cfg, &e.ws
 	be := e.be
@@ -898,18 +917,34 @@ func (e *Engine) launchAll(p *plan) error {
 		}
 		return buf + devptr(4*rows*width)
 	}
+	// pending is a product not yet added to the residual (precise mode).
+	pending := false
+	norm := func(n int, rows, weight devptr) error {
+		var y, y2 devptr
+		if pending {
+			y, y2 = w.res, second(w.res, M, H)
+			pending = false
+		}
+		return be.launch("add_rmsnorm", d1(n), d1(rowBlock), 0,
+			[]karg{pArg(w.hi), pArg(lo(n, H)), pArg(w.x), pArg(y), pArg(y2), pArg(rows), pArg(weight), iArg(n), iArg(H), fArg(eps)})
+	}
+	residual := func(wt devptr, k int) error { // x += (hi, lo)·Wᵀ
+		if !precise {
+			return e.gemmRows(w.x, w.hi, wt, M, H, k, 1, 1)
+		}
+		pending = true
+		return e.gemmRows(w.res, w.hi, wt, 2*M, H, k, 1, 0)
+	}
 	cache := p.cache
 	if err := be.launch("embed_gather", d1(M), d1(rowBlock), 0,
 		[]karg{pArg(w.x), pArg(e.embed), pArg(p.ids), iArg(M), iArg(H), fArg(c.embedScale())}); err != nil {
 		return err
 	}
 	qd, I := c.Heads*c.HeadDim, c.Intermediate
-	smem := attSmemBytes(c.HeadDim)
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	for li, l := range e.layers {
 		kc, vc := cache.k(li), cache.v(li)
-		if err := be.launch("rmsnorm", d1(M), d1(rowBlock), 0,
-			[]karg{pArg(w.hi), pArg(lo(M, H)), pArg(w.x), pArg(0), pArg(l.attnNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
+		if err := norm(M, 0, l.attnNorm); err != nil {
 			return err
 		}
 		if err := e.linearOnce(w.qkv, w.hi, l.qkv, M, c.qkvDim(), H, 1); err != nil {
@@ -920,14 +955,13 @@ func (e *Engine) launchAll(p *plan) error {
 				pArg(p.pos), pArg(e.invFreq), iArg(M), iArg(c.Heads), iArg(c.KVHeads), iArg(c.HeadDim), iArg(cache.capacity)}); err != nil {
 			return err
 		}
-		if err := e.attention(p, w.hi, lo(M, qd), kc, vc, smem, scale); err != nil {
+		if err := e.attention(p, w.hi, lo(M, qd), kc, vc, scale); err != nil {
 			return err
 		}
-		if err := e.linearAccum(w.x, w.hi, lo(M, qd), l.o, M, H, qd); err != nil {
+		if err := residual(l.o, qd); err != nil {
 			return err
 		}
-		if err := be.launch("rmsnorm", d1(M), d1(rowBlock), 0,
-			[]karg{pArg(w.hi), pArg(lo(M, H)), pArg(w.x), pArg(0), pArg(l.mlpNorm), iArg(M), iArg(H), fArg(eps)}); err != nil {
+		if err := norm(M, 0, l.mlpNorm); err != nil {
 			return err
 		}
 		if err := e.linearOnce(w.gu, w.hi, l.gu, M, 2*I, H, 1); err != nil {
@@ -937,16 +971,15 @@ func (e *Engine) launchAll(p *plan) error {
 			[]karg{pArg(w.hi), pArg(lo(M, I)), pArg(w.gu), pArg(second(w.gu, M, 2*I)), iArg(M), iArg(I)}); err != nil {
 			return err
 		}
-		if err := e.linearAccum(w.x, w.hi, lo(M, I), l.down, M, H, I); err != nil {
+		if err := residual(l.down, I); err != nil {
 			return err
 		}
 	}
 	if p.nl == 0 {
-		return nil
+		return nil // the last layer's down product only feeds the logits
 	}
 	n := p.nl
-	if err := be.launch("rmsnorm", d1(n), d1(rowBlock), 0,
-		[]karg{pArg(w.hi), pArg(lo(n, H)), pArg(w.x), pArg(p.rows), pArg(e.finalNorm), iArg(n), iArg(H), fArg(eps)}); err != nil {
+	if err := norm(n, p.rows, e.finalNorm); err != nil {
 		return err
 	}
 	if err := e.linearOnce(w.logits, w.hi, e.head, n, c.Vocab, H, c.logitScale()); err != nil {
@@ -965,10 +998,28 @@ func (e *Engine) launchAll(p *plan) error {
 		[]karg{pArg(w.logits), pArg(p.banned), pArg(p.offsets), iArg(n), iArg(c.Vocab)}); err != nil {
 		return err
 	}
+	splits := statSplits(n, c.Vocab)
+	if err := be.launch("row_stats_part", d2(n, splits), d1(rowBlock), 0,
+		[]karg{pArg(w.statPart), pArg(w.logits), pArg(logits2), iArg(n), iArg(c.Vocab), fArg(p.invTemp), iArg(splits)}); err != nil {
+		return err
+	}
 	st := func(k int) karg { return pArg(w.stats + devptr(4*k*n)) }
-	return be.launch("row_stats", d1(n), d1(1024), 0,
-		[]karg{st(0), st(1), st(2), st(3), st(4), st(5), pArg(w.logits), pArg(logits2), pArg(p.score), iArg(n), iArg(c.Vocab), fArg(p.invTemp)})
+	return be.launch("row_stats_merge", d1(n), d1(32), 0,
+		[]karg{st(0), st(1), st(2), st(3), st(4), st(5), pArg(w.statPart), pArg(w.logits), pArg(logits2), pArg(p.score),
+			iArg(n), iArg(c.Vocab), fArg(p.invTemp), iArg(splits)})
 }
+
+// statSplits is how many slices row_stats_part cuts each of n rows of
+// vocab logits into: enough that about statBlocks blocks run (one block per
+// row leaves most of an H100 idle for a 64-row step), none under
+// statMinSlice logits.
+func statSplits(n, vocab int) int {
+	return max(1, min(ceilDiv(statBlocks, n), ceilDiv(vocab, statMinSlice)))
+}
+
+// statPartFloats bounds row_stats_part's records for up to rows rows:
+// splits*rows <= (statBlocks/rows + 1)*rows.
+func statPartFloats(rows int) int { return 8 * (statBlocks + rows) }
 
 // attSplits chooses how many key chunks each (query tile, head) of the
 // attention is split into: one block per tile and head leaves most of the
@@ -983,16 +1034,52 @@ func attSplits(rows, keys, heads int) (splits, chunk int) {
 	return ceilDiv(keys, chunk), chunk
 }
 
-// attPartFloats bounds attention_part's scratch for up to rows query rows:
-// splits * rows * heads * (hd + 2) with splits * heads * ceil(rows/8) <= max(attMaxBlocks, heads * ceil(rows/8)).
+// attTileSplits is attention_gqa's grid: query tiles per kv group, and how
+// many key chunks of what length (a multiple of attTileK, at least two
+// tiles) so that about attTileBlocks blocks run. A denoising step (64 rows
+// of 14 heads, 2 kv heads, 1088 keys) is 7 tiles x 2 groups x 17 chunks of
+// 64 keys; a 1088-row prefill 119 x 2 x 2.
+func attTileSplits(rows, keys, heads, kvHeads int) (tiles, splits, chunk int) {
+	tiles = ceilDiv(rows*(heads/kvHeads), attTileQ)
+	splits = max(1, min(ceilDiv(keys, 2*attTileK), ceilDiv(attTileBlocks, tiles*kvHeads)))
+	chunk = ceilDiv(ceilDiv(keys, splits), attTileK) * attTileK
+	return tiles, ceilDiv(keys, chunk), chunk
+}
+
+// attPartFloats bounds the attention's split-K scratch for up to rows
+// query rows: splits * rows * heads * (hd + 2) floats. attention_part:
+// splits * heads * ceil(rows/8) <= max(attMaxBlocks, heads * ceil(rows/8));
+// attention_gqa: splits <= attTileBlocks/base + 1 with base >= rows*heads/attTileQ.
 func attPartFloats(c Config, rows int) int {
-	return attWarps * max(attMaxBlocks, c.Heads*ceilDiv(rows, attWarps)) * (c.HeadDim + 2)
+	part := attWarps * max(attMaxBlocks, c.Heads*ceilDiv(rows, attWarps))
+	tile := attTileBlocks*attTileQ + rows*c.Heads
+	return max(part, tile) * (c.HeadDim + 2)
 }
 
 // attention launches the attention of the plan's rows over its keys,
-// split over key chunks when that fills the chip better.
-func (e *Engine) attention(p *plan, hi, lo, kc, vc devptr, smem int, scale float32) error {
+// split over key chunks when that fills the chip better: attention_gqa
+// (query tiles sharing each kv head's key tiles) for head dims up to
+// attTileD, else one warp per query row and head.
+func (e *Engine) attention(p *plan, hi, lo, kc, vc devptr, scale float32) error {
 	c, w := e.cfg, &e.ws
+	if c.HeadDim <= attTileD {
+		tiles, splits, chunk := attTileSplits(p.m, p.l, c.Heads, c.KVHeads)
+		var part, ml devptr
+		if splits > 1 {
+			part, ml = w.attPart, w.attPart+devptr(4*splits*p.m*c.Heads*c.HeadDim)
+		}
+		if err := e.be.launch("attention_gqa", dim3{tiles, c.KVHeads, splits}, d1(256), 0,
+			[]karg{pArg(hi), pArg(lo), pArg(part), pArg(ml), pArg(w.q), pArg(kc), pArg(vc), iArg(p.m), iArg(c.Heads),
+				iArg(c.KVHeads), iArg(c.HeadDim), iArg(p.l), iArg(p.cache.capacity), fArg(scale), iArg(chunk)}); err != nil {
+			return err
+		}
+		if splits == 1 {
+			return nil
+		}
+		return e.be.launch("attention_combine", d1(p.m), d1(rowBlock), 0,
+			[]karg{pArg(hi), pArg(lo), pArg(part), pArg(ml), iArg(p.m), iArg(c.Heads), iArg(c.HeadDim), iArg(splits)})
+	}
+	smem := attSmemBytes(c.HeadDim)
 	splits, chunk := attSplits(p.m, p.l, c.Heads)
 	tiles := ceilDiv(p.m, attWarps)
 	if splits == 1 {
@@ -1024,17 +1111,6 @@ func (e *Engine) linearOnce(y, x, w devptr, m, n, k int, alpha float32) error {
 		m *= 2
 	}
 	return e.gemmRows(y, x, w, m, n, k, alpha, 0)
-}
-
-// linearAccum adds x·Wᵀ into y (the residual stream): hi, then lo.
-func (e *Engine) linearAccum(y, hi, lo, w devptr, m, n, k int) error {
-	if err := e.gemmRows(y, hi, w, m, n, k, 1, 1); err != nil {
-		return err
-	}
-	if lo == 0 {
-		return nil
-	}
-	return e.gemmRows(y, lo, w, m, n, k, 1, 1)
 }
 
 // attSmemBytes is the attention kernel's dynamic shared memory: a key tile

@@ -89,6 +89,10 @@ func TestPTXSignatures(t *testing.T) {
 		"row_stats":         "pppppppppiif",
 		"gather_rows":       "pppii",
 		"gemm_bf16":         "pppiiiff",
+		"add_rmsnorm":       "pppppppiif",
+		"attention_gqa":     "pppppppiiiiiifi",
+		"row_stats_part":    "pppiifi",
+		"row_stats_merge":   "ppppppppppiifi",
 	}
 	for name, w := range want {
 		got := ""

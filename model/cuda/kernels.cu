@@ -91,6 +91,40 @@ extern "C" __global__ void rmsnorm(bf16 *hi, bf16 *lo, const float *x, const int
 	for (int d = threadIdx.x; d < hidden; d += blockDim.x) store_split(hi, lo, base + d, w[d] * (xr[d] * inv));
 }
 
+// RMSNorm after a residual add: v = x[r] + (y[r] + y2[r]) (y2 may be NULL;
+// y NULL: v = x[r], plain rmsnorm), normalised into bf16 hi (and lo) as
+// rmsnorm does; without rows (r = i) v is also written back to x. The
+// precise mode's o and down products (hi and lo halves of the activations
+// in one product, y2 = the lo half's rows) are added to the residual here
+// instead of by a second product with beta 1. grid (n), block a multiple of 32.
+extern "C" __global__ void add_rmsnorm(bf16 *hi, bf16 *lo, float *x, const float *y, const float *y2, const int *rows,
+	const float *w, int n, int hidden, float eps) {
+	__shared__ float red[WARP];
+	int i = blockIdx.x;
+	if (i >= n) return;
+	int r = rows ? rows[i] : i;
+	float *xr = x + (long)r * hidden;
+	const float *yr = y ? y + (long)r * hidden : 0;
+	const float *y2r = y2 ? y2 + (long)r * hidden : 0;
+	float ss = 0.f;
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) {
+		float v = xr[d];
+		if (yr) v += y2r ? yr[d] + y2r[d] : yr[d];
+		ss += v * v;
+	}
+	ss = block_sum(ss, red);
+	float inv = rsqrtf(ss / (float)hidden + eps);
+	long base = (long)i * hidden;
+	for (int d = threadIdx.x; d < hidden; d += blockDim.x) {
+		float v = xr[d]; // this thread's own element: no other thread writes it
+		if (yr) {
+			v += y2r ? yr[d] + y2r[d] : yr[d];
+			if (!rows) xr[d] = v;
+		}
+		store_split(hi, lo, base + d, w[d] * (v * inv));
+	}
+}
+
 // Same normalisation, float32 out (for the tests and for a float32 head).
 extern "C" __global__ void rmsnorm_f32(float *out, const float *x, const float *w, int n, int hidden, float eps) {
 	__shared__ float red[WARP];
@@ -314,6 +348,134 @@ extern "C" __global__ void attention_combine(bf16 *hi, bf16 *lo, const float *pa
 	}
 }
 
+#define ATQ 64   // query vectors per attention_gqa block
+#define ATK 32   // keys per tile
+#define ATD 64   // head dims held (hd <= ATD; the rest zero-padded)
+#define ATLD (ATD + 4) // row stride of the Q, K and V tiles: float4-aligned, conflict-free reads
+#define ATLP (ATK + 4) // row stride of the probability tile
+
+// Bidirectional attention as small matrix products, for head dims up to 64.
+// A block takes ATQ query vectors of one kv group (the group's heads share
+// its keys, so a key tile in shared memory serves all of them: vector qi is
+// row qi / R, head g*R + qi % R, R = heads / kvHeads) and walks the keys
+// [z*chunk, min(L, (z+1)*chunk)) in tiles of ATK with an online softmax.
+// 256 threads as 16 x 16: thread (ty, tx) scores queries ty + 16a (a < 4)
+// against keys tx + 16b (b < 2) and accumulates dimensions 4tx .. 4tx+3 of
+// its four queries' outputs. Keys past the range and dimensions past hd
+// are zero in the tiles, so poisoned cache slots never reach the sums.
+// Without part: one chunk (gridDim.z = 1), the normalised output goes to
+// hi/lo. With part: as attention_part, the chunk's unnormalised values and
+// (max, sum) for attention_combine. grid (ceil(n*R/ATQ), kvHeads, splits),
+// block 256, no dynamic shared memory.
+extern "C" __global__ void __launch_bounds__(256)
+	attention_gqa(bf16 *hi, bf16 *lo, float *part, float *ml, const float *q, const float *kc, const float *vc, int n,
+		int heads, int kvHeads, int hd, int L, int capacity, float scale, int chunk) {
+	__shared__ float4 smem4[(ATQ * ATLD + 2 * ATK * ATLD + ATQ * ATLP) / 4];
+	float *Qs = (float *)smem4, *Ks = Qs + ATQ * ATLD, *Vs = Ks + ATK * ATLD, *Ps = Vs + ATK * ATLD;
+	int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+	int g = blockIdx.y, z = blockIdx.z, R = heads / kvHeads, nq = n * R;
+	int q0 = blockIdx.x * ATQ;
+	for (int e = tid; e < ATQ * ATD; e += 256) {
+		int r = e / ATD, d = e % ATD, qi = q0 + r;
+		float v = 0.f;
+		if (qi < nq && d < hd) v = q[((long)(qi / R) * heads + g * R + qi % R) * hd + d];
+		Qs[r * ATLD + d] = v;
+	}
+	const float *kg = kc + (long)g * capacity * hd, *vg = vc + (long)g * capacity * hd;
+	int k0 = z * chunk, k1 = min(L, k0 + chunk);
+	float m[4], l[4], o[4][4];
+#pragma unroll
+	for (int a = 0; a < 4; a++) {
+		m[a] = -INFINITY;
+		l[a] = 0.f;
+#pragma unroll
+		for (int c = 0; c < 4; c++) o[a][c] = 0.f;
+	}
+	for (int t0 = k0; t0 < k1; t0 += ATK) {
+		__syncthreads(); // the previous tile is fully read
+		for (int e = tid; e < ATK * ATD; e += 256) {
+			int j = e / ATD, d = e % ATD;
+			bool in = t0 + j < k1 && d < hd;
+			Ks[j * ATLD + d] = in ? kg[(long)(t0 + j) * hd + d] : 0.f;
+			Vs[j * ATLD + d] = in ? vg[(long)(t0 + j) * hd + d] : 0.f;
+		}
+		__syncthreads();
+		float s[4][2];
+#pragma unroll
+		for (int a = 0; a < 4; a++) s[a][0] = s[a][1] = 0.f;
+#pragma unroll
+		for (int d = 0; d < ATD; d += 4) {
+			float4 qv[4], kv[2];
+#pragma unroll
+			for (int a = 0; a < 4; a++) qv[a] = *(const float4 *)&Qs[(ty + 16 * a) * ATLD + d];
+#pragma unroll
+			for (int b = 0; b < 2; b++) kv[b] = *(const float4 *)&Ks[(tx + 16 * b) * ATLD + d];
+#pragma unroll
+			for (int a = 0; a < 4; a++)
+#pragma unroll
+				for (int b = 0; b < 2; b++)
+					s[a][b] += qv[a].x * kv[b].x + qv[a].y * kv[b].y + qv[a].z * kv[b].z + qv[a].w * kv[b].w;
+		}
+#pragma unroll
+		for (int a = 0; a < 4; a++) {
+			// the 16 threads of a query row are one half of a warp: reduce over tx
+#pragma unroll
+			for (int b = 0; b < 2; b++) s[a][b] = t0 + tx + 16 * b < k1 ? s[a][b] * scale : -INFINITY;
+			float mx = fmaxf(s[a][0], s[a][1]);
+			for (int off = 8; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+			float mn = fmaxf(m[a], mx); // finite: every tile holds a key of the range
+			float corr = expf(m[a] - mn); // m = -inf the first time: 0
+			float p0 = expf(s[a][0] - mn), p1 = expf(s[a][1] - mn);
+			float sum = p0 + p1;
+			for (int off = 8; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+			l[a] = l[a] * corr + sum;
+			m[a] = mn;
+#pragma unroll
+			for (int c = 0; c < 4; c++) o[a][c] *= corr;
+			Ps[(ty + 16 * a) * ATLP + tx] = p0;
+			Ps[(ty + 16 * a) * ATLP + tx + 16] = p1;
+		}
+		__syncthreads();
+#pragma unroll
+		for (int j = 0; j < ATK; j += 4) {
+			float4 pv[4], vv[4];
+#pragma unroll
+			for (int a = 0; a < 4; a++) pv[a] = *(const float4 *)&Ps[(ty + 16 * a) * ATLP + j];
+#pragma unroll
+			for (int u = 0; u < 4; u++) vv[u] = *(const float4 *)&Vs[(j + u) * ATLD + 4 * tx];
+#pragma unroll
+			for (int a = 0; a < 4; a++) {
+				o[a][0] += pv[a].x * vv[0].x + pv[a].y * vv[1].x + pv[a].z * vv[2].x + pv[a].w * vv[3].x;
+				o[a][1] += pv[a].x * vv[0].y + pv[a].y * vv[1].y + pv[a].z * vv[2].y + pv[a].w * vv[3].y;
+				o[a][2] += pv[a].x * vv[0].z + pv[a].y * vv[1].z + pv[a].z * vv[2].z + pv[a].w * vv[3].z;
+				o[a][3] += pv[a].x * vv[0].w + pv[a].y * vv[1].w + pv[a].z * vv[2].w + pv[a].w * vv[3].w;
+			}
+		}
+	}
+#pragma unroll
+	for (int a = 0; a < 4; a++) {
+		int qi = q0 + ty + 16 * a;
+		if (qi >= nq) continue;
+		int i = qi / R, h = g * R + qi % R;
+		if (!part) {
+			float inv = 1.f / l[a];
+			long base = ((long)i * heads + h) * hd;
+#pragma unroll
+			for (int c = 0; c < 4; c++)
+				if (4 * tx + c < hd) store_split(hi, lo, base + 4 * tx + c, o[a][c] * inv);
+		} else {
+			long row = ((long)z * n + i) * heads + h;
+#pragma unroll
+			for (int c = 0; c < 4; c++)
+				if (4 * tx + c < hd) part[row * hd + 4 * tx + c] = o[a][c];
+			if (tx == 0) {
+				ml[2 * row] = m[a];
+				ml[2 * row + 1] = l[a];
+			}
+		}
+	}
+}
+
 // out = silu(gate) * up from gu = [n][gate(inter) | up(inter)] (plus gu2
 // of the same shape when not NULL: the remainder's product). grid (n), any block.
 extern "C" __global__ void swiglu(bf16 *hi, bf16 *lo, const float *gu, const float *gu2, int n, int inter) {
@@ -453,6 +615,76 @@ extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2,
 	p2[i] = any && a.v2 > -INFINITY ? expf(a.v2 - a.m) / a.s : 0.f;
 	entropy[i] = any ? logf(a.s) - a.t / a.s : 0.f;
 	int sc = score ? score[i] : -1;
+	float xs = sc >= 0 && sc < vocab ? (row2 ? row[sc] + row2[sc] : row[sc]) * invTemp : -INFINITY;
+	scoreLogp[i] = any ? xs - a.m - logf(a.s) : -INFINITY;
+}
+
+// row_stats in two launches, so that a few rows still fill the chip:
+// row_stats_part summarises the slice [z*per, min(vocab, (z+1)*per)) of row
+// i (per = ceil(vocab/splits)) into part[(z*n + i)*8 ..]: m, s, t, v1, v2,
+// and i1, i2 as int bits. grid (n, splits), block a multiple of 32 up to 1024.
+extern "C" __global__ void row_stats_part(float *part, const float *logits, const float *logits2, int n, int vocab,
+	float invTemp, int splits) {
+	__shared__ rowstat red[WARP];
+	int i = blockIdx.x, z = blockIdx.y;
+	if (i >= n || z >= splits) return;
+	int per = (vocab + splits - 1) / splits;
+	int j0 = z * per, j1 = min(vocab, j0 + per);
+	const float *row = logits + (long)i * vocab;
+	const float *row2 = logits2 ? logits2 + (long)i * vocab : 0;
+	rowstat a = stat_empty();
+	if (row2)
+		for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x) stat_add(a, (row[j] + row2[j]) * invTemp, j);
+	else
+		for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x) stat_add(a, row[j] * invTemp, j);
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		rowstat b = stat_shfl(a, o);
+		stat_merge(a, b);
+	}
+	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
+	if (lane == 0) red[w] = a;
+	__syncthreads();
+	if (w != 0) return;
+	a = lane < nw ? red[lane] : stat_empty();
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		rowstat b = stat_shfl(a, o);
+		stat_merge(a, b);
+	}
+	if (lane != 0) return;
+	float *r = part + ((long)z * n + i) * 8;
+	r[0] = a.m; r[1] = a.s; r[2] = a.t; r[3] = a.v1; r[4] = a.v2;
+	r[5] = __int_as_float(a.i1); r[6] = __int_as_float(a.i2); r[7] = 0.f;
+}
+
+// Merges row_stats_part's slices of each row and writes what row_stats
+// writes. grid (n), block 32.
+extern "C" __global__ void row_stats_merge(int *top1, int *top2, float *p1, float *p2, float *entropy, float *scoreLogp,
+	const float *part, const float *logits, const float *logits2, const int *score, int n, int vocab, float invTemp,
+	int splits) {
+	int i = blockIdx.x, lane = threadIdx.x;
+	if (i >= n || lane >= WARP) return;
+	rowstat a = stat_empty();
+	for (int z = lane; z < splits; z += WARP) {
+		const float *r = part + ((long)z * n + i) * 8;
+		rowstat b;
+		b.m = r[0]; b.s = r[1]; b.t = r[2]; b.v1 = r[3]; b.v2 = r[4];
+		b.i1 = __float_as_int(r[5]); b.i2 = __float_as_int(r[6]);
+		stat_merge(a, b);
+	}
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		rowstat b = stat_shfl(a, o);
+		stat_merge(a, b);
+	}
+	if (lane != 0) return;
+	bool any = a.s > 0.f;
+	top1[i] = a.i1;
+	top2[i] = a.i2;
+	p1[i] = any ? expf(a.v1 - a.m) / a.s : 0.f;
+	p2[i] = any && a.v2 > -INFINITY ? expf(a.v2 - a.m) / a.s : 0.f;
+	entropy[i] = any ? logf(a.s) - a.t / a.s : 0.f;
+	int sc = score ? score[i] : -1;
+	const float *row = logits + (long)i * vocab;
+	const float *row2 = logits2 ? logits2 + (long)i * vocab : 0;
 	float xs = sc >= 0 && sc < vocab ? (row2 ? row[sc] + row2[sc] : row[sc]) * invTemp : -INFINITY;
 	scoreLogp[i] = any ? xs - a.m - logf(a.s) : -INFINITY;
 }

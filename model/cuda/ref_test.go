@@ -336,3 +336,122 @@ func refAttentionCombine(hi, lo []uint16, part, ml []float32, n, heads, hd, spli
 		}
 	}
 }
+
+func refAddRMSNorm(hi, lo []uint16, x, y, y2 []float32, rows []int32, w []float32, n, hidden int, eps float32) {
+	v := make([]float32, hidden)
+	for i := 0; i < n; i++ {
+		r := i
+		if rows != nil {
+			r = int(rows[i])
+		}
+		var ss float64
+		for d := range v {
+			v[d] = x[r*hidden+d]
+			if y != nil {
+				if y2 != nil {
+					v[d] += y[r*hidden+d] + y2[r*hidden+d]
+				} else {
+					v[d] += y[r*hidden+d]
+				}
+			}
+			ss += float64(v[d]) * float64(v[d])
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(hidden)+float64(eps)))
+		for d := range v {
+			if y != nil && rows == nil {
+				x[r*hidden+d] = v[d]
+			}
+			storeSplit(hi, lo, i*hidden+d, w[d]*(v[d]*inv))
+		}
+	}
+}
+
+// rowStat is row_stats_part's record of one slice of a row.
+type rowStat struct {
+	m, s, t, v1, v2 float64
+	i1, i2          int32
+}
+
+func emptyRowStat() rowStat {
+	inf := math.Inf(-1)
+	return rowStat{m: inf, v1: inf, v2: inf, i1: math.MaxInt32, i2: math.MaxInt32}
+}
+
+func better(v float64, i int32, w float64, j int32) bool { return v > w || (v == w && i < j) }
+
+// merge is stat_merge: the (max, sum, entropy term) of the union and its top two.
+func (a *rowStat) merge(b rowStat) {
+	if b.s > 0 {
+		if a.s == 0 {
+			a.m, a.s, a.t = b.m, b.s, b.t
+		} else {
+			m := math.Max(a.m, b.m)
+			ea, eb := math.Exp(a.m-m), math.Exp(b.m-m)
+			a.t = ea*(a.t+(a.m-m)*a.s) + eb*(b.t+(b.m-m)*b.s)
+			a.s = ea*a.s + eb*b.s
+			a.m = m
+		}
+	}
+	if better(b.v1, b.i1, a.v1, a.i1) {
+		if better(a.v1, a.i1, b.v2, b.i2) {
+			a.v2, a.i2 = a.v1, a.i1
+		} else {
+			a.v2, a.i2 = b.v2, b.i2
+		}
+		a.v1, a.i1 = b.v1, b.i1
+	} else if better(b.v1, b.i1, a.v2, a.i2) {
+		a.v2, a.i2 = b.v1, b.i1
+	}
+}
+
+func refRowStatsPart(part, logits, logits2 []float32, n, vocab int, invTemp float32, splits int) {
+	per := (vocab + splits - 1) / splits
+	for z := 0; z < splits; z++ {
+		for i := 0; i < n; i++ {
+			a := emptyRowStat()
+			for j := z * per; j < min(vocab, (z+1)*per); j++ {
+				v := logits[i*vocab+j]
+				if logits2 != nil {
+					v += logits2[i*vocab+j]
+				}
+				x := float64(v * invTemp)
+				if math.IsInf(x, -1) {
+					continue
+				}
+				a.merge(rowStat{m: x, s: 1, v1: x, v2: math.Inf(-1), i1: int32(j), i2: math.MaxInt32})
+			}
+			r := part[(z*n+i)*8:]
+			r[0], r[1], r[2], r[3], r[4] = float32(a.m), float32(a.s), float32(a.t), float32(a.v1), float32(a.v2)
+			r[5], r[6], r[7] = math.Float32frombits(uint32(a.i1)), math.Float32frombits(uint32(a.i2)), 0
+		}
+	}
+}
+
+func refRowStatsMerge(part, logits, logits2 []float32, score []int32, n, vocab int, invTemp float32, splits int) []TokenStats {
+	out := make([]TokenStats, n)
+	for i := 0; i < n; i++ {
+		a := emptyRowStat()
+		for z := 0; z < splits; z++ {
+			r := part[(z*n+i)*8:]
+			a.merge(rowStat{m: float64(r[0]), s: float64(r[1]), t: float64(r[2]), v1: float64(r[3]), v2: float64(r[4]),
+				i1: int32(math.Float32bits(r[5])), i2: int32(math.Float32bits(r[6]))})
+		}
+		st := TokenStats{Top1: a.i1, Top2: a.i2, ScoreLogP: float32(math.Inf(-1))}
+		if a.s > 0 {
+			st.P1 = float32(math.Exp(a.v1-a.m) / a.s)
+			if !math.IsInf(a.v2, -1) {
+				st.P2 = float32(math.Exp(a.v2-a.m) / a.s)
+			}
+			st.Entropy = float32(math.Log(a.s) - a.t/a.s)
+			if score != nil && score[i] >= 0 && int(score[i]) < vocab {
+				v := logits[i*vocab+int(score[i])]
+				if logits2 != nil {
+					v += logits2[i*vocab+int(score[i])]
+				}
+				st.ScoreLogP = float32(float64(v*invTemp) - a.m - math.Log(a.s))
+			}
+		}
+		out[i] = st
+	}
+	return out
+}

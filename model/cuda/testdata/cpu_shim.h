@@ -121,6 +121,19 @@ inline float __uint_as_float(unsigned u) {
 	std::memcpy(&f, &u, 4);
 	return f;
 }
+inline int __float_as_int(float f) {
+	int i;
+	std::memcpy(&i, &f, 4);
+	return i;
+}
+inline float __int_as_float(int i) {
+	float f;
+	std::memcpy(&f, &i, 4);
+	return f;
+}
+struct alignas(16) float4 {
+	float x, y, z, w;
+};
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline int min(int a, int b) { return a < b ? a : b; }
