@@ -16,7 +16,6 @@ import (
 // shorter sequence drops it; the cache grows when a longer sequence runs.
 type Cache struct {
 	e        *Engine
-	id       uint64 // distinguishes caches in the graph keys, never reused
 	capacity int
 	n        int    // the sequence length the cache describes
 	valid    []bool // valid[p]: K/V at p computed and not invalidated
@@ -58,14 +57,14 @@ func (e *Engine) newCache(capacity int) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cuda: cache for %d positions: %w", capacity, err)
 	}
-	e.nextCache++
-	return &Cache{e: e, id: e.nextCache, capacity: capacity, buf: p, valid: make([]bool, capacity)}, nil
+	return &Cache{e: e, capacity: capacity, buf: p, valid: make([]bool, capacity)}, nil
 }
 
 func (c *Cache) has(p int) bool { return p < c.n && c.valid[p] }
 
 // grow makes room for need positions (engine locked and bound): a new
-// allocation, the old rows copied per head, a new id for the graph keys.
+// allocation, the old rows copied per head. (Graphs need no update: they
+// reach the cache through the descriptor each call uploads.)
 func (c *Cache) grow(need int) error {
 	if need <= c.capacity {
 		return nil
@@ -91,10 +90,9 @@ func (c *Cache) grow(need int) error {
 		d.freeLocked()
 		return err
 	}
-	e.dropCacheGraphs(c.id)
 	e.be.free(c.buf)
 	copy(d.valid, c.valid)
-	c.id, c.capacity, c.buf, c.valid = d.id, d.capacity, d.buf, d.valid
+	c.capacity, c.buf, c.valid = d.capacity, d.buf, d.valid
 	return nil
 }
 
@@ -153,7 +151,6 @@ func (c *Cache) freeLocked() error {
 		return nil
 	}
 	c.freed = true
-	c.e.dropCacheGraphs(c.id)
 	return c.e.be.free(c.buf)
 }
 

@@ -117,6 +117,25 @@ func down[T any](h *devHarness, p devptr, n int) []T {
 	return out
 }
 
+// kvCache makes a poisoned two-layer cache of capy positions with kc and
+// vc (when not nil) as layer 1's keys and values, and its descriptor (the
+// kernels' kv_at). It returns the descriptor and layer 1's keys' address
+// (values follow at span floats).
+func (h *devHarness) kvCache(kv, capy, hd int, kc, vc []float32) (desc, k1 devptr, span int) {
+	h.t.Helper()
+	span = kv * capy * hd
+	buf := h.buf(4 * 4 * span)
+	k1 = buf + devptr(4*2*span)
+	for i, s := range [][]float32{kc, vc} {
+		if s != nil {
+			if err := h.be.upload(k1+devptr(4*i*span), unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 4*len(s))); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+	}
+	return up(h, []int64{int64(buf), int64(capy)}), k1, span
+}
+
 func (h *devHarness) launch(name string, grid, block dim3, smem int, args ...karg) {
 	h.t.Helper()
 	if err := h.be.launch(name, grid, block, smem, args); err != nil {
@@ -271,14 +290,16 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 			}
 			inv := ropeInvFreq(hd, 1e6)
 			for _, extra := range []bool{false, true} { // without, then with the remainder product and a bias
-				q, kc, vc := h.buf(n*heads*hd*4), h.buf(kv*capy*hd*4), h.buf(kv*capy*hd*4)
+				q := h.buf(n * heads * hd * 4)
+				desc, kc, span := h.kvCache(kv, capy, hd, nil, nil)
+				vc := kc + devptr(4*span)
 				var bp, p2 devptr
 				var bb, q2 []float32
 				if extra {
 					bp, bb, p2, q2 = up(h, bias), bias, up(h, qkv2), qkv2
 				}
-				h.launch("qkv_rope", d1(n), d1(rowBlock), 0, pArg(q), pArg(kc), pArg(vc), pArg(up(h, qkv)), pArg(p2), pArg(bp), pArg(up(h, pos)),
-					pArg(up(h, inv)), iArg(n), iArg(heads), iArg(kv), iArg(hd), iArg(capy))
+				h.launch("qkv_rope", d1(n), d1(rowBlock), 0, pArg(q), pArg(desc), iArg(1), pArg(up(h, qkv)), pArg(p2), pArg(bp), pArg(up(h, pos)),
+					pArg(up(h, inv)), iArg(n), iArg(heads), iArg(kv), iArg(hd))
 				wq, wk, wv := make([]float32, n*heads*hd), make([]float32, kv*capy*hd), make([]float32, kv*capy*hd)
 				refQKVRope(wq, wk, wv, qkv, q2, bb, pos, inv, n, heads, kv, hd, capy)
 				closeF32(t, "q", down[float32](h, q, len(wq)), wq, 1e-5, 0.1)
@@ -294,6 +315,11 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 				}
 				closeF32(t, "k", sk, rk, 1e-5, 0.1)
 				closeF32(t, "v", sv, rv, 1e-6, 1e-2)
+				for i, w := range down[uint32](h, kc-devptr(4*2*span), 2*span) {
+					if w != 0xffffffff {
+						t.Fatalf("layer 0 written at %d", i)
+					}
+				}
 			}
 		}
 	})
@@ -306,10 +332,11 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 			q := randF32(r, c.n*c.heads*c.hd, 1)
 			kc, vc := randF32(r, c.kv*capy*c.hd, 1), randF32(r, c.kv*capy*c.hd, 1)
 			scale := float32(1 / math.Sqrt(float64(c.hd)))
+			desc, _, _ := h.kvCache(c.kv, capy, c.hd, kc, vc)
 			hi, lo := h.buf(c.n*c.heads*c.hd*2), h.buf(c.n*c.heads*c.hd*2)
 			h.launch("attention", d2(c.heads, ceilDiv(c.n, attWarps)), d1(32*attWarps), attSmemBytes(c.hd),
-				pArg(hi), pArg(lo), pArg(up(h, q)), pArg(up(h, kc)), pArg(up(h, vc)), iArg(c.n), iArg(c.heads), iArg(c.kv),
-				iArg(c.hd), iArg(c.L), iArg(capy), fArg(scale))
+				pArg(hi), pArg(lo), pArg(up(h, q)), pArg(desc), iArg(1), iArg(c.n), iArg(c.heads), iArg(c.kv),
+				iArg(c.hd), iArg(c.L), fArg(scale))
 			m := c.n * c.heads * c.hd
 			wh, wl := make([]uint16, m), make([]uint16, m)
 			refAttention(wh, wl, q, kc, vc, c.n, c.heads, c.kv, c.hd, c.L, capy, scale)
@@ -321,8 +348,8 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 				splits, chunk := sc[0], sc[1]
 				part, ml := h.buf(splits*m*4), h.buf(splits*c.n*c.heads*2*4)
 				h.launch("attention_part", dim3{c.heads, ceilDiv(c.n, attWarps), splits}, d1(32*attWarps), attSmemBytes(c.hd),
-					pArg(part), pArg(ml), pArg(up(h, q)), pArg(up(h, kc)), pArg(up(h, vc)), iArg(c.n), iArg(c.heads), iArg(c.kv),
-					iArg(c.hd), iArg(c.L), iArg(capy), fArg(scale), iArg(chunk))
+					pArg(part), pArg(ml), pArg(up(h, q)), pArg(desc), iArg(1), iArg(c.n), iArg(c.heads), iArg(c.kv),
+					iArg(c.hd), iArg(c.L), fArg(scale), iArg(chunk))
 				hi2, lo2 := h.buf(m*2), h.buf(m*2)
 				h.launch("attention_combine", d1(c.n), d1(rowBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
 				closeF32(t, fmt.Sprintf("split attention (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
@@ -341,8 +368,8 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 					part, ml = h.buf(splits*m*4), h.buf(splits*c.n*c.heads*2*4)
 				}
 				h.launch("attention_gqa", dim3{tiles, c.kv, splits}, d1(256), 0,
-					pArg(hi2), pArg(lo2), pArg(part), pArg(ml), pArg(up(h, q)), pArg(up(h, kc)), pArg(up(h, vc)), iArg(c.n), iArg(c.heads),
-					iArg(c.kv), iArg(c.hd), iArg(c.L), iArg(capy), fArg(scale), iArg(chunk))
+					pArg(hi2), pArg(lo2), pArg(part), pArg(ml), pArg(up(h, q)), pArg(desc), iArg(1), iArg(c.n), iArg(c.heads),
+					iArg(c.kv), iArg(c.hd), iArg(c.L), fArg(scale), iArg(chunk))
 				if splits > 1 {
 					h.launch("attention_combine", d1(c.n), d1(rowBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
 				}

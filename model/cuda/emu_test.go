@@ -41,6 +41,7 @@ type emu struct {
 	capturing bool
 	recorded  []func() error
 	launches  int
+	replays   int // graph launches
 	gemms     int
 	freeBytes uint64
 }
@@ -269,6 +270,7 @@ func (g *emuGraph) launch() error {
 	if err := g.m.held("cuGraphLaunch"); err != nil {
 		return err
 	}
+	g.m.replays++
 	for _, f := range g.steps {
 		if err := f(); err != nil {
 			return err
@@ -348,8 +350,15 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 		case "add_bias":
 			refAddBias(m.f32(p(0)), m.f32(p(1)), n(2), n(3))
 		case "qkv_rope":
-			refQKVRope(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5)), m.i32(p(6)), m.f32(p(7)),
-				n(8), n(9), n(10), n(11), n(12))
+			kc, vc, capy := m.kvAt(p(1), n(2), n(10), n(11))
+			pos := m.i32(p(6))[:n(8)]
+			for _, q := range pos {
+				if q < 0 || int(q) >= capy {
+					panic(fmt.Sprintf("qkv_rope writes position %d of a %d-position cache", q, capy))
+				}
+			}
+			refQKVRope(m.f32(p(0)), kc, vc, m.f32(p(3)), m.f32(p(4)), m.f32(p(5)), pos, m.f32(p(7)),
+				n(8), n(9), n(10), n(11), capy)
 			needGrid(grid, n(8))
 		case "rope_rotate":
 			refRopeRotate(m.f32(p(0)), m.f32(p(1)), n(2), n(3), n(4), n(5), n(6), n(7))
@@ -360,26 +369,32 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 			if grid.x != n(6) || grid.y*attWarps < n(5) || block.x != 32*attWarps || smem != attSmemBytes(n(8)) {
 				panic(fmt.Sprintf("attention launch grid %v block %v smem %d for %d rows, %d heads", grid, block, smem, n(5), n(6)))
 			}
-			refAttention(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), n(5), n(6), n(7), n(8), n(9), n(10), f(11))
+			kc, vc, capy := m.kvAt(p(3), n(4), n(7), n(8))
+			needKeys(n(9), capy)
+			refAttention(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), kc, vc, n(5), n(6), n(7), n(8), n(9), capy, f(10))
 		case "attention_part":
 			splits := grid.z
-			if grid.x != n(6) || grid.y*attWarps < n(5) || smem != attSmemBytes(n(8)) || (splits-1)*n(12) >= n(9) || splits*n(12) < n(9) {
-				panic(fmt.Sprintf("attention_part launch grid %v smem %d chunk %d for %d keys", grid, smem, n(12), n(9)))
+			if grid.x != n(6) || grid.y*attWarps < n(5) || smem != attSmemBytes(n(8)) || (splits-1)*n(11) >= n(9) || splits*n(11) < n(9) {
+				panic(fmt.Sprintf("attention_part launch grid %v smem %d chunk %d for %d keys", grid, smem, n(11), n(9)))
 			}
-			refAttentionPart(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), n(5), n(6), n(7), n(8), n(9), n(10), f(11), n(12), splits)
+			kc, vc, capy := m.kvAt(p(3), n(4), n(7), n(8))
+			needKeys(n(9), capy)
+			refAttentionPart(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), kc, vc, n(5), n(6), n(7), n(8), n(9), capy, f(10), n(11), splits)
 		case "attention_gqa":
-			nn, heads, kv, hd, L, chunk, splits := n(7), n(8), n(9), n(10), n(11), n(14), grid.z
+			nn, heads, kv, hd, L, chunk, splits := n(7), n(8), n(9), n(10), n(11), n(13), grid.z
 			if block.x != 256 || smem != 0 || grid.y != kv || grid.x*attTileQ < nn*heads/kv || hd > attTileD ||
 				(splits-1)*chunk >= L || splits*chunk < L || chunk%attTileK != 0 {
 				panic(fmt.Sprintf("attention_gqa launch grid %v block %v smem %d chunk %d for %d rows, %d heads, %d keys", grid, block, smem, chunk, nn, heads, L))
 			}
+			kc, vc, capy := m.kvAt(p(5), n(6), kv, hd)
+			needKeys(L, capy)
 			if p(2) == 0 {
 				if splits != 1 {
 					panic("attention_gqa without part over several chunks")
 				}
-				refAttention(m.u16(p(0)), m.u16(p(1)), m.f32(p(4)), m.f32(p(5)), m.f32(p(6)), nn, heads, kv, hd, L, n(12), f(13))
+				refAttention(m.u16(p(0)), m.u16(p(1)), m.f32(p(4)), kc, vc, nn, heads, kv, hd, L, capy, f(12))
 			} else {
-				refAttentionPart(m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5)), m.f32(p(6)), nn, heads, kv, hd, L, n(12), f(13), chunk, splits)
+				refAttentionPart(m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), kc, vc, nn, heads, kv, hd, L, capy, f(12), chunk, splits)
 			}
 		case "attention_combine":
 			refAttentionCombine(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), n(4), n(5), n(6), n(7))
@@ -437,6 +452,29 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 		}
 		return nil
 	})
+}
+
+// kvAt reads a cache descriptor (kv_at in kernels.cu: int64 address, int64
+// capacity) when the launch runs, as the kernels do, and returns the
+// layer's keys and values; it panics (caught in launch) when the layer
+// lies outside the allocation.
+func (m *emu) kvAt(desc devptr, layer, kvHeads, hd int) (k, v []float32, capacity int) {
+	d := m.i32(desc)
+	addr := devptr(uint64(uint32(d[0])) | uint64(uint32(d[1]))<<32)
+	capacity = int(int64(uint64(uint32(d[2])) | uint64(uint32(d[3]))<<32))
+	span := kvHeads * capacity * hd
+	k = m.f32(addr + devptr(4*2*layer*span))
+	if capacity <= 0 || len(k) < 2*span {
+		panic(fmt.Sprintf("cache descriptor %#x (capacity %d): layer %d outside the allocation", addr, capacity, layer))
+	}
+	return k[:span], k[span : 2*span], capacity
+}
+
+// needKeys panics when an attention reads more positions than its cache holds.
+func needKeys(L, capacity int) {
+	if L > capacity {
+		panic(fmt.Sprintf("attention over %d keys of a %d-position cache", L, capacity))
+	}
 }
 
 // needGrid panics (caught above) when a one-block-per-row launch does not

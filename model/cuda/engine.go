@@ -165,7 +165,6 @@ type Engine struct {
 	seen       map[graphKey]int
 	tick       uint64
 	noGraphs   bool
-	nextCache  uint64
 	allocs     []devptr // weights, freed by Close
 	hostInts   []int32
 	statsBytes []byte
@@ -548,6 +547,7 @@ type plan struct {
 	cache    *Cache
 	stats    bool
 	invTemp  float32
+	desc     devptr // the cache's descriptor: int64 address, int64 capacity (kv_at in kernels.cu)
 	ids, pos devptr // int32 [m]
 	rows     devptr // int32 [nl]: index into the computed rows
 	score    devptr // int32 [nl]
@@ -555,9 +555,12 @@ type plan struct {
 	banned   devptr
 }
 
+// graphKey is what a captured step bakes in besides the workspace and the
+// weights. Not the cache: kernels find it through the descriptor uploaded
+// with each call's indices, so one graph serves every cache (a new request,
+// a cloned or grown cache) without a new capture.
 type graphKey struct {
 	m, nl, l int
-	cache    uint64
 	stats    bool
 	invTemp  uint32
 }
@@ -747,7 +750,8 @@ func (e *Engine) prepare(b *Batch, so *StatsOptions, nLogits, nStats int) (*plan
 	}
 
 	// index words: ids[M] pos[M] rows[nl] score[nl] offsets[nl+1] banned[...]
-	ints := e.hostInts[:0]
+	// index words: cache descriptor (2 int64), ids[M] pos[M] rows[nl] score[nl] offsets[nl+1] banned[...]
+	ints := append(e.hostInts[:0], int32(uint32(cache.buf)), int32(uint32(uint64(cache.buf)>>32)), int32(cache.capacity), 0)
 	for _, q := range compute {
 		ints = append(ints, b.Tokens[q])
 	}
@@ -798,7 +802,9 @@ func (e *Engine) prepare(b *Batch, so *StatsOptions, nLogits, nStats int) (*plan
 		e.statsBytes = make([]byte, e.ws.logitRows*statsWords*4)
 	}
 	base := e.ws.ints
-	p.ids, p.pos = base, base+devptr(4*M)
+	p.desc = base
+	p.ids = base + devptr(4*descWords)
+	p.pos = p.ids + devptr(4*M)
 	p.rows = p.pos + devptr(4*M)
 	p.score = p.rows + devptr(4*nl)
 	p.offsets = p.score + devptr(4*nl)
@@ -815,7 +821,7 @@ func (e *Engine) execute(p *plan) error {
 	if e.noGraphs {
 		return e.launchAll(p)
 	}
-	key := graphKey{m: p.m, nl: p.nl, l: p.l, cache: p.cache.id, stats: p.stats, invTemp: math.Float32bits(p.invTemp)}
+	key := graphKey{m: p.m, nl: p.nl, l: p.l, stats: p.stats, invTemp: math.Float32bits(p.invTemp)}
 	e.tick++
 	if ge, ok := e.graphs[key]; ok {
 		ge.used = e.tick
@@ -870,23 +876,9 @@ func (e *Engine) dropGraphs() {
 	clear(e.seen)
 }
 
-// dropCacheGraphs forgets the graphs that use a cache about to move or go.
-func (e *Engine) dropCacheGraphs(id uint64) {
-	for k, ge := range e.graphs {
-		if k.cache == id {
-			ge.g.destroy()
-			delete(e.graphs, k)
-		}
-	}
-	for k := range e.seen {
-		if k.cache == id {
-			delete(e.seen, k)
-		}
-	}
-}
-
 const (
-	rowBlock = 256 // threads for the per-row kernels
+	rowBlock  = 256 // threads for the per-row kernels
+	descWords = 4   // int32 words of a cache descriptor
 )
 
 // launchAll issues one forward pass (and the reductions of Stats): only
@@ -935,7 +927,6 @@ func (e *Engine) launchAll(p *plan) error {
 		pending = true
 		return e.gemmRows(w.res, w.hi, wt, 2*M, H, k, 1, 0)
 	}
-	cache := p.cache
 	if err := be.launch("embed_gather", d1(M), d1(rowBlock), 0,
 		[]karg{pArg(w.x), pArg(e.embed), pArg(p.ids), iArg(M), iArg(H), fArg(c.embedScale())}); err != nil {
 		return err
@@ -943,7 +934,6 @@ func (e *Engine) launchAll(p *plan) error {
 	qd, I := c.Heads*c.HeadDim, c.Intermediate
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	for li, l := range e.layers {
-		kc, vc := cache.k(li), cache.v(li)
 		if err := norm(M, 0, l.attnNorm); err != nil {
 			return err
 		}
@@ -951,11 +941,11 @@ func (e *Engine) launchAll(p *plan) error {
 			return err
 		}
 		if err := be.launch("qkv_rope", d1(M), d1(rowBlock), 0,
-			[]karg{pArg(w.q), pArg(kc), pArg(vc), pArg(w.qkv), pArg(second(w.qkv, M, c.qkvDim())), pArg(l.qkvBias),
-				pArg(p.pos), pArg(e.invFreq), iArg(M), iArg(c.Heads), iArg(c.KVHeads), iArg(c.HeadDim), iArg(cache.capacity)}); err != nil {
+			[]karg{pArg(w.q), pArg(p.desc), iArg(li), pArg(w.qkv), pArg(second(w.qkv, M, c.qkvDim())), pArg(l.qkvBias),
+				pArg(p.pos), pArg(e.invFreq), iArg(M), iArg(c.Heads), iArg(c.KVHeads), iArg(c.HeadDim)}); err != nil {
 			return err
 		}
-		if err := e.attention(p, w.hi, lo(M, qd), kc, vc, scale); err != nil {
+		if err := e.attention(p, li, w.hi, lo(M, qd), scale); err != nil {
 			return err
 		}
 		if err := residual(l.o, qd); err != nil {
@@ -1060,7 +1050,7 @@ func attPartFloats(c Config, rows int) int {
 // split over key chunks when that fills the chip better: attention_gqa
 // (query tiles sharing each kv head's key tiles) for head dims up to
 // attTileD, else one warp per query row and head.
-func (e *Engine) attention(p *plan, hi, lo, kc, vc devptr, scale float32) error {
+func (e *Engine) attention(p *plan, layer int, hi, lo devptr, scale float32) error {
 	c, w := e.cfg, &e.ws
 	if c.HeadDim <= attTileD {
 		tiles, splits, chunk := attTileSplits(p.m, p.l, c.Heads, c.KVHeads)
@@ -1069,8 +1059,8 @@ func (e *Engine) attention(p *plan, hi, lo, kc, vc devptr, scale float32) error 
 			part, ml = w.attPart, w.attPart+devptr(4*splits*p.m*c.Heads*c.HeadDim)
 		}
 		if err := e.be.launch("attention_gqa", dim3{tiles, c.KVHeads, splits}, d1(256), 0,
-			[]karg{pArg(hi), pArg(lo), pArg(part), pArg(ml), pArg(w.q), pArg(kc), pArg(vc), iArg(p.m), iArg(c.Heads),
-				iArg(c.KVHeads), iArg(c.HeadDim), iArg(p.l), iArg(p.cache.capacity), fArg(scale), iArg(chunk)}); err != nil {
+			[]karg{pArg(hi), pArg(lo), pArg(part), pArg(ml), pArg(w.q), pArg(p.desc), iArg(layer), iArg(p.m), iArg(c.Heads),
+				iArg(c.KVHeads), iArg(c.HeadDim), iArg(p.l), fArg(scale), iArg(chunk)}); err != nil {
 			return err
 		}
 		if splits == 1 {
@@ -1084,13 +1074,13 @@ func (e *Engine) attention(p *plan, hi, lo, kc, vc devptr, scale float32) error 
 	tiles := ceilDiv(p.m, attWarps)
 	if splits == 1 {
 		return e.be.launch("attention", d2(c.Heads, tiles), d1(32*attWarps), smem,
-			[]karg{pArg(hi), pArg(lo), pArg(w.q), pArg(kc), pArg(vc), iArg(p.m), iArg(c.Heads), iArg(c.KVHeads),
-				iArg(c.HeadDim), iArg(p.l), iArg(p.cache.capacity), fArg(scale)})
+			[]karg{pArg(hi), pArg(lo), pArg(w.q), pArg(p.desc), iArg(layer), iArg(p.m), iArg(c.Heads), iArg(c.KVHeads),
+				iArg(c.HeadDim), iArg(p.l), fArg(scale)})
 	}
 	ml := w.attPart + devptr(4*splits*p.m*c.Heads*c.HeadDim)
 	if err := e.be.launch("attention_part", dim3{c.Heads, tiles, splits}, d1(32*attWarps), smem,
-		[]karg{pArg(w.attPart), pArg(ml), pArg(w.q), pArg(kc), pArg(vc), iArg(p.m), iArg(c.Heads), iArg(c.KVHeads),
-			iArg(c.HeadDim), iArg(p.l), iArg(p.cache.capacity), fArg(scale), iArg(chunk)}); err != nil {
+		[]karg{pArg(w.attPart), pArg(ml), pArg(w.q), pArg(p.desc), iArg(layer), iArg(p.m), iArg(c.Heads), iArg(c.KVHeads),
+			iArg(c.HeadDim), iArg(p.l), fArg(scale), iArg(chunk)}); err != nil {
 		return err
 	}
 	return e.be.launch("attention_combine", d1(p.m), d1(rowBlock), 0,

@@ -433,6 +433,73 @@ func TestEngineGraphReplay(t *testing.T) {
 	}
 }
 
+// TestGraphAcrossCaches: a captured step reaches the cache through the
+// descriptor uploaded with each call, so one graph serves caches of any
+// address and capacity, including one that grew after the capture.
+func TestGraphAcrossCaches(t *testing.T) {
+	tc := tinyConfigs[0]
+	V := tc.cfg.Vocab
+	w := testModel(tc.cfg, tc.dt, tc.bias, tc.untied, 9)
+	graphed, m := newEmuEngine(t, tc.cfg, w, Options{})
+	eager, _ := newEmuEngine(t, tc.cfg, w, Options{NoGraphs: true})
+	r := rand.New(rand.NewPCG(10, 10))
+	ctx := context.Background()
+	type seq struct {
+		g, e   *Cache
+		tokens []int32
+	}
+	var seqs []seq
+	for i := 0; i < 3; i++ {
+		s := seq{tokens: randomTokens(r, 40, V)}
+		var err error
+		if s.g, err = graphed.NewCache(40 + 8*i); err != nil {
+			t.Fatal(err)
+		}
+		if s.e, err = eager.NewCache(40 + 8*i); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []struct {
+			e *Engine
+			c *Cache
+		}{{graphed, s.g}, {eager, s.e}} {
+			if err := p.e.Forward(ctx, &Batch{Tokens: s.tokens, Logits: []int{}, Cache: p.c}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seqs = append(seqs, s)
+	}
+	compute := []int{30, 31, 32, 33, 34, 35, 36, 37}
+	a, g := make([]float32, len(compute)*V), make([]float32, len(compute)*V)
+	for step := 0; step < 9; step++ {
+		s := seqs[step%3]
+		if step == 6 { // grow the first sequence's caches: new address, new capacity
+			for _, c := range []*Cache{s.g, s.e} {
+				release, _ := c.e.be.bind()
+				err := c.grow(200)
+				release()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		s.tokens[30+step%8] = int32(r.IntN(V))
+		if err := graphed.Forward(ctx, &Batch{Tokens: s.tokens, Compute: compute, Cache: s.g}, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := eager.Forward(ctx, &Batch{Tokens: s.tokens, Compute: compute, Cache: s.e}, a); err != nil {
+			t.Fatal(err)
+		}
+		for j := range a {
+			if a[j] != g[j] {
+				t.Fatalf("step %d (cache %d): graph replay differs from eager at %d: %v vs %v", step, step%3, j, g[j], a[j])
+			}
+		}
+	}
+	if len(graphed.graphs) != 2 || m.replays < 8 {
+		t.Fatalf("%d graphs, %d replays: want the prefill's and the step's, replayed from the second use on", len(graphed.graphs), m.replays)
+	}
+}
+
 // TestEngineStats checks the sampler's device reductions against the same
 // reductions over the downloaded logits, with banned tokens (for all rows
 // and per row), temperature and a scored token.

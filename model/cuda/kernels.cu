@@ -10,7 +10,9 @@
 //   - kernels that feed a matrix product write bf16 "hi" and, when lo is not
 //     NULL, the rounding remainder lo = bf16(x - hi), so that W·hi + W·lo
 //     carries ~16 mantissa bits of x instead of 8 (the precise mode);
-//   - the K/V cache of one layer is [kvHeads][capacity][headDim];
+//   - a K/V cache is one allocation [layer][k|v][kvHeads][capacity][headDim]
+//     named by a descriptor in device memory (kvcache below), so that a
+//     captured graph replays on any cache the engine points it at;
 //   - RoPE is the rotate-half (GPT-NeoX) form used by Qwen2 and LLaDA, with
 //     the angle pos*invFreq[i] rounded to float32 as transformers does.
 //
@@ -63,6 +65,22 @@ __device__ float block_sum(float v, float *red) {
 	__syncthreads();
 	v = lane < nw ? red[lane] : 0.f;
 	return warp_sum(v);
+}
+
+// A cache descriptor: desc[0] the cache's device address, desc[1] its
+// capacity in positions. kv_at returns layer's keys and values.
+struct kvcache {
+	float *k, *v;
+	int capacity;
+};
+
+__device__ __forceinline__ kvcache kv_at(const long long *desc, int layer, int kvHeads, int hd) {
+	kvcache c;
+	c.capacity = (int)desc[1];
+	long span = (long)kvHeads * c.capacity * hd;
+	c.k = (float *)desc[0] + 2 * layer * span;
+	c.v = c.k + span;
+	return c;
 }
 
 // x[i][:] = scale * embed[ids[i]][:] for i < n. grid (n), any block size.
@@ -150,10 +168,13 @@ extern "C" __global__ void add_bias(float *y, const float *b, int n, int cols) {
 // remainder; plus bias when not NULL) into rotated queries q
 // ([n][heads][hd]) and the layer's cache: k rotated and v as is at slot
 // pos[i]. grid (n), any block.
-extern "C" __global__ void qkv_rope(float *q, float *kc, float *vc, const float *qkv, const float *qkv2,
-	const float *bias, const int *pos, const float *invFreq, int n, int heads, int kvHeads, int hd, int capacity) {
+extern "C" __global__ void qkv_rope(float *q, const long long *cache, int layer, const float *qkv, const float *qkv2,
+	const float *bias, const int *pos, const float *invFreq, int n, int heads, int kvHeads, int hd) {
 	int i = blockIdx.x;
 	if (i >= n) return;
+	kvcache kv = kv_at(cache, layer, kvHeads, hd);
+	float *kc = kv.k, *vc = kv.v;
+	int capacity = kv.capacity;
 	int p = pos[i];
 	int half = hd / 2;
 	int width = (heads + 2 * kvHeads) * hd;
@@ -265,9 +286,12 @@ __device__ __forceinline__ void attend_keys(float *sm, const float *qw, const fl
 // grid (heads, ceil(n/ATT_WARPS)), block 32*ATT_WARPS, dynamic shared memory
 // attSmemBytes(hd) (engine.go).
 extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
-	attention(bf16 *hi, bf16 *lo, const float *q, const float *kc, const float *vc, int n, int heads,
-		int kvHeads, int hd, int L, int capacity, float scale) {
+	attention(bf16 *hi, bf16 *lo, const float *q, const long long *cache, int layer, int n, int heads,
+		int kvHeads, int hd, int L, float scale) {
 	DYN_SHARED(sm);
+	kvcache kv = kv_at(cache, layer, kvHeads, hd);
+	const float *kc = kv.k, *vc = kv.v;
+	int capacity = kv.capacity;
 	int h = blockIdx.x, g = h / (heads / kvHeads);
 	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
 	int i = blockIdx.y * ATT_WARPS + w;
@@ -297,9 +321,12 @@ extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
 // ([splits][n][heads][hd]); attention_combine merges the chunks.
 // grid (heads, ceil(n/ATT_WARPS), splits).
 extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
-	attention_part(float *part, float *ml, const float *q, const float *kc, const float *vc, int n, int heads,
-		int kvHeads, int hd, int L, int capacity, float scale, int chunk) {
+	attention_part(float *part, float *ml, const float *q, const long long *cache, int layer, int n, int heads,
+		int kvHeads, int hd, int L, float scale, int chunk) {
 	DYN_SHARED(sm);
+	kvcache kv = kv_at(cache, layer, kvHeads, hd);
+	const float *kc = kv.k, *vc = kv.v;
+	int capacity = kv.capacity;
 	int h = blockIdx.x, g = h / (heads / kvHeads), z = blockIdx.z;
 	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
 	int i = blockIdx.y * ATT_WARPS + w;
@@ -368,8 +395,8 @@ extern "C" __global__ void attention_combine(bf16 *hi, bf16 *lo, const float *pa
 // (max, sum) for attention_combine. grid (ceil(n*R/ATQ), kvHeads, splits),
 // block 256, no dynamic shared memory.
 extern "C" __global__ void __launch_bounds__(256)
-	attention_gqa(bf16 *hi, bf16 *lo, float *part, float *ml, const float *q, const float *kc, const float *vc, int n,
-		int heads, int kvHeads, int hd, int L, int capacity, float scale, int chunk) {
+	attention_gqa(bf16 *hi, bf16 *lo, float *part, float *ml, const float *q, const long long *cache, int layer, int n,
+		int heads, int kvHeads, int hd, int L, float scale, int chunk) {
 	__shared__ float4 smem4[(ATQ * ATLD + 2 * ATK * ATLD + ATQ * ATLP) / 4];
 	float *Qs = (float *)smem4, *Ks = Qs + ATQ * ATLD, *Vs = Ks + ATK * ATLD, *Ps = Vs + ATK * ATLD;
 	int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -381,7 +408,8 @@ extern "C" __global__ void __launch_bounds__(256)
 		if (qi < nq && d < hd) v = q[((long)(qi / R) * heads + g * R + qi % R) * hd + d];
 		Qs[r * ATLD + d] = v;
 	}
-	const float *kg = kc + (long)g * capacity * hd, *vg = vc + (long)g * capacity * hd;
+	kvcache kv = kv_at(cache, layer, kvHeads, hd);
+	const float *kg = kv.k + (long)g * kv.capacity * hd, *vg = kv.v + (long)g * kv.capacity * hd;
 	int k0 = z * chunk, k1 = min(L, k0 + chunk);
 	float m[4], l[4], o[4][4];
 #pragma unroll
