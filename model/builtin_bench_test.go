@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/diffill/diffill/model"
 	"github.com/diffill/diffill/model/builtin"
@@ -35,11 +36,13 @@ func BenchmarkBuiltin(b *testing.B) {
 
 	b.Run("full-1024", func(b *testing.B) {
 		batch := &model.Batch{Tokens: toks, Logits: spanPos, Cache: cache}
+		cpu0 := cpuTime()
 		for b.Loop() {
 			if _, err := m.Forward(ctx, batch); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpu0)
 		b.ReportMetric(float64(T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 	})
 	b.Run("cached-32-of-1024", func(b *testing.B) {
@@ -47,10 +50,19 @@ func BenchmarkBuiltin(b *testing.B) {
 			b.Fatal(err)
 		}
 		batch := &model.Batch{Tokens: toks, Compute: spanPos, Logits: spanPos, Cache: cache}
+		cpu0 := cpuTime()
 		for b.Loop() {
 			if _, err := m.Forward(ctx, batch); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpu0)
 	})
+}
+
+// reportCPU reports the CPU time per operation since cpu0, summed over
+// threads: on a shared machine it varies less than the wall time, and
+// against the wall time it shows how well the pass spreads over the cores.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }

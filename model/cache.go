@@ -27,6 +27,10 @@ type Cache struct {
 	n     int         // positions 0..n-1 may be valid
 	valid []bool      // valid[p]: the K/V at p were computed and not invalidated
 	k, v  [][]float32 // per layer: [kvHeads][cap][headDim]
+	// packed holds the keys and values of unchanged positions packed for
+	// cached steps (attention.go); nil when there are none.
+	packed *packedSet
+	noPack bool // attend without packed sets (tests hold the packed path to this one)
 }
 
 // NewCache returns an empty cache with room for capacity positions; it grows
@@ -64,6 +68,7 @@ func (c *Cache) Reset() {
 	}
 	c.n = 0
 	clear(c.valid)
+	c.packed = nil
 }
 
 // Clone returns an independent copy.
@@ -72,6 +77,9 @@ func (c *Cache) Clone() *Cache {
 		return c.cloneDevice()
 	}
 	d := *c
+	if c.packed != nil && !c.packed.complete() {
+		d.packed = nil // its missing layers would be packed by either copy
+	}
 	d.valid = append([]bool(nil), c.valid...)
 	d.k = make([][]float32, len(c.k))
 	d.v = make([][]float32, len(c.v))
@@ -138,6 +146,7 @@ func (c *Cache) Shift(from, delta int) error {
 	if delta == 0 {
 		return nil
 	}
+	c.packed = nil
 	newN := c.n + delta
 	c.grow(newN)
 	d := c.headDim

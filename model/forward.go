@@ -3,7 +3,6 @@ package model
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"gorgonia.org/tensor"
 
@@ -47,6 +46,10 @@ type seqRun struct {
 	// Without a cache every position is computed, so only the current
 	// layer's keys and values are needed: [kvHeads][T][headDim].
 	k, v []float32
+	// A cached step attends over the cache's packed set and the positions
+	// outside it (attention.go); packed is nil otherwise.
+	packed *packedSet
+	loose  []int
 }
 
 // scratch is the working memory of one forward pass. Passes take it from
@@ -67,6 +70,8 @@ type scratch struct {
 	sel        []float32 // [logit rows][hidden]: their residual stream in the last layer
 	tasks      []attnTask
 	ws         []kernels.AttentionWorkspace // one per attention task
+	loose      []packedKV                   // per run and kv head: the loose positions packed
+	sc, ob, wt []float32                    // attention over a packed set: scores, loose outputs, part weights
 }
 
 // fit returns (*s)[:n], reallocating when the capacity is short. Contents
@@ -140,10 +145,15 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 	logitRows := fit(&s.logitRows, nlogits)[:0]
 	for i := range runs {
 		r := &runs[i]
-		if r.cache != nil {
-			r.cache.grow(r.T)
+		if c := r.cache; c != nil {
+			c.grow(r.T)
 			for _, p := range r.pos {
-				r.cache.valid[p] = false
+				c.valid[p] = false
+			}
+			if !c.noPack && usePacked(r.T, len(r.pos), r.b.Compute == nil) {
+				r.packed, r.loose = c.packedFor(r.T, r.pos)
+			} else {
+				c.dropPacked(r.T, r.b.Compute)
 			}
 		} else {
 			n := r.T * kvd
@@ -289,6 +299,7 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 		}
 		r.k, r.v = nil, nil // scratch memory, not to outlive the pass
 	}
+	clear(s.loose)
 	return out, nil
 }
 
@@ -368,87 +379,6 @@ func (r *seqRun) store(l, g int, cfg *Config) (k, v []float32, stride int) {
 	}
 	d := cfg.HeadDim
 	return r.k[g*r.T*d : (g+1)*r.T*d], r.v[g*r.T*d : (g+1)*r.T*d], r.T
-}
-
-// minAttnRows is the fewest stacked query rows an attention task takes when
-// a kv head's rows are split across tasks: each task packs the head's keys
-// and values anew, which costs about what scoring a few dozen rows does.
-const minAttnRows = 256
-
-// attnTask is a share of attention: stacked query rows [j0, j1) of kv head
-// g's group in run r, where stacked row j is query head g·group + j/nq at
-// the run's query j%nq.
-type attnTask struct {
-	r      *seqRun
-	g      int
-	qrows  []int // global rows of the run's queries; nil: the run's rows in order
-	nq     int   // the run's queries
-	out0   int   // output row of the run's first query
-	stack  int   // stacked row of the group's first query in scratch.qs and .os
-	j0, j1 int
-}
-
-// attend computes full (non-causal) attention for the queries of every run
-// over all its positions' keys and values, writing out [queries][heads·
-// headDim], one row per query: every computed row, or in the last layer
-// (last) only the rows whose logits are returned. q comes from the fused
-// projection qkv. The query heads that share a kv head are stacked into one
-// matrix, so that its keys and values are packed once per task; a kv head's
-// rows are split over several tasks when there are fewer kv heads than
-// workers to keep busy.
-func (m *Model) attend(s *scratch, pool *kernels.Pool, out, qkv []float32, runs []seqRun, layer int, last bool) {
-	cfg := &m.Config
-	d := cfg.HeadDim
-	group := cfg.Heads / cfg.KVHeads
-	qd, width := cfg.Heads*d, (cfg.Heads+2*cfg.KVHeads)*d
-	scale := float32(1 / math.Sqrt(float64(d)))
-	want := (2*pool.Workers() + cfg.KVHeads - 1) / cfg.KVHeads // tasks per kv head
-	tasks := s.tasks[:0]
-	out0 := 0
-	for i := range runs {
-		r := &runs[i]
-		var qrows []int
-		nq := len(r.pos)
-		if last {
-			qrows, nq = r.logits, len(r.logits)
-		}
-		if nq == 0 {
-			continue
-		}
-		R := group * nq
-		split := max(1, min(want, R/minAttnRows))
-		for g := 0; g < cfg.KVHeads; g++ {
-			for p := 0; p < split; p++ {
-				tasks = append(tasks, attnTask{r: r, g: g, qrows: qrows, nq: nq, out0: out0,
-					stack: out0*cfg.Heads + g*R, j0: p * R / split, j1: (p + 1) * R / split})
-			}
-		}
-		out0 += nq
-	}
-	s.tasks = tasks
-	if len(s.ws) < len(tasks) {
-		s.ws = append(s.ws, make([]kernels.AttentionWorkspace, len(tasks)-len(s.ws))...)
-	}
-	qs, os := s.qs, s.os
-	pool.Run(len(tasks), func(ti int) {
-		t := &tasks[ti]
-		qg := qs[(t.stack+t.j0)*d : (t.stack+t.j1)*d]
-		og := os[(t.stack+t.j0)*d : (t.stack+t.j1)*d]
-		for j := t.j0; j < t.j1; j++ {
-			head, i := t.g*group+j/t.nq, j%t.nq
-			row := t.r.row0 + i
-			if t.qrows != nil {
-				row = t.qrows[i]
-			}
-			copy(qg[(j-t.j0)*d:][:d], qkv[row*width+head*d:])
-		}
-		k, v, _ := t.r.store(layer, t.g, cfg)
-		kernels.Attention(og, d, qg, d, k, d, v, d, t.j1-t.j0, t.r.T, d, scale, &s.ws[ti])
-		for j := t.j0; j < t.j1; j++ {
-			head, i := t.g*group+j/t.nq, j%t.nq
-			copy(out[(t.out0+i)*qd+head*d:][:d], og[(j-t.j0)*d:])
-		}
-	})
 }
 
 // rowsParallel runs f over [0, rows) in chunks on the pool's workers. A

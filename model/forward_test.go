@@ -233,7 +233,7 @@ func TestForwardLongAgainstReference(t *testing.T) {
 			}
 			ref := newRefModel(t, m)
 			rnd := rand.New(rand.NewPCG(5, 6))
-			a := randomTokens(rnd, 400, m.Config.Vocab)
+			a := randomTokens(rnd, 320, m.Config.Vocab)
 			b := randomTokens(rnd, 300, m.Config.Vocab)
 			refA, refB := ref.logits(a), ref.logits(b)
 			all := func(n int) []int {
@@ -251,14 +251,14 @@ func TestForwardLongAgainstReference(t *testing.T) {
 
 			// A cached step, computed out of order, a few rows returned
 			// (one twice).
-			compute := []int{210, 200, 207, 201, 202, 203, 204, 205, 206, 208, 209, 399, 0}
-			want := []int{399, 203, 0, 203}
+			compute := []int{210, 200, 207, 201, 202, 203, 204, 205, 206, 208, 209, 319, 0}
+			want := []int{319, 203, 0, 203}
 			checkRows(t, "cached step", logitsOf(t, m, &Batch{Tokens: a, Compute: compute, Logits: want, Cache: cache}), refA, want)
 
 			// Two sequences in one pass: a few rows of one, none of a
 			// cache-filling pass of the other, then a cached step of it
 			// with every computed row returned.
-			wantA := []int{5, 390, 17}
+			wantA := []int{5, 310, 17}
 			cacheB := m.NewCache(len(b))
 			outs, err := m.ForwardBatch(ctx, []*Batch{
 				{Tokens: a, Logits: wantA},
@@ -273,6 +273,102 @@ func TestForwardLongAgainstReference(t *testing.T) {
 			}
 			stepB := []int{150, 151, 152, 153, 154, 155, 156, 157}
 			checkRows(t, "cached step of b", logitsOf(t, m, &Batch{Tokens: b, Compute: stepB, Cache: cacheB}), refB, stepB)
+			testPackedSet(t, m, b, refB, cacheB, stepB)
 		})
+	}
+}
+
+// testPackedSet follows a cached step over toks (whose reference logits are
+// want) with steps that keep, drop and share the cache's packed keys and
+// values. Steps over changed tokens read keys and values cached for the old
+// ones, as cached steps do, so they are held to a twin cache that attends
+// without packed sets.
+func testPackedSet(t *testing.T, m *Model, toks []int32, want [][]float64, cache *Cache, step []int) {
+	set := cache.packed
+	if set == nil {
+		t.Fatal("a cached step of a long sequence made no packed set")
+	}
+	twin := cache.Clone()
+	twin.packed, twin.noPack = nil, true
+	same := func(what string, b *Batch, twinCache *Cache) {
+		t.Helper()
+		got := logitsOf(t, m, b)
+		tb := *b
+		tb.Cache = twinCache
+		plain := logitsOf(t, m, &tb)
+		rel := maxRel(got, plain)
+		t.Logf("%s: packed and plain attention differ by %.2e", what, rel)
+		if rel > 1e-5 {
+			t.Errorf("%s: packed and plain attention differ by %.2e", what, rel)
+		}
+		if twinCache.packed != nil {
+			t.Errorf("%s: the twin made a packed set", what)
+		}
+	}
+
+	checkRows(t, "same step again", logitsOf(t, m, &Batch{Tokens: toks, Compute: step, Cache: cache}), want, step)
+	if cache.packed != set {
+		t.Error("the same step again packed a new set")
+	}
+
+	// A clone shares the set; a step on it that changes a packed position
+	// drops the clone's set only.
+	clone, twinClone := cache.Clone(), twin.Clone()
+	changed := append([]int32(nil), toks...)
+	changed[40] = 3 + (changed[40]-2)%int32(m.Config.Vocab-3)
+	stepC := append([]int{40}, step...)
+	if clone.packed != set {
+		t.Error("a clone of a cache with a packed set does not share it")
+	}
+	same("clone, a packed position changed", &Batch{Tokens: changed, Compute: stepC, Cache: clone}, twinClone)
+	if clone.packed == set || clone.packed == nil || clone.packed.in[40] {
+		t.Error("changing a packed position kept the set, or packed the position")
+	}
+	if cache.packed != set {
+		t.Error("a step on the clone changed the original's set")
+	}
+	checkRows(t, "original after the clone's step", logitsOf(t, m, &Batch{Tokens: toks, Compute: step, Cache: cache}), want, step)
+
+	// Three tokens inserted before the step's positions: the shifted cache
+	// holds no packed set, and the next step makes one.
+	const at, n = 100, 3
+	for _, c := range []*Cache{cache, twin} {
+		if err := c.Shift(at, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cache.packed != nil {
+		t.Error("Shift kept the packed set")
+	}
+	grown := append(append(append([]int32(nil), toks[:at]...), 5, 6, 7), toks[at:]...)
+	stepG := []int{at, at + 1, at + 2}
+	for _, p := range step {
+		stepG = append(stepG, p+n)
+	}
+	same("after Shift", &Batch{Tokens: grown, Compute: stepG, Cache: cache}, twin)
+	if cache.packed == nil {
+		t.Error("the step after Shift made no packed set")
+	}
+	// A step over a part of the last one (a masks-only step) keeps the set
+	// and attends over the rest as loose positions.
+	set = cache.packed
+	same("part of the last step", &Batch{Tokens: grown, Compute: stepG[2:6], Cache: cache}, twin)
+	if cache.packed != set {
+		t.Error("a step over part of the last one packed a new set")
+	}
+	// A step over many positions, then over part of them: more loose
+	// positions than a step may leave outside the set, so a new one.
+	wide := make([]int, 0, len(grown)/4)
+	for p := 0; len(wide) < cap(wide); p += 4 {
+		wide = append(wide, p)
+	}
+	same("many positions", &Batch{Tokens: grown, Compute: wide, Logits: wide[:5], Cache: cache}, twin)
+	set = cache.packed
+	if len(wide) <= maxLoose(len(grown)) {
+		t.Fatalf("%d positions are not too many to leave loose", len(wide))
+	}
+	same("part of many positions", &Batch{Tokens: grown, Compute: wide[3:9], Cache: cache}, twin)
+	if cache.packed == set {
+		t.Errorf("a step leaving %d positions loose kept the set", len(wide))
 	}
 }

@@ -62,7 +62,8 @@ type Model struct {
 	norm   []float32
 	head   *kernels.Linear
 
-	scratch sync.Pool // *scratch: working memory of CPU passes (forward.go)
+	scratch sync.Pool     // *scratch: working memory of CPU passes (forward.go)
+	serial  *kernels.Pool // no workers: for kernels that run inside a parallel task
 
 	release     []func() error
 	weightFiles []string // the safetensors files read, for error messages
@@ -164,7 +165,7 @@ func load(read func(string) ([]byte, error), open func(string) ([]byte, func() e
 	if tok != nil && tok.VocabSize() > cfg.Vocab {
 		return nil, fmt.Errorf("the tokenizer has %d tokens, config.json's vocabulary only %d", tok.VocabSize(), cfg.Vocab)
 	}
-	m := &Model{Config: cfg, Tokenizer: tok, mapped: mapped}
+	m := &Model{Config: cfg, Tokenizer: tok, mapped: mapped, serial: kernels.NewPool(1)}
 	ok := false
 	defer func() {
 		if !ok {
