@@ -351,7 +351,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 					pArg(part), pArg(ml), pArg(up(h, q)), pArg(desc), iArg(1), iArg(c.n), iArg(c.heads), iArg(c.kv),
 					iArg(c.hd), iArg(c.L), fArg(scale), iArg(chunk))
 				hi2, lo2 := h.buf(m*2), h.buf(m*2)
-				h.launch("attention_combine", d1(c.n), d1(rowBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
+				h.launch("attention_combine", d2(c.n, 3), d1(32), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
 				closeF32(t, fmt.Sprintf("split attention (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
 			}
 			if c.hd > attTileD {
@@ -371,7 +371,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 					pArg(hi2), pArg(lo2), pArg(part), pArg(ml), pArg(up(h, q)), pArg(desc), iArg(1), iArg(c.n), iArg(c.heads),
 					iArg(c.kv), iArg(c.hd), iArg(c.L), fArg(scale), iArg(chunk))
 				if splits > 1 {
-					h.launch("attention_combine", d1(c.n), d1(rowBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
+					h.launch("attention_combine", d2(c.n, c.heads), d1(combineBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
 				}
 				closeF32(t, fmt.Sprintf("attention_gqa (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
 			}

@@ -879,6 +879,10 @@ func (e *Engine) dropGraphs() {
 const (
 	rowBlock  = 256 // threads for the per-row kernels
 	descWords = 4   // int32 words of a cache descriptor
+
+	// attention_combine: one block per (row, head), a thread per dimension
+	// (two for head dims over 64).
+	combineBlock = 64
 )
 
 // launchAll issues one forward pass (and the reductions of Stats): only
@@ -1066,7 +1070,7 @@ func (e *Engine) attention(p *plan, layer int, hi, lo devptr, scale float32) err
 		if splits == 1 {
 			return nil
 		}
-		return e.be.launch("attention_combine", d1(p.m), d1(rowBlock), 0,
+		return e.be.launch("attention_combine", d2(p.m, c.Heads), d1(combineBlock), 0,
 			[]karg{pArg(hi), pArg(lo), pArg(part), pArg(ml), iArg(p.m), iArg(c.Heads), iArg(c.HeadDim), iArg(splits)})
 	}
 	smem := attSmemBytes(c.HeadDim)
@@ -1083,7 +1087,7 @@ func (e *Engine) attention(p *plan, layer int, hi, lo devptr, scale float32) err
 			iArg(c.HeadDim), iArg(p.l), fArg(scale), iArg(chunk)}); err != nil {
 		return err
 	}
-	return e.be.launch("attention_combine", d1(p.m), d1(rowBlock), 0,
+	return e.be.launch("attention_combine", d2(p.m, c.Heads), d1(combineBlock), 0,
 		[]karg{pArg(hi), pArg(lo), pArg(w.attPart), pArg(ml), iArg(p.m), iArg(c.Heads), iArg(c.HeadDim), iArg(splits)})
 }
 

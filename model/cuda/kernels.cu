@@ -354,24 +354,30 @@ extern "C" __global__ void __launch_bounds__(WARP *ATT_WARPS)
 	}
 }
 
-// Merges attention_part's chunks: out = sum_z e^(m_z-M) part_z / sum_z e^(m_z-M) l_z.
-// grid (n), any block.
+// Merges attention_part's (or attention_gqa's) chunks: out = sum_z
+// e^(m_z-M) part_z / sum_z e^(m_z-M) l_z. A block merges heads blockIdx.y,
+// blockIdx.y + gridDim.y, ... of row blockIdx.x, its threads over the
+// dimensions. grid (n, heads) (or fewer heads per row), any block.
 extern "C" __global__ void attention_combine(bf16 *hi, bf16 *lo, const float *part, const float *ml, int n,
 	int heads, int hd, int splits) {
 	int i = blockIdx.x;
 	if (i >= n) return;
-	for (int e = threadIdx.x; e < heads * hd; e += blockDim.x) {
-		int h = e / hd, d = e % hd;
-		float M = -INFINITY;
+	for (int h = blockIdx.y; h < heads; h += gridDim.y) {
+		float M = -INFINITY, den = 0.f;
 		for (int z = 0; z < splits; z++) M = fmaxf(M, ml[2 * (((long)z * n + i) * heads + h)]);
-		float num = 0.f, den = 0.f;
 		for (int z = 0; z < splits; z++) {
 			long row = ((long)z * n + i) * heads + h;
-			float f = expf(ml[2 * row] - M);
-			den += f * ml[2 * row + 1];
-			num += f * part[row * hd + d];
+			den += expf(ml[2 * row] - M) * ml[2 * row + 1];
 		}
-		store_split(hi, lo, (long)i * heads * hd + e, num / den);
+		for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+			float num = 0.f;
+#pragma unroll 4
+			for (int z = 0; z < splits; z++) {
+				long row = ((long)z * n + i) * heads + h;
+				num += expf(ml[2 * row] - M) * part[row * hd + d];
+			}
+			store_split(hi, lo, ((long)i * heads + h) * hd + d, num / den);
+		}
 	}
 }
 
