@@ -42,7 +42,8 @@ type Device struct {
 	ptrs      *[maxKernelArgs]uintptr
 	pin       runtime.Pinner
 	capturing bool
-	syncEach  bool // DIFFILL_CUDA_SYNC=1: wait after every launch, so an asynchronous fault names its kernel
+	syncEach  bool      // DIFFILL_CUDA_SYNC=1: wait after every launch, so an asynchronous fault names its kernel
+	prof      *profiler // per-launch event timing (profile.go); nil: off
 }
 
 func (d *Device) String() string {
@@ -240,6 +241,7 @@ func (d *Device) Close() error {
 		return nil
 	})
 	defer release()
+	d.profStop()
 	if d.blasHandle != 0 {
 		errs = append(errs, d.blas.call("cublasDestroy_v2", d.blas.destroy, d.blasHandle))
 		d.blasHandle = 0
@@ -385,9 +387,16 @@ func (d *Device) launch(name string, grid, block dim3, smem int, args []karg) er
 	for i, a := range args {
 		d.slots[i] = a.bits
 	}
-	err := d.drv.call("cuLaunchKernel("+name+")", d.drv.cuLaunchKernel, fn,
+	start, err := d.profBegin()
+	if err != nil {
+		return err
+	}
+	err = d.drv.call("cuLaunchKernel("+name+")", d.drv.cuLaunchKernel, fn,
 		uintptr(grid.x), uintptr(grid.y), uintptr(grid.z), uintptr(block.x), uintptr(block.y), uintptr(block.z),
 		uintptr(smem), d.stream, uintptr(unsafe.Pointer(&d.ptrs[0])), 0)
+	if err == nil {
+		err = d.profEnd(name, start)
+	}
 	return d.checkAfter(name, err)
 }
 
@@ -418,11 +427,18 @@ func (d *Device) gemm(g gemmArgs) error {
 	}
 	alpha, beta := g.alpha, g.beta
 	gemmDefault := int32(cublasGemmDflt)
-	err := d.blas.call("cublasGemmEx", d.blas.gemmEx, d.blasHandle, op(g.transA), op(g.transB),
+	start, err := d.profBegin()
+	if err != nil {
+		return err
+	}
+	err = d.blas.call("cublasGemmEx", d.blas.gemmEx, d.blasHandle, op(g.transA), op(g.transB),
 		uintptr(g.m), uintptr(g.n), uintptr(g.k), uintptr(unsafe.Pointer(&alpha)),
 		uintptr(g.a), cudaR16BF, uintptr(g.lda), uintptr(g.b), cudaR16BF, uintptr(g.ldb),
 		uintptr(unsafe.Pointer(&beta)), uintptr(g.c), cudaR32F, uintptr(g.ldc),
 		cublasCompute32, uintptr(uint32(gemmDefault)))
+	if err == nil && start != 0 {
+		err = d.profEnd(fmt.Sprintf("cublasGemmEx %dx%dx%d beta %g", g.m, g.n, g.k, beta), start)
+	}
 	return d.checkAfter(fmt.Sprintf("cublasGemmEx(%dx%dx%d)", g.m, g.n, g.k), err)
 }
 

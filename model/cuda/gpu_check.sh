@@ -24,7 +24,9 @@
 #      package's tiny goldens of both families through model.Forward;
 #      B: the transformers checkpoints against transformers and the CPU engine
 #      (relative error, argmax agreement), greedy decoding GPU == CPU;
-#      C: the benchmark;
+#      C: the benchmark; D: where a step's time goes (every launch of an
+#      eager prefill and step timed between events, by kernel and product
+#      shape; graph-replayed step and prefill, wall clock);
 #   4. the plain transformers loop, timed in the same run; the table (stdout
 #      and $OUT/gpu_table.txt);
 #   5. if time allows: the kernel tests on the sm_90 cubin, `diffill bench
@@ -113,6 +115,9 @@ if [ -f "$W/qwen2-0.5b/config.json" ]; then
 	stage "Go tests C: benchmark"
 	DIFFILL_CUDA_BENCH="$W/qwen2-0.5b" DIFFILL_CUDA_BENCH_OUT="$OUT/diffill_bench.json" gotest bench 90 'TestGPUBench' || status=1
 	grep -A8 "steps tok/step" "$OUT/go_bench.log" | cut -c1-150
+	stage "Go tests D: profile of a prefill and a step"
+	DIFFILL_CUDA_BENCH="$W/qwen2-0.5b" gotest profile 60 'TestGPUProfile' | grep -E "FAIL|exit" || status=1
+	grep -o "PROFILE.*" "$OUT/go_profile.log" | grep -E "total|wall|step: " | cut -c1-140 | head -50
 fi
 
 stage "transformers loop (timed in this run)"
@@ -136,7 +141,7 @@ fi
 if command -v compute-sanitizer >/dev/null && [ "$(elapsed)" -lt 230 ]; then
 	stage "compute-sanitizer memcheck over the kernel tests"
 	(cd model/cuda && timeout 40 compute-sanitizer --tool memcheck --print-limit 5 ../../.carry/cuda.test -test.count=1 \
-		-test.run 'TestGPUKernels/(attention|ban_and_row_stats|qkv_rope)' >"$OUT/sanitizer.log" 2>&1)
+		-test.run 'TestGPUKernels/(attention|add_rmsnorm|ban_and_row_stats|qkv_rope)' >"$OUT/sanitizer.log" 2>&1)
 	echo "  exit $?: $(grep -E 'ERROR SUMMARY|Invalid|^PASS|^FAIL' "$OUT/sanitizer.log" | head -5 | tr '\n' ' ')"
 fi
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/diffill/diffill/model"
 )
@@ -247,4 +250,112 @@ func TestCheckpointsEmulated(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCheckpoints(t, []string{dir}, attachEmu)
+}
+
+// TestGPUProfile says where the benchmark's time goes on the GPU
+// (DIFFILL_CUDA_BENCH: a checkpoint; gpu_check.sh runs it): a 1088-position
+// prefill and one denoising step (64 rows over 1088 keys, device stats),
+// run eagerly with an event pair around every launch and summed by kernel
+// and product shape; then wall-clock times of the graph-replayed step and
+// prefill and of the eager step. Its lines start with PROFILE.
+func TestGPUProfile(t *testing.T) {
+	dir := os.Getenv("DIFFILL_CUDA_BENCH")
+	if dir == "" {
+		t.Skip("DIFFILL_CUDA_BENCH not set (gpu_check.sh sets it)")
+	}
+	d := openGPU(t)
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cfg, w, err := fromModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const ctxLen, canvasLen = 1024, 64
+	L := ctxLen + canvasLen
+	r := rand.New(rand.NewPCG(3, 3))
+	tokens := randomTokens(r, L, cfg.Vocab)
+	canvas := make([]int, canvasLen)
+	var so StatsOptions
+	for i := range canvas {
+		canvas[i] = ctxLen + i
+		if mask := m.Config.MaskID; mask >= 0 {
+			tokens[ctxLen+i] = mask
+			so.Banned = []int32{mask}
+		}
+	}
+	st := make([]TokenStats, canvasLen)
+	for _, prec := range []Precision{Precise, Fast} {
+		eager, err := NewEngine(d, cfg, w, Options{Precision: prec, NoGraphs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		graphed, err := NewEngine(d, cfg, w, Options{Precision: prec, Logf: t.Logf})
+		if err != nil {
+			eager.Close()
+			t.Fatal(err)
+		}
+		c1, err1 := eager.NewCache(L)
+		c2, err2 := graphed.NewCache(L)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		prefill := func(e *Engine, c *Cache) error {
+			return e.Forward(ctx, &Batch{Tokens: tokens, Logits: []int{}, Cache: c}, nil)
+		}
+		step := func(e *Engine, c *Cache) error {
+			return e.Stats(ctx, &Batch{Tokens: tokens, Compute: canvas, Logits: canvas, Cache: c}, so, st)
+		}
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(prefill(eager, c1)) // warm-up: cuBLAS picks its kernels
+		must(step(eager, c1))
+		profiled := func(what string, run func() error) {
+			release, err := d.bind()
+			must(err)
+			d.profStart()
+			release()
+			runErr := run()
+			release, err = d.bind()
+			must(err)
+			times, err := d.profCollect()
+			d.profStop()
+			release()
+			must(errors.Join(runErr, err))
+			var sb strings.Builder
+			total, calls := 0.0, 0
+			for _, k := range times {
+				total += k.ms
+				calls += k.calls
+				fmt.Fprintf(&sb, "PROFILE %s %s: %-44s %4d calls %8.3f ms %8.1f us/call\n", prec, what, k.name, k.calls, k.ms, 1000*k.ms/float64(k.calls))
+			}
+			fmt.Fprintf(&sb, "PROFILE %s %s: %-44s %4d calls %8.3f ms (device time, eager)", prec, what, "total", calls, total)
+			t.Logf("%s\n%s", d, sb.String())
+		}
+		profiled("prefill", func() error { return prefill(eager, c1) })
+		profiled("step", func() error { return step(eager, c1) })
+		wall := func(n int, run func() error) float64 {
+			t0 := time.Now()
+			for i := 0; i < n; i++ {
+				must(run())
+			}
+			return float64(time.Since(t0).Microseconds()) / 1000 / float64(n)
+		}
+		for i := 0; i < 3; i++ { // the second call of a shape captures its graph
+			must(prefill(graphed, c2))
+			must(step(graphed, c2))
+		}
+		gs := wall(50, func() error { return step(graphed, c2) })
+		gp := wall(5, func() error { return prefill(graphed, c2) })
+		es := wall(10, func() error { return step(eager, c1) })
+		t.Logf("PROFILE %s wall clock: graph step %.3f ms, graph prefill %.3f ms, eager step %.3f ms (%d graphs)", prec, gs, gp, es, len(graphed.graphs))
+		must(errors.Join(eager.Close(), graphed.Close()))
+	}
 }
