@@ -354,26 +354,24 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 				h.launch("attention_combine", d2(c.n, 3), d1(32), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
 				closeF32(t, fmt.Sprintf("split attention (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
 			}
-			if c.hd > attTileD {
-				continue
-			}
-			// attention_gqa: one chunk straight to hi/lo, the engine's split, 3 chunks
-			tiles, s1, ch1 := attTileSplits(c.n, c.L, c.heads, c.kv)
-			ch3 := ceilDiv(ceilDiv(c.L, 3), attTileK) * attTileK
-			for _, sc := range [][2]int{{1, ceilDiv(c.L, attTileK) * attTileK}, {s1, ch1}, {ceilDiv(c.L, ch3), ch3}} {
+			// attention_tiles: one chunk straight to hi/lo, the engine's split, 3 chunks
+			kernel, tq, tk, _ := attTile(c.hd)
+			tiles, s1, ch1 := attTileSplits(c.n, c.L, c.heads, c.kv, tq, tk)
+			ch3 := ceilDiv(ceilDiv(c.L, 3), tk) * tk
+			for _, sc := range [][2]int{{1, ceilDiv(c.L, tk) * tk}, {s1, ch1}, {ceilDiv(c.L, ch3), ch3}} {
 				splits, chunk := sc[0], sc[1]
 				hi2, lo2 := h.buf(m*2), h.buf(m*2)
 				var part, ml devptr
 				if splits > 1 {
 					part, ml = h.buf(splits*m*4), h.buf(splits*c.n*c.heads*2*4)
 				}
-				h.launch("attention_gqa", dim3{tiles, c.kv, splits}, d1(256), 0,
+				h.launch(kernel, dim3{tiles, c.kv, splits}, d1(256), 0,
 					pArg(hi2), pArg(lo2), pArg(part), pArg(ml), pArg(up(h, q)), pArg(desc), iArg(1), iArg(c.n), iArg(c.heads),
 					iArg(c.kv), iArg(c.hd), iArg(c.L), fArg(scale), iArg(chunk))
 				if splits > 1 {
 					h.launch("attention_combine", d2(c.n, c.heads), d1(combineBlock), 0, pArg(hi2), pArg(lo2), pArg(part), pArg(ml), iArg(c.n), iArg(c.heads), iArg(c.hd), iArg(splits))
 				}
-				closeF32(t, fmt.Sprintf("attention_gqa (%d chunks of %d)", splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
+				closeF32(t, fmt.Sprintf("%s (%d chunks of %d)", kernel, splits, chunk), joinSplit(down[uint16](h, hi2, m), down[uint16](h, lo2, m)), want, 1e-4, 1e-2)
 			}
 		}
 	})

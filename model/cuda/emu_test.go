@@ -380,10 +380,11 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 			kc, vc, capy := m.kvAt(p(3), n(4), n(7), n(8))
 			needKeys(n(9), capy)
 			refAttentionPart(m.f32(p(0)), m.f32(p(1)), m.f32(p(2)), kc, vc, n(5), n(6), n(7), n(8), n(9), capy, f(10), n(11), splits)
-		case "attention_gqa":
+		case "attention_gqa", "attention_gqa128":
 			nn, heads, kv, hd, L, chunk, splits := n(7), n(8), n(9), n(10), n(11), n(13), grid.z
-			if block.x != 256 || smem != 0 || grid.y != kv || grid.x*attTileQ < nn*heads/kv || hd > attTileD ||
-				(splits-1)*chunk >= L || splits*chunk < L || chunk%attTileK != 0 {
+			kernel, tq, tk, td := attTile(hd)
+			if kernel != name || block.x != 256 || smem != 0 || grid.y != kv || grid.x*tq < nn*heads/kv || hd > td ||
+				(splits-1)*chunk >= L || splits*chunk < L || chunk%tk != 0 {
 				panic(fmt.Sprintf("attention_gqa launch grid %v block %v smem %d chunk %d for %d rows, %d heads, %d keys", grid, block, smem, chunk, nn, heads, L))
 			}
 			kc, vc, capy := m.kvAt(p(5), n(6), kv, hd)

@@ -123,6 +123,12 @@ type Options struct {
 	Precision Precision
 	NoGraphs  bool                          // run every launch eagerly (no CUDA graph replay)
 	Logf      func(format string, a ...any) // one line per notable event (graph fallback); nil: silent
+
+	// warpAttention runs the attention one warp per query row and head
+	// (attention, attention_part: the kernels of the first GPU run, ~6x
+	// slower at a step's shape) instead of attention_gqa: for tests and
+	// comparisons.
+	warpAttention bool
 }
 
 const (
@@ -132,13 +138,9 @@ const (
 	attMaxBlocks  = 2048 // split-K target: about 2 waves of 8 blocks on 132 SMs
 	maxGraphs     = 8
 
-	// attention_gqa (head dims up to attTileD): attTileQ query vectors of
-	// a kv group per block, keys in tiles of attTileK, split over key chunks
-	// of at least two tiles until about attTileBlocks blocks run (2 per SM
-	// on an H100).
-	attTileQ      = 64
-	attTileK      = 32
-	attTileD      = 64
+	// attention_gqa and attention_gqa128 (attTile) split the keys into
+	// chunks of at least two tiles until about attTileBlocks blocks run (2
+	// per SM on an H100).
 	attTileBlocks = 256
 
 	// row_stats_part slices each row's vocabulary until about statBlocks
@@ -1028,41 +1030,52 @@ func attSplits(rows, keys, heads int) (splits, chunk int) {
 	return ceilDiv(keys, chunk), chunk
 }
 
-// attTileSplits is attention_gqa's grid: query tiles per kv group, and how
-// many key chunks of what length (a multiple of attTileK, at least two
-// tiles) so that about attTileBlocks blocks run. A denoising step (64 rows
-// of 14 heads, 2 kv heads, 1088 keys) is 7 tiles x 2 groups x 17 chunks of
-// 64 keys; a 1088-row prefill 119 x 2 x 2.
-func attTileSplits(rows, keys, heads, kvHeads int) (tiles, splits, chunk int) {
-	tiles = ceilDiv(rows*(heads/kvHeads), attTileQ)
-	splits = max(1, min(ceilDiv(keys, 2*attTileK), ceilDiv(attTileBlocks, tiles*kvHeads)))
-	chunk = ceilDiv(ceilDiv(keys, splits), attTileK) * attTileK
+// attTile is the attention_tiles kernel (kernels.cu) for head dim hd: its
+// name, query vectors per block, keys per tile and head dims held.
+func attTile(hd int) (kernel string, tq, tk, td int) {
+	if hd <= 64 {
+		return "attention_gqa", 64, 32, 64
+	}
+	return "attention_gqa128", 32, 16, 128
+}
+
+// attTileSplits is attention_tiles' grid: query tiles per kv group, and how
+// many key chunks of what length (a multiple of tk, at least two tiles) so
+// that about attTileBlocks blocks run. A denoising step (64 rows of 14
+// heads, 2 kv heads, 1088 keys) is 7 tiles x 2 groups x 17 chunks of 64
+// keys; a 1088-row prefill 119 x 2 x 2.
+func attTileSplits(rows, keys, heads, kvHeads, tq, tk int) (tiles, splits, chunk int) {
+	tiles = ceilDiv(rows*(heads/kvHeads), tq)
+	splits = max(1, min(ceilDiv(keys, 2*tk), ceilDiv(attTileBlocks, tiles*kvHeads)))
+	chunk = ceilDiv(ceilDiv(keys, splits), tk) * tk
 	return tiles, ceilDiv(keys, chunk), chunk
 }
 
 // attPartFloats bounds the attention's split-K scratch for up to rows
 // query rows: splits * rows * heads * (hd + 2) floats. attention_part:
 // splits * heads * ceil(rows/8) <= max(attMaxBlocks, heads * ceil(rows/8));
-// attention_gqa: splits <= attTileBlocks/base + 1 with base >= rows*heads/attTileQ.
+// attention_tiles: splits <= attTileBlocks/base + 1 with base >= rows*heads/tq.
 func attPartFloats(c Config, rows int) int {
 	part := attWarps * max(attMaxBlocks, c.Heads*ceilDiv(rows, attWarps))
-	tile := attTileBlocks*attTileQ + rows*c.Heads
+	_, tq, _, _ := attTile(c.HeadDim)
+	tile := attTileBlocks*tq + rows*c.Heads
 	return max(part, tile) * (c.HeadDim + 2)
 }
 
 // attention launches the attention of the plan's rows over its keys,
-// split over key chunks when that fills the chip better: attention_gqa
-// (query tiles sharing each kv head's key tiles) for head dims up to
-// attTileD, else one warp per query row and head.
+// split over key chunks when that fills the chip better: attention_tiles
+// (query tiles of a kv group sharing its key tiles), or with
+// Options.warpAttention one warp per query row and head.
 func (e *Engine) attention(p *plan, layer int, hi, lo devptr, scale float32) error {
 	c, w := e.cfg, &e.ws
-	if c.HeadDim <= attTileD {
-		tiles, splits, chunk := attTileSplits(p.m, p.l, c.Heads, c.KVHeads)
+	if !e.opt.warpAttention {
+		kernel, tq, tk, _ := attTile(c.HeadDim)
+		tiles, splits, chunk := attTileSplits(p.m, p.l, c.Heads, c.KVHeads, tq, tk)
 		var part, ml devptr
 		if splits > 1 {
 			part, ml = w.attPart, w.attPart+devptr(4*splits*p.m*c.Heads*c.HeadDim)
 		}
-		if err := e.be.launch("attention_gqa", dim3{tiles, c.KVHeads, splits}, d1(256), 0,
+		if err := e.be.launch(kernel, dim3{tiles, c.KVHeads, splits}, d1(256), 0,
 			[]karg{pArg(hi), pArg(lo), pArg(part), pArg(ml), pArg(w.q), pArg(p.desc), iArg(layer), iArg(p.m), iArg(c.Heads),
 				iArg(c.KVHeads), iArg(c.HeadDim), iArg(p.l), fArg(scale), iArg(chunk)}); err != nil {
 			return err

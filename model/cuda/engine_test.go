@@ -798,7 +798,7 @@ func TestEngineSplitAttention(t *testing.T) {
 		t.Fatalf("attSplits(16, 300) = %d: the test would not split", s)
 	}
 	w := testModel(tc.cfg, tc.dt, tc.bias, tc.untied, 61)
-	e, m := newEmuEngine(t, tc.cfg, w, Options{})
+	e, m := newEmuEngine(t, tc.cfg, w, Options{warpAttention: true})
 	r := rand.New(rand.NewPCG(62, 62))
 	tokens := randomTokens(r, 300, tc.cfg.Vocab)
 	ctx := context.Background()
@@ -837,6 +837,21 @@ func TestAttSplits(t *testing.T) {
 	}
 }
 
+func TestAttTileSplits(t *testing.T) {
+	for _, c := range []struct{ rows, keys, heads, kv, hd int }{{64, 1088, 14, 2, 64}, {1088, 1088, 14, 2, 64}, {1, 5, 4, 4, 8},
+		{8, 129, 32, 8, 128}, {64, 32768, 28, 4, 128}, {64, 1088, 28, 4, 128}} {
+		_, tq, tk, _ := attTile(c.hd)
+		tiles, s, chunk := attTileSplits(c.rows, c.keys, c.heads, c.kv, tq, tk)
+		if s < 1 || chunk%tk != 0 || (s-1)*chunk >= c.keys || s*chunk < c.keys || tiles*tq < c.rows*c.heads/c.kv {
+			t.Errorf("%+v: %d tiles, %d splits of %d", c, tiles, s, chunk)
+		}
+		if s*c.rows*c.heads > attTileBlocks*tq+c.rows*c.heads {
+			t.Errorf("%+v: %d splits exceed the scratch bound", c, s)
+		}
+		t.Logf("%+v: %d x %d blocks, %d splits of %d keys", c, tiles, c.kv, s, chunk)
+	}
+}
+
 // TestKernelsCPU runs every kernel test of the GPU run on kernels.cu's own
 // code compiled for the CPU (testdata/cpu_shim.h): the kernels' logic
 // (indexing, shared-memory tiles, barriers, warp shuffles, the online
@@ -859,7 +874,10 @@ func TestKernelsCPU(t *testing.T) {
 func TestEngineCPUKernels(t *testing.T) {
 	m := newNativeEmu(t)
 	ctx := context.Background()
-	for i, tc := range tinyConfigs {
+	configs := append(tinyConfigs[:len(tinyConfigs):len(tinyConfigs)], tinyConfigs[0])
+	configs[len(configs)-1].name = "head dim 96 (attention_gqa128)"
+	configs[len(configs)-1].cfg = Config{Vocab: 40, Hidden: 48, Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 96, Intermediate: 32, RopeTheta: 10000, NormEps: 1e-6}
+	for i, tc := range configs {
 		for _, prec := range []Precision{Precise, Fast} {
 			if prec == Fast && i > 0 {
 				continue // fast mode differs only in which pointers are NULL: once is enough here

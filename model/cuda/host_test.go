@@ -91,6 +91,7 @@ func TestPTXSignatures(t *testing.T) {
 		"gemm_bf16":         "pppiiiff",
 		"add_rmsnorm":       "pppppppiif",
 		"attention_gqa":     "ppppppiiiiiifi",
+		"attention_gqa128":  "ppppppiiiiiifi",
 		"row_stats_part":    "pppiifi",
 		"row_stats_merge":   "ppppppppppiifi",
 	}

@@ -381,133 +381,163 @@ extern "C" __global__ void attention_combine(bf16 *hi, bf16 *lo, const float *pa
 	}
 }
 
-#define ATQ 64   // query vectors per attention_gqa block
-#define ATK 32   // keys per tile
-#define ATD 64   // head dims held (hd <= ATD; the rest zero-padded)
-#define ATLD (ATD + 4) // row stride of the Q, K and V tiles: float4-aligned, conflict-free reads
-#define ATLP (ATK + 4) // row stride of the probability tile
-
-// Bidirectional attention as small matrix products, for head dims up to 64.
-// A block takes ATQ query vectors of one kv group (the group's heads share
-// its keys, so a key tile in shared memory serves all of them: vector qi is
-// row qi / R, head g*R + qi % R, R = heads / kvHeads) and walks the keys
-// [z*chunk, min(L, (z+1)*chunk)) in tiles of ATK with an online softmax.
-// 256 threads as 16 x 16: thread (ty, tx) scores queries ty + 16a (a < 4)
-// against keys tx + 16b (b < 2) and accumulates dimensions 4tx .. 4tx+3 of
-// its four queries' outputs. Keys past the range and dimensions past hd
-// are zero in the tiles, so poisoned cache slots never reach the sums.
+// Bidirectional attention as small matrix products in shared memory. A
+// block takes TQ = 16*QA query vectors of one kv group (the group's heads
+// share its keys, so a key tile in shared memory serves all of them: vector
+// qi is row qi / R, head g*R + qi % R, R = heads / kvHeads) and walks the
+// keys [z*chunk, min(L, (z+1)*chunk)) in tiles of TK = 16*KB with an online
+// softmax. 256 threads as 16 x 16: thread (ty, tx) scores queries ty + 16a
+// (a < QA) against keys tx + 16b (b < KB) and accumulates dimensions
+// 4tx + 64c .. +3 (c < DC) of its queries' outputs; head dims up to
+// TD = 64*DC, the rest zero-padded. Keys past the range and dimensions past
+// hd are zero in the tiles, so poisoned cache slots never reach the sums.
 // Without part: one chunk (gridDim.z = 1), the normalised output goes to
 // hi/lo. With part: as attention_part, the chunk's unnormalised values and
-// (max, sum) for attention_combine. grid (ceil(n*R/ATQ), kvHeads, splits),
-// block 256, no dynamic shared memory.
-extern "C" __global__ void __launch_bounds__(256)
-	attention_gqa(bf16 *hi, bf16 *lo, float *part, float *ml, const float *q, const long long *cache, int layer, int n,
-		int heads, int kvHeads, int hd, int L, float scale, int chunk) {
-	__shared__ float4 smem4[(ATQ * ATLD + 2 * ATK * ATLD + ATQ * ATLP) / 4];
-	float *Qs = (float *)smem4, *Ks = Qs + ATQ * ATLD, *Vs = Ks + ATK * ATLD, *Ps = Vs + ATK * ATLD;
+// (max, sum) for attention_combine.
+template <int QA, int KB, int DC>
+__device__ __forceinline__ void attention_tiles(float *smem, bf16 *hi, bf16 *lo, float *part, float *ml, const float *q,
+	const long long *cache, int layer, int n, int heads, int kvHeads, int hd, int L, float scale, int chunk) {
+	const int TQ = 16 * QA, TK = 16 * KB, TD = 64 * DC;
+	const int LD = TD + 4; // row stride of the Q, K and V tiles: float4-aligned, conflict-free reads
+	const int LP = TK + 4; // row stride of the probability tile
+	float *Qs = smem, *Ks = Qs + TQ * LD, *Vs = Ks + TK * LD, *Ps = Vs + TK * LD;
 	int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
 	int g = blockIdx.y, z = blockIdx.z, R = heads / kvHeads, nq = n * R;
-	int q0 = blockIdx.x * ATQ;
-	for (int e = tid; e < ATQ * ATD; e += 256) {
-		int r = e / ATD, d = e % ATD, qi = q0 + r;
+	int q0 = blockIdx.x * TQ;
+	for (int e = tid; e < TQ * TD; e += 256) {
+		int r = e / TD, d = e % TD, qi = q0 + r;
 		float v = 0.f;
 		if (qi < nq && d < hd) v = q[((long)(qi / R) * heads + g * R + qi % R) * hd + d];
-		Qs[r * ATLD + d] = v;
+		Qs[r * LD + d] = v;
 	}
 	kvcache kv = kv_at(cache, layer, kvHeads, hd);
 	const float *kg = kv.k + (long)g * kv.capacity * hd, *vg = kv.v + (long)g * kv.capacity * hd;
 	int k0 = z * chunk, k1 = min(L, k0 + chunk);
-	float m[4], l[4], o[4][4];
+	float m[QA], l[QA], o[QA][DC][4];
 #pragma unroll
-	for (int a = 0; a < 4; a++) {
+	for (int a = 0; a < QA; a++) {
 		m[a] = -INFINITY;
 		l[a] = 0.f;
 #pragma unroll
-		for (int c = 0; c < 4; c++) o[a][c] = 0.f;
+		for (int c = 0; c < DC; c++)
+#pragma unroll
+			for (int u = 0; u < 4; u++) o[a][c][u] = 0.f;
 	}
-	for (int t0 = k0; t0 < k1; t0 += ATK) {
+	for (int t0 = k0; t0 < k1; t0 += TK) {
 		__syncthreads(); // the previous tile is fully read
-		for (int e = tid; e < ATK * ATD; e += 256) {
-			int j = e / ATD, d = e % ATD;
+		for (int e = tid; e < TK * TD; e += 256) {
+			int j = e / TD, d = e % TD;
 			bool in = t0 + j < k1 && d < hd;
-			Ks[j * ATLD + d] = in ? kg[(long)(t0 + j) * hd + d] : 0.f;
-			Vs[j * ATLD + d] = in ? vg[(long)(t0 + j) * hd + d] : 0.f;
+			Ks[j * LD + d] = in ? kg[(long)(t0 + j) * hd + d] : 0.f;
+			Vs[j * LD + d] = in ? vg[(long)(t0 + j) * hd + d] : 0.f;
 		}
 		__syncthreads();
-		float s[4][2];
+		float s[QA][KB];
 #pragma unroll
-		for (int a = 0; a < 4; a++) s[a][0] = s[a][1] = 0.f;
+		for (int a = 0; a < QA; a++)
 #pragma unroll
-		for (int d = 0; d < ATD; d += 4) {
-			float4 qv[4], kv[2];
+			for (int b = 0; b < KB; b++) s[a][b] = 0.f;
 #pragma unroll
-			for (int a = 0; a < 4; a++) qv[a] = *(const float4 *)&Qs[(ty + 16 * a) * ATLD + d];
+		for (int d = 0; d < TD; d += 4) {
+			float4 qv[QA], kv4[KB];
 #pragma unroll
-			for (int b = 0; b < 2; b++) kv[b] = *(const float4 *)&Ks[(tx + 16 * b) * ATLD + d];
+			for (int a = 0; a < QA; a++) qv[a] = *(const float4 *)&Qs[(ty + 16 * a) * LD + d];
 #pragma unroll
-			for (int a = 0; a < 4; a++)
+			for (int b = 0; b < KB; b++) kv4[b] = *(const float4 *)&Ks[(tx + 16 * b) * LD + d];
 #pragma unroll
-				for (int b = 0; b < 2; b++)
-					s[a][b] += qv[a].x * kv[b].x + qv[a].y * kv[b].y + qv[a].z * kv[b].z + qv[a].w * kv[b].w;
+			for (int a = 0; a < QA; a++)
+#pragma unroll
+				for (int b = 0; b < KB; b++)
+					s[a][b] += qv[a].x * kv4[b].x + qv[a].y * kv4[b].y + qv[a].z * kv4[b].z + qv[a].w * kv4[b].w;
 		}
 #pragma unroll
-		for (int a = 0; a < 4; a++) {
+		for (int a = 0; a < QA; a++) {
 			// the 16 threads of a query row are one half of a warp: reduce over tx
+			float mx = -INFINITY;
 #pragma unroll
-			for (int b = 0; b < 2; b++) s[a][b] = t0 + tx + 16 * b < k1 ? s[a][b] * scale : -INFINITY;
-			float mx = fmaxf(s[a][0], s[a][1]);
+			for (int b = 0; b < KB; b++) {
+				s[a][b] = t0 + tx + 16 * b < k1 ? s[a][b] * scale : -INFINITY;
+				mx = fmaxf(mx, s[a][b]);
+			}
 			for (int off = 8; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
 			float mn = fmaxf(m[a], mx); // finite: every tile holds a key of the range
 			float corr = expf(m[a] - mn); // m = -inf the first time: 0
-			float p0 = expf(s[a][0] - mn), p1 = expf(s[a][1] - mn);
-			float sum = p0 + p1;
+			float sum = 0.f;
+#pragma unroll
+			for (int b = 0; b < KB; b++) {
+				float p = expf(s[a][b] - mn);
+				sum += p;
+				Ps[(ty + 16 * a) * LP + tx + 16 * b] = p;
+			}
 			for (int off = 8; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
 			l[a] = l[a] * corr + sum;
 			m[a] = mn;
 #pragma unroll
-			for (int c = 0; c < 4; c++) o[a][c] *= corr;
-			Ps[(ty + 16 * a) * ATLP + tx] = p0;
-			Ps[(ty + 16 * a) * ATLP + tx + 16] = p1;
+			for (int c = 0; c < DC; c++)
+#pragma unroll
+				for (int u = 0; u < 4; u++) o[a][c][u] *= corr;
 		}
 		__syncthreads();
 #pragma unroll
-		for (int j = 0; j < ATK; j += 4) {
-			float4 pv[4], vv[4];
+		for (int j = 0; j < TK; j += 4) {
+			float4 pv[QA];
 #pragma unroll
-			for (int a = 0; a < 4; a++) pv[a] = *(const float4 *)&Ps[(ty + 16 * a) * ATLP + j];
+			for (int a = 0; a < QA; a++) pv[a] = *(const float4 *)&Ps[(ty + 16 * a) * LP + j];
 #pragma unroll
-			for (int u = 0; u < 4; u++) vv[u] = *(const float4 *)&Vs[(j + u) * ATLD + 4 * tx];
+			for (int c = 0; c < DC; c++) {
+				float4 vv[4];
 #pragma unroll
-			for (int a = 0; a < 4; a++) {
-				o[a][0] += pv[a].x * vv[0].x + pv[a].y * vv[1].x + pv[a].z * vv[2].x + pv[a].w * vv[3].x;
-				o[a][1] += pv[a].x * vv[0].y + pv[a].y * vv[1].y + pv[a].z * vv[2].y + pv[a].w * vv[3].y;
-				o[a][2] += pv[a].x * vv[0].z + pv[a].y * vv[1].z + pv[a].z * vv[2].z + pv[a].w * vv[3].z;
-				o[a][3] += pv[a].x * vv[0].w + pv[a].y * vv[1].w + pv[a].z * vv[2].w + pv[a].w * vv[3].w;
+				for (int u = 0; u < 4; u++) vv[u] = *(const float4 *)&Vs[(j + u) * LD + 4 * tx + 64 * c];
+#pragma unroll
+				for (int a = 0; a < QA; a++) {
+					o[a][c][0] += pv[a].x * vv[0].x + pv[a].y * vv[1].x + pv[a].z * vv[2].x + pv[a].w * vv[3].x;
+					o[a][c][1] += pv[a].x * vv[0].y + pv[a].y * vv[1].y + pv[a].z * vv[2].y + pv[a].w * vv[3].y;
+					o[a][c][2] += pv[a].x * vv[0].z + pv[a].y * vv[1].z + pv[a].z * vv[2].z + pv[a].w * vv[3].z;
+					o[a][c][3] += pv[a].x * vv[0].w + pv[a].y * vv[1].w + pv[a].z * vv[2].w + pv[a].w * vv[3].w;
+				}
 			}
 		}
 	}
 #pragma unroll
-	for (int a = 0; a < 4; a++) {
+	for (int a = 0; a < QA; a++) {
 		int qi = q0 + ty + 16 * a;
 		if (qi >= nq) continue;
 		int i = qi / R, h = g * R + qi % R;
-		if (!part) {
-			float inv = 1.f / l[a];
-			long base = ((long)i * heads + h) * hd;
+		long row = ((long)z * n + i) * heads + h;
+		float inv = 1.f / l[a];
 #pragma unroll
-			for (int c = 0; c < 4; c++)
-				if (4 * tx + c < hd) store_split(hi, lo, base + 4 * tx + c, o[a][c] * inv);
-		} else {
-			long row = ((long)z * n + i) * heads + h;
+		for (int c = 0; c < DC; c++)
 #pragma unroll
-			for (int c = 0; c < 4; c++)
-				if (4 * tx + c < hd) part[row * hd + 4 * tx + c] = o[a][c];
-			if (tx == 0) {
-				ml[2 * row] = m[a];
-				ml[2 * row + 1] = l[a];
+			for (int u = 0; u < 4; u++) {
+				int d = 4 * tx + 64 * c + u;
+				if (d >= hd) continue;
+				if (!part) store_split(hi, lo, ((long)i * heads + h) * hd + d, o[a][c][u] * inv);
+				else part[row * hd + d] = o[a][c][u];
 			}
+		if (part && tx == 0) {
+			ml[2 * row] = m[a];
+			ml[2 * row + 1] = l[a];
 		}
 	}
+}
+
+// attention_tiles for head dims up to 64: 64 query vectors, keys in tiles
+// of 32 (43 KB of shared memory). grid (ceil(n*R/64), kvHeads, splits),
+// block 256.
+extern "C" __global__ void __launch_bounds__(256)
+	attention_gqa(bf16 *hi, bf16 *lo, float *part, float *ml, const float *q, const long long *cache, int layer, int n,
+		int heads, int kvHeads, int hd, int L, float scale, int chunk) {
+	__shared__ float4 smem4[(64 * 68 + 2 * 32 * 68 + 64 * 36) / 4];
+	attention_tiles<4, 2, 1>((float *)smem4, hi, lo, part, ml, q, cache, layer, n, heads, kvHeads, hd, L, scale, chunk);
+}
+
+// attention_tiles for head dims up to 128: 32 query vectors, keys in tiles
+// of 16 (36 KB). grid (ceil(n*R/32), kvHeads, splits), block 256.
+extern "C" __global__ void __launch_bounds__(256)
+	attention_gqa128(bf16 *hi, bf16 *lo, float *part, float *ml, const float *q, const long long *cache, int layer,
+		int n, int heads, int kvHeads, int hd, int L, float scale, int chunk) {
+	__shared__ float4 smem4[(32 * 132 + 2 * 16 * 132 + 32 * 20) / 4];
+	attention_tiles<2, 1, 2>((float *)smem4, hi, lo, part, ml, q, cache, layer, n, heads, kvHeads, hd, L, scale, chunk);
 }
 
 // out = silu(gate) * up from gu = [n][gate(inter) | up(inter)] (plus gu2

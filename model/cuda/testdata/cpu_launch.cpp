@@ -52,6 +52,7 @@ extern "C" int emu_launch(const char *n, unsigned gx, unsigned gy, unsigned gz, 
 	E(attention_part)
 	E(attention_combine)
 	E(attention_gqa)
+	E(attention_gqa128)
 	E(swiglu)
 	E(add_into)
 	E(ban_tokens)
