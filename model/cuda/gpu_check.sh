@@ -117,7 +117,7 @@ if [ -f "$W/qwen2-0.5b/config.json" ]; then
 	grep -A8 "steps tok/step" "$OUT/go_bench.log" | cut -c1-150
 	stage "Go tests D: profile of a prefill and a step"
 	DIFFILL_CUDA_BENCH="$W/qwen2-0.5b" gotest profile 60 'TestGPUProfile' | grep -E "FAIL|exit" || status=1
-	grep -o "PROFILE.*" "$OUT/go_profile.log" | grep -E "total|wall|step: " | cut -c1-140 | head -50
+	grep -o "PROFILE.*" "$OUT/go_profile.log" | grep -E "total|wall|step: |attention: .*attention" | cut -c1-140 | head -60
 fi
 
 stage "transformers loop (timed in this run)"

@@ -341,6 +341,16 @@ func TestGPUProfile(t *testing.T) {
 		}
 		profiled("prefill", func() error { return prefill(eager, c1) })
 		profiled("step", func() error { return step(eager, c1) })
+		if prec == Precise { // the first GPU run's attention, for comparison
+			warp, err := NewEngine(d, cfg, w, Options{Precision: prec, NoGraphs: true, warpAttention: true})
+			must(err)
+			c3, err := warp.NewCache(L)
+			must(err)
+			must(prefill(warp, c3))
+			must(step(warp, c3))
+			profiled("step, warp attention", func() error { return step(warp, c3) })
+			must(warp.Close())
+		}
 		wall := func(n int, run func() error) float64 {
 			t0 := time.Now()
 			for i := 0; i < n; i++ {
