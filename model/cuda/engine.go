@@ -751,7 +751,6 @@ func (e *Engine) prepare(b *Batch, so *StatsOptions, nLogits, nStats int) (*plan
 		return nil, nil, err
 	}
 
-	// index words: ids[M] pos[M] rows[nl] score[nl] offsets[nl+1] banned[...]
 	// index words: cache descriptor (2 int64), ids[M] pos[M] rows[nl] score[nl] offsets[nl+1] banned[...]
 	ints := append(e.hostInts[:0], int32(uint32(cache.buf)), int32(uint32(uint64(cache.buf)>>32)), int32(cache.capacity), 0)
 	for _, q := range compute {
