@@ -255,24 +255,26 @@ func TestForwardLongAgainstReference(t *testing.T) {
 			want := []int{319, 203, 0, 203}
 			checkRows(t, "cached step", logitsOf(t, m, &Batch{Tokens: a, Compute: compute, Logits: want, Cache: cache}), refA, want)
 
-			// Two sequences in one pass: a few rows of one, none of a
-			// cache-filling pass of the other, then a cached step of it
-			// with every computed row returned.
+			// Two sequences in one pass: a few rows of one, and of the
+			// other, filling its cache, the rows of its span; then cached
+			// steps over the span, every computed row returned.
 			wantA := []int{5, 310, 17}
+			stepB := []int{150, 151, 152, 153, 154, 155, 156, 157}
 			cacheB := m.NewCache(len(b))
 			outs, err := m.ForwardBatch(ctx, []*Batch{
 				{Tokens: a, Logits: wantA},
-				{Tokens: b, Cache: cacheB, Logits: []int{}},
+				{Tokens: b, Cache: cacheB, Logits: stepB[2:]},
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkRows(t, "batch: rows of a", outs[0].Data().([]float32), refA, wantA)
-			if s := outs[1].Shape(); s[0] != 0 {
-				t.Errorf("batch: %d rows of logits for a pass that asked none", s[0])
+			checkRows(t, "batch: rows of b", outs[1].Data().([]float32), refB, stepB[2:])
+			checkRows(t, "cached step of b", logitsOf(t, m, &Batch{Tokens: b, Compute: stepB[2:], Cache: cacheB}), refB, stepB[2:])
+			if set := cacheB.packed; set == nil || set.in[152] || !set.in[150] {
+				t.Fatal("the cached step packed no set, or one holding the positions it computes")
 			}
-			stepB := []int{150, 151, 152, 153, 154, 155, 156, 157}
-			checkRows(t, "cached step of b", logitsOf(t, m, &Batch{Tokens: b, Compute: stepB, Cache: cacheB}), refB, stepB)
+			checkRows(t, "wider cached step of b", logitsOf(t, m, &Batch{Tokens: b, Compute: stepB, Cache: cacheB}), refB, stepB)
 			testPackedSet(t, m, b, refB, cacheB, stepB)
 		})
 	}
@@ -356,19 +358,17 @@ func testPackedSet(t *testing.T, m *Model, toks []int32, want [][]float64, cache
 	if cache.packed != set {
 		t.Error("a step over part of the last one packed a new set")
 	}
-	// A step over many positions, then over part of them: more loose
-	// positions than a step may leave outside the set, so a new one.
-	wide := make([]int, 0, len(grown)/4)
-	for p := 0; len(wide) < cap(wide); p += 4 {
-		wide = append(wide, p)
-	}
-	same("many positions", &Batch{Tokens: grown, Compute: wide, Logits: wide[:5], Cache: cache}, twin)
+	// A step over the sequence grown by more positions than a step may
+	// leave outside the set: a new one.
 	set = cache.packed
-	if len(wide) <= maxLoose(len(grown)) {
-		t.Fatalf("%d positions are not too many to leave loose", len(wide))
+	longer := append(append([]int32(nil), grown...), make([]int32, maxLoose(len(grown)))...)
+	stepL := append([]int(nil), stepG...)
+	for p := len(grown); p < len(longer); p++ {
+		longer[p] = 3 + int32(p)%int32(m.Config.Vocab-3)
+		stepL = append(stepL, p)
 	}
-	same("part of many positions", &Batch{Tokens: grown, Compute: wide[3:9], Cache: cache}, twin)
+	same("longer sequence", &Batch{Tokens: longer, Compute: stepL, Logits: stepL[:5], Cache: cache}, twin)
 	if cache.packed == set {
-		t.Errorf("a step leaving %d positions loose kept the set", len(wide))
+		t.Errorf("a step leaving %d positions loose kept the set", len(longer)-len(set.pos))
 	}
 }
