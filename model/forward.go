@@ -131,8 +131,6 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 	inter := cfg.Intermediate
 	eps := float32(cfg.NormEps)
 
-	// Positions being recomputed are invalid until the pass completes, so a
-	// cancelled pass leaves no half-written keys behind.
 	kvFloats := 0
 	for i := range runs {
 		if runs[i].cache == nil {
@@ -146,6 +144,9 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 	for i := range runs {
 		r := &runs[i]
 		if c := r.cache; c != nil {
+			// Positions being recomputed are invalid until the pass
+			// completes, so a cancelled pass leaves no half-written keys
+			// behind.
 			c.grow(r.T)
 			for _, p := range r.pos {
 				c.valid[p] = false
