@@ -60,3 +60,53 @@ func BenchmarkAttention(b *testing.B) {
 		b.ReportMetric(4*n*n*d*heads*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	})
 }
+
+// builtinShapes are the products of the built-in model (hidden 256, 8
+// layers): fused q/k/v, attention output, fused gate/up, down, and the
+// vocabulary head.
+var builtinShapes = []struct {
+	name string
+	n, k int
+}{
+	{"qkv", 512, 256}, {"o", 256, 256}, {"gateup", 1344, 256}, {"down", 256, 672}, {"head", 8192, 256},
+}
+
+// BenchmarkLinearSteps times the built-in model's bf16 products at the
+// row counts of a decoding step (M = 16 to 48 recomputed positions) and
+// of one token (14 and 28: whole 14-row microkernel blocks). "hot" runs
+// one Linear again and again, its weights in cache; "cold" rotates over
+// copies holding 16 MiB of weights in all, as a model step does (its
+// weights come from L3 or memory). Weight GB/s is the bf16 weight bytes
+// of one call over its time.
+func BenchmarkLinearSteps(b *testing.B) {
+	for _, s := range builtinShapes {
+		r := rand.New(rand.NewPCG(1, 2))
+		_, raw := weights(r, dtBF16, s.n, s.k)
+		ls := []*Linear{NewLinearBF16(raw, s.n, s.k)}
+		for len(ls)*s.n*s.k*2 < 16<<20 {
+			ls = append(ls, NewLinearBF16(raw, s.n, s.k))
+		}
+		for _, m := range []int{1, 14, 16, 28, 32, 48} {
+			x := randF32(r, m*s.k)
+			y := make([]float32, m*s.n)
+			for _, cold := range []bool{false, true} {
+				name := "hot"
+				if cold {
+					name = "cold"
+				}
+				b.Run(fmt.Sprintf("%s/m%d/%s", s.name, m, name), func(b *testing.B) {
+					i := 0
+					for b.Loop() {
+						ls[i].Forward(y, x, m)
+						if cold {
+							i = (i + 1) % len(ls)
+						}
+					}
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(2*float64(m*s.n*s.k)*float64(b.N)/sec/1e9, "GFLOP/s")
+					b.ReportMetric(2*float64(s.n*s.k)*float64(b.N)/sec/1e9, "wGB/s")
+				})
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -70,29 +71,106 @@ type rowBlock struct {
 	k  microKernel
 }
 
-// rowBlocks splits m rows into microkernel-sized blocks: as many of the
-// largest kernel as fit, then the rest greedily, largest first.
-func rowBlocks(m int, kerns []microKernel) []rowBlock {
-	var out []rowBlock
-	r := 0
-	for i := len(kerns) - 1; i >= 0; i-- {
-		for m-r >= kerns[i].mr {
-			out = append(out, rowBlock{r, kerns[i]})
-			r += kerns[i].mr
+// A rowPlan splits m rows into microkernel-sized blocks without
+// allocating: full blocks of the largest kernel, then a tail of at most
+// maxTail smaller ones. Every block is a pass of its kernel over the
+// weights, so the plan uses as few blocks as it can; among splits with
+// that many it takes the most even one (16 rows: 8+8 rather than 14+2),
+// as kernels of few rows run below peak (their broadcasts of A and loads
+// of B outweigh their FMAs).
+type rowPlan struct {
+	full  int         // blocks of big
+	big   microKernel // the largest kernel
+	tail  [maxTail]microKernel
+	ntail int
+}
+
+const maxTail = 6
+
+func planRows(m int, kerns []microKernel) rowPlan {
+	big := kerns[len(kerns)-1]
+	p := rowPlan{big: big, full: m / big.mr}
+	rest := m - p.full*big.mr
+	if rest == 0 {
+		return p
+	}
+	// Greedy from the largest kernel gives the fewest blocks for the
+	// rest. Then try giving up one or two full blocks to split the rows
+	// left evenly among kernels of one size: taken if that needs no more
+	// blocks in all and its smallest block is larger.
+	p.tail, p.ntail = greedy(rest, kerns)
+	smallest := p.tail[p.ntail-1].mr
+	full0 := p.full
+	for give := 1; give <= 2 && give <= full0; give++ {
+		r := rest + give*big.mr
+		for _, k := range kerns {
+			n := r / k.mr
+			if r%k.mr != 0 || n > maxTail || full0-give+n > p.len() || k.mr <= smallest {
+				continue
+			}
+			p.full, p.ntail, smallest = full0-give, n, k.mr
+			for i := range n {
+				p.tail[i] = k
+			}
 		}
 	}
-	return out
+	return p
 }
+
+// greedy splits r rows (fewer than the largest kernel's) largest kernel
+// first.
+func greedy(r int, kerns []microKernel) (t [maxTail]microKernel, n int) {
+	for i := len(kerns) - 1; i >= 0 && r > 0; i-- {
+		for r >= kerns[i].mr {
+			t[n] = kerns[i]
+			n++
+			r -= kerns[i].mr
+		}
+	}
+	return t, n
+}
+
+// len is the number of blocks.
+func (p *rowPlan) len() int { return p.full + p.ntail }
+
+// at returns block i.
+func (p *rowPlan) at(i int) rowBlock {
+	if i < p.full {
+		return rowBlock{i * p.big.mr, p.big}
+	}
+	r := p.full * p.big.mr
+	for _, k := range p.tail[:i-p.full] {
+		r += k.mr
+	}
+	return rowBlock{r, p.tail[i-p.full]}
+}
+
+// A gemmTask is one gemm call, split into nchunks × ngroups items for the
+// pool. Tasks are recycled through gemmTasks so that a call allocates
+// nothing.
+type gemmTask struct {
+	l                *Linear
+	y, x             []float32
+	ldy, ldx         int
+	plan             rowPlan // blocks run, on 16-bit or (widen) f32 panels
+	widen            bool
+	kc               int
+	nchunks, ngroups int
+	base             unsafe.Pointer
+	es               int
+}
+
+var gemmTasks = sync.Pool{New: func() any { return new(gemmTask) }}
 
 // gemm computes y = x · Wᵀ for m rows, with row strides ldy and ldx.
 func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	nr, k, es := l.nr, l.K, l.dt.size()
 	kerns := l.kerns
-	blocks := rowBlocks(m, kerns)
-	maxMR := kerns[len(kerns)-1].mr
-	widest := 0 // rows of the largest block actually used
-	for _, b := range blocks {
-		widest = max(widest, b.k.mr)
+	plan := planRows(m, kerns)
+	nblocks := plan.len()
+	widest := plan.big.mr // rows of the largest block actually used
+	if plan.full == 0 {
+		widest = plan.tail[0].mr
 	}
 
 	// k blocks: as long as a block's rows of A fit l1Budget, split evenly.
@@ -109,86 +187,104 @@ func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	// Many rows of bf16 or f16 weights: widen each group to float32 once
 	// per k block, rather than in every microkernel call down M (in the
 	// kernel, conversion costs 8% (bf16) to 16% (f16) of its speed).
-	widen := l.dt != dtF32 && l.isa != isaGeneric && len(blocks) >= widenBlocks[l.dt]
-	var blocks32 []rowBlock
+	widen := l.dt != dtF32 && l.isa != isaGeneric && nblocks >= widenBlocks[l.dt]
 	if widen {
-		blocks32 = rowBlocks(m, kernelsFor(l.isa, dtF32))
+		plan = planRows(m, kernelsFor(l.isa, dtF32))
+		if plan.len() != nblocks {
+			panic("kernels: f32 and 16-bit row plans differ")
+		}
 		es = 4
 	}
 	groupPanels := max(l2Budget/(kc*nr*es), 1)
 	ngroups := (l.panels + groupPanels - 1) / groupPanels
-	nchunks := (len(blocks) + chunkBlocks - 1) / chunkBlocks
+	nchunks := (nblocks + chunkBlocks - 1) / chunkBlocks
 	// Enough tasks that the pool's goroutines finish close together:
 	// split N finer first (each task then still walks all its rows), then M.
 	if want := 3 * l.pool.Workers(); nchunks*ngroups < want && m*l.N*k >= 1<<16 {
 		ngroups = min((want+nchunks-1)/nchunks, l.panels)
 		if nchunks*ngroups < want {
-			nchunks = min((want+ngroups-1)/ngroups, len(blocks))
+			nchunks = min((want+ngroups-1)/ngroups, nblocks)
 		}
 	}
-	var base unsafe.Pointer
+	t := gemmTasks.Get().(*gemmTask)
+	*t = gemmTask{l: l, y: y, x: x, ldy: ldy, ldx: ldx, plan: plan, widen: widen, kc: kc,
+		nchunks: nchunks, ngroups: ngroups, es: es}
 	if l.dt == dtF32 {
-		base = unsafe.Pointer(unsafe.SliceData(l.f32))
+		t.base = unsafe.Pointer(unsafe.SliceData(l.f32))
 	} else {
-		base = unsafe.Pointer(unsafe.SliceData(l.u16))
+		t.base = unsafe.Pointer(unsafe.SliceData(l.u16))
 	}
-	l.pool.Run(nchunks*ngroups, func(t int) {
-		chunk, group := t/ngroups, t%ngroups
-		c0, c1 := chunk*len(blocks)/nchunks, (chunk+1)*len(blocks)/nchunks
-		bl := blocks[c0:c1]
-		p0, p1 := group*l.panels/ngroups, (group+1)*l.panels/ngroups
-		var tile, wide []float32
-		if widen {
-			bl = blocks32[c0:c1]
-			wide = l.pool.scratch((p1 - p0) * kc * nr)
-			defer l.pool.putScratch(wide)
+	l.pool.run(nchunks*ngroups, t)
+	*t = gemmTask{}
+	gemmTasks.Put(t)
+}
+
+// run does item i: one chunk of row blocks times one group of panels.
+func (t *gemmTask) run(i int) {
+	l := t.l
+	nr, k := l.nr, l.K
+	chunk, group := i/t.ngroups, i%t.ngroups
+	nb := t.plan.len()
+	c0, c1 := chunk*nb/t.nchunks, (chunk+1)*nb/t.nchunks
+	p0, p1 := group*l.panels/t.ngroups, (group+1)*l.panels/t.ngroups
+	var wide []float32
+	if t.widen {
+		w := getScratch((p1 - p0) * t.kc * nr)
+		defer putScratch(w)
+		wide = w.f
+	}
+	for k0 := 0; k0 < k; k0 += t.kc {
+		kb := min(t.kc, k-k0)
+		accum := 0
+		if k0 > 0 {
+			accum = 1
 		}
-		for k0 := 0; k0 < k; k0 += kc {
-			kb := min(kc, k-k0)
-			accum := 0
-			if k0 > 0 {
-				accum = 1
-			}
-			if widen {
-				for p := p0; p < p1; p++ {
-					l.widen(wide[(p-p0)*kb*nr:], p, k0, kb)
-				}
-			}
-			for _, b := range bl {
-				a := &x[b.r0*ldx+k0]
-				for p := p0; p < p1; p++ {
-					var bp unsafe.Pointer
-					if widen {
-						bp = unsafe.Pointer(&wide[(p-p0)*kb*nr])
-					} else {
-						bp = unsafe.Add(base, ((p*k+k0)*nr)*es)
-					}
-					if (p+1)*nr <= l.N {
-						b.k.fn(a, ldx, bp, &y[b.r0*ldy+p*nr], ldy, kb, accum)
-						continue
-					}
-					// Ragged last panel: compute the full tile aside, keep
-					// the columns that exist.
-					if tile == nil {
-						tile = make([]float32, maxMR*nr)
-					}
-					b.k.fn(a, ldx, bp, &tile[0], nr, kb, 0)
-					cols := l.N - p*nr
-					for r := 0; r < b.k.mr; r++ {
-						dst := y[(b.r0+r)*ldy+p*nr:][:cols]
-						src := tile[r*nr:][:cols]
-						if accum != 0 {
-							for j, v := range src {
-								dst[j] += v
-							}
-						} else {
-							copy(dst, src)
-						}
-					}
-				}
+		if t.widen {
+			for p := p0; p < p1; p++ {
+				l.widen(wide[(p-p0)*kb*nr:], p, k0, kb)
 			}
 		}
-	})
+		panel := func(p int) unsafe.Pointer {
+			if t.widen {
+				return unsafe.Pointer(&wide[(p-p0)*kb*nr])
+			}
+			return unsafe.Add(t.base, ((p*k+k0)*nr)*t.es)
+		}
+		for c := c0; c < c1; c++ {
+			b := t.plan.at(c)
+			for p := p0; p < p1; p++ {
+				t.tile(b, p, panel(p), k0, kb, accum)
+			}
+		}
+	}
+}
+
+// tile runs block b's kernel on panel p (at bp), k rows [k0, k0+kb).
+func (t *gemmTask) tile(b rowBlock, p int, bp unsafe.Pointer, k0, kb, accum int) {
+	l, nr := t.l, t.l.nr
+	a := &t.x[b.r0*t.ldx+k0]
+	if (p+1)*nr <= l.N {
+		b.k.fn(a, t.ldx, bp, &t.y[b.r0*t.ldy+p*nr], t.ldy, kb, accum)
+		return
+	}
+	// Ragged last panel: compute the full tile aside, keep the columns
+	// that exist.
+	s := getScratch(b.k.mr * nr)
+	tile := s.f
+	b.k.fn(a, t.ldx, bp, &tile[0], nr, kb, 0)
+	cols := l.N - p*nr
+	for r := 0; r < b.k.mr; r++ {
+		dst := t.y[(b.r0+r)*t.ldy+p*nr:][:cols]
+		src := tile[r*nr:][:cols]
+		if accum != 0 {
+			for j, v := range src {
+				dst[j] += v
+			}
+		} else {
+			copy(dst, src)
+		}
+	}
+	putScratch(s)
 }
 
 // widenBlocks is the number of row blocks (of up to 14 rows) from which

@@ -254,3 +254,69 @@ func TestF16WithoutF16C(t *testing.T) {
 	l.Forward(y, x, m)
 	checkProduct(t, y, n, x, w, m, n, k, 1e-5)
 }
+
+// TestPlanRows: every row is in exactly one block, in order; no plan has
+// more blocks than the greedy split; 16 rows run as two 8-row blocks.
+func TestPlanRows(t *testing.T) {
+	for _, s := range supportedISAs() {
+		for _, dt := range []dtype{dtF32, dtBF16, dtF16} {
+			kerns := kernelsFor(s, dt)
+			for m := 1; m <= 200; m++ {
+				p := planRows(m, kerns)
+				_, ng := greedy(m%kerns[len(kerns)-1].mr, kerns)
+				if p.len() > m/kerns[len(kerns)-1].mr+ng {
+					t.Errorf("%v/%v m=%d: %d blocks, greedy needs %d", s, dt, m, p.len(), m/kerns[len(kerns)-1].mr+ng)
+				}
+				r := 0
+				for i := range p.len() {
+					b := p.at(i)
+					if b.r0 != r || b.k.fn == nil {
+						t.Fatalf("%v/%v m=%d: block %d starts at %d, want %d", s, dt, m, i, b.r0, r)
+					}
+					r += b.k.mr
+				}
+				if r != m {
+					t.Fatalf("%v/%v m=%d: blocks cover %d rows", s, dt, m, r)
+				}
+			}
+		}
+	}
+	if bestISA == isaAVX512 {
+		p := planRows(16, kernelsFor(isaAVX512, dtBF16))
+		if p.len() != 2 || p.at(0).k.mr != 8 || p.at(1).k.mr != 8 {
+			t.Errorf("16 rows: %d blocks, first of %d rows; want 8+8", p.len(), p.at(0).k.mr)
+		}
+	}
+}
+
+// TestForwardAllocs: a product allocates nothing once its pool and
+// scratch are warm, on one goroutine and on the pool, widening or not,
+// with a ragged last panel.
+func TestForwardAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and the race detector allocate")
+	}
+	r := rand.New(rand.NewPCG(4, 5))
+	p := NewPool(2)
+	defer p.Close()
+	for _, pool := range []*Pool{nil, p} {
+		for _, s := range []struct{ m, n, k int }{{1, 512, 256}, {16, 1344, 256}, {32, 250, 672}, {300, 100, 64}} {
+			_, raw := weights(r, dtBF16, s.n, s.k)
+			l := NewLinearBF16(raw, s.n, s.k, WithPool(pool))
+			if pool == nil {
+				l.pool = nil
+			}
+			x, y := randF32(r, s.m*s.k), make([]float32, s.m*s.n)
+			if a := testing.AllocsPerRun(20, func() { l.Forward(y, x, s.m) }); a > 0 {
+				t.Errorf("pool %d workers, %dx%dx%d: %.1f allocations per Forward", pool.Workers(), s.m, s.n, s.k, a)
+			}
+		}
+	}
+	if a := testing.AllocsPerRun(20, func() { p.run(8, noopRunner{}) }); a > 0 {
+		t.Errorf("Pool.run: %.1f allocations per call", a)
+	}
+}
+
+type noopRunner struct{}
+
+func (noopRunner) run(int) {}

@@ -22,32 +22,61 @@ type Pool struct {
 	once   sync.Once
 
 	attn sync.Pool // *AttentionWorkspace, reused across MultiHeadAttention calls
-	bufs sync.Pool // *[]float32, widened weight panels of gemm tasks
 }
 
-// scratch returns a float32 buffer of length n, reused across calls.
-func (p *Pool) scratch(n int) []float32 {
-	if p != nil {
-		if b, ok := p.bufs.Get().(*[]float32); ok && cap(*b) >= n {
-			return (*b)[:n]
-		}
+// A scratchBuf is a float32 buffer kept for reuse (a pointer, so that
+// sync.Pool holds it without allocating).
+type scratchBuf struct{ f []float32 }
+
+// scratchBufs holds scratch buffers of every Pool, the nil one included:
+// a cache, not state (any buffer serves any call).
+var scratchBufs sync.Pool
+
+// getScratch returns a float32 buffer of length n, reused across calls.
+// Hand it back with putScratch.
+func getScratch(n int) *scratchBuf {
+	b, _ := scratchBufs.Get().(*scratchBuf)
+	if b == nil {
+		b = new(scratchBuf)
 	}
-	return alignedF32(n)
-}
-
-// putScratch hands a buffer from scratch back for reuse.
-func (p *Pool) putScratch(b []float32) {
-	if p != nil {
-		p.bufs.Put(&b)
+	if cap(b.f) < n {
+		b.f = alignedF32(n)
 	}
+	b.f = b.f[:n]
+	return b
 }
 
-// A job is one Run call: n items handed out one at a time.
+func putScratch(b *scratchBuf) { scratchBufs.Put(b) }
+
+// A runner is the work of one Run call: run(i) for each item i. Internal
+// callers pass a pooled *struct, which keeps Run free of allocations.
+type runner interface{ run(i int) }
+
+// funcRunner adapts Run's func argument.
+type funcRunner func(i int)
+
+func (f funcRunner) run(i int) { f(i) }
+
+// A job is one Run call: n items handed out one at a time. Jobs are
+// recycled through jobPool. Each goroutine that may touch a job holds a
+// reference (the caller, and every worker an offer was sent to, from the
+// send until it has finished with it); the last to let go recycles it, so
+// an offer a worker picks up late never sees the job reused.
 type job struct {
 	next atomic.Int64
 	n    int64
-	fn   func(i int)
+	r    runner
 	wg   sync.WaitGroup
+	refs atomic.Int32
+}
+
+var jobPool = sync.Pool{New: func() any { return new(job) }}
+
+func (j *job) release() {
+	if j.refs.Add(-1) == 0 {
+		j.r = nil
+		jobPool.Put(j)
+	}
 }
 
 // NewPool starts a pool that runs calls on n goroutines (the caller plus
@@ -93,6 +122,7 @@ func (p *Pool) worker() {
 		select {
 		case j := <-p.jobs:
 			j.work()
+			j.release()
 		case <-p.quit:
 			return
 		}
@@ -105,7 +135,7 @@ func (j *job) work() {
 		if i >= j.n {
 			return
 		}
-		j.fn(int(i))
+		j.r.run(int(i))
 		j.wg.Done()
 	}
 }
@@ -113,24 +143,34 @@ func (j *job) work() {
 // Run calls fn(i) for every i in [0, n) on the pool's goroutines and returns
 // when all calls have returned. Items are handed out in order, one at a
 // time, so uneven items balance themselves.
-func (p *Pool) Run(n int, fn func(i int)) {
+func (p *Pool) Run(n int, fn func(i int)) { p.run(n, funcRunner(fn)) }
+
+// run is Run over a runner. It allocates nothing.
+func (p *Pool) run(n int, r runner) {
 	if n <= 0 {
 		return
 	}
 	if n == 1 || p == nil || p.n == 1 || p.closed.Load() {
 		for i := 0; i < n; i++ {
-			fn(i)
+			r.run(i)
 		}
 		return
 	}
-	j := &job{n: int64(n), fn: fn}
+	j := jobPool.Get().(*job)
+	j.next.Store(0)
+	j.n, j.r = int64(n), r
+	j.refs.Store(1)
 	j.wg.Add(n)
 	for w := 0; w < p.n-1 && w < n-1; w++ {
+		j.refs.Add(1)
 		select {
 		case p.jobs <- j:
 		default: // every worker already has an offer pending; go on without
+			j.refs.Add(-1)
+			w = p.n // stop offering: the channel is full
 		}
 	}
 	j.work()
 	j.wg.Wait()
+	j.release()
 }
