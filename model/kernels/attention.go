@@ -8,6 +8,7 @@ import "fmt"
 type AttentionWorkspace struct {
 	keys, vals Linear
 	scores     []float32
+	norm       [attnChunk]float32 // 1/Σ exp of each score row
 }
 
 // attnChunk is the number of query rows scored at a time, which bounds the
@@ -59,9 +60,15 @@ func (ws *AttentionWorkspace) pack(k []float32, ldk int, v []float32, ldv int, t
 }
 
 // attend computes attention of nq query rows over packed keys and values,
-// attnChunk rows of scores at a time.
+// attnChunk rows of scores at a time. The score rows are exponentiated but
+// not normalised: the product with the values is scaled by 1/Σ instead,
+// headDim floats a row rather than t (a softmax is then two passes over
+// the scores, not three).
 func (ws *AttentionWorkspace) attend(out []float32, ldo int, q []float32, ldq int, kl, vl *Linear, nq int, scale float32) {
-	t := kl.N
+	if !(scale > 0) {
+		panic(fmt.Sprintf("kernels: Attention scale %g is not positive", scale))
+	}
+	t, d := kl.N, vl.N
 	rows := min(nq, attnChunk)
 	if cap(ws.scores) < rows*t {
 		ws.scores = make([]float32, rows*t)
@@ -71,9 +78,15 @@ func (ws *AttentionWorkspace) attend(out []float32, ldo int, q []float32, ldq in
 		c := min(rows, nq-i0)
 		kl.gemm(s, t, q[i0*ldq:], ldq, c)
 		for i := 0; i < c; i++ {
-			Softmax(s[i*t:(i+1)*t], scale)
+			row := s[i*t : (i+1)*t]
+			ws.norm[i] = 1 / expSum(row, scale, Max(row)*scale)
 		}
-		vl.gemm(out[i0*ldo:], ldo, s, t, c)
+		o := out[i0*ldo:]
+		vl.gemm(o, ldo, s, t, c)
+		for i := 0; i < c; i++ {
+			r := o[i*ldo:][:d]
+			mulScale(r, r, nil, ws.norm[i])
+		}
 	}
 }
 
