@@ -65,9 +65,6 @@ func (ws *AttentionWorkspace) pack(k []float32, ldk int, v []float32, ldv int, t
 // headDim floats a row rather than t (a softmax is then two passes over
 // the scores, not three).
 func (ws *AttentionWorkspace) attend(out []float32, ldo int, q []float32, ldq int, kl, vl *Linear, nq int, scale float32) {
-	if !(scale > 0) {
-		panic(fmt.Sprintf("kernels: Attention scale %g is not positive", scale))
-	}
 	t, d := kl.N, vl.N
 	rows := min(nq, attnChunk)
 	if cap(ws.scores) < rows*t {
@@ -78,8 +75,7 @@ func (ws *AttentionWorkspace) attend(out []float32, ldo int, q []float32, ldq in
 		c := min(rows, nq-i0)
 		kl.gemm(s, t, q[i0*ldq:], ldq, c)
 		for i := 0; i < c; i++ {
-			row := s[i*t : (i+1)*t]
-			ws.norm[i] = 1 / expSum(row, scale, Max(row)*scale)
+			ws.norm[i] = SoftmaxExp(s[i*t:(i+1)*t], scale)
 		}
 		o := out[i0*ldo:]
 		vl.gemm(o, ldo, s, t, c)

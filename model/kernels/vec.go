@@ -193,12 +193,22 @@ func Softmax(x []float32, scale float32) {
 	if len(x) == 0 {
 		return
 	}
+	mulScale(x, x, nil, SoftmaxExp(x, scale))
+}
+
+// SoftmaxExp is Softmax without the division, two passes over x instead
+// of three: it sets x[i] = exp(scale·x[i] - m), m the largest scale·x[j],
+// and returns 1/Σ x[i]. Attention uses it to scale each output row (head
+// size floats) by the returned factor instead of every score. x must not
+// be empty; scale must be positive.
+func SoftmaxExp(x []float32, scale float32) float32 {
 	if !(scale > 0) {
 		panic(fmt.Sprintf("kernels: Softmax scale %g is not positive", scale))
 	}
-	m := Max(x) * scale
-	sum := expSum(x, scale, m)
-	mulScale(x, x, nil, 1/sum)
+	if len(x) == 0 {
+		panic("kernels: SoftmaxExp of nothing")
+	}
+	return 1 / expSum(x, scale, Max(x)*scale)
 }
 
 // RMSNorm sets out[i] = x[i] / rms(x) · w[i] over len(x) elements, with

@@ -71,6 +71,10 @@ func TestSoftmax(t *testing.T) {
 				x[n/2] = 1e4 / float32(amp) // a dominant score must not overflow
 				orig := append([]float32(nil), x...)
 				const scale = 0.125
+				// SoftmaxExp and the scaling by its result must agree
+				// with Softmax.
+				y := append([]float32(nil), x...)
+				inv := SoftmaxExp(y, scale)
 				Softmax(x, scale)
 				m := math.Inf(-1)
 				for _, v := range orig {
@@ -86,6 +90,9 @@ func TestSoftmax(t *testing.T) {
 					// values beneath e^-87 to zero.
 					if !near(x[i], want, math.Max(want, 1e-30), 1e-5) {
 						t.Fatalf("Softmax n=%d amp=%g: x[%d] = %g, want %g", n, amp, i, x[i], want)
+					}
+					if got := y[i] * inv; !near(got, want, math.Max(want, 1e-30), 1e-5) {
+						t.Fatalf("SoftmaxExp n=%d amp=%g: x[%d]·inv = %g, want %g", n, amp, i, got, want)
 					}
 				}
 			}
