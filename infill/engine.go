@@ -16,7 +16,7 @@ import (
 // for how they were chosen).
 const (
 	defaultLineTokens  = 16 // one-line completion
-	defaultBlockTokens = 48 // several lines: completion on a blank line or after '{'
+	defaultBlockTokens = 32 // several lines: completion on a blank line or after '{'
 	defaultHoleTokens  = 32 // a hole, or infill at a point
 	maxInfillTokens    = 256
 	multiMinTokens     = 4  // "multi" length: the shortest mask count tried

@@ -132,17 +132,17 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{
 		Steps:         0,
-		Sampler:       "confidence",
+		Sampler:       "margin",
 		Schedule:      "threshold",
 		Threshold:     0.9,
 		Eps:           1e-3,
-		ContextTokens: 1024,
+		ContextTokens: 512,
 		Strength:      0.5,
 		HoleMarker:    "???",
 		Candidates:    1,
 		Length:        "auto",
-		PadPenalty:    0.5,
-		Recompute:     "span",
+		PadPenalty:    1,
+		Recompute:     "masks",
 	}
 }
 

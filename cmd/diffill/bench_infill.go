@@ -155,6 +155,8 @@ func benchInfillDir(ctx context.Context, w io.Writer, m *model.Model, dir string
 	type refReq struct {
 		Tokens     []int32   `json:"tokens"`
 		Spans      []refSpan `json:"spans"`
+		Sampler    string    `json:"sampler"`
+		Recompute  string    `json:"recompute"`
 		Threshold  float64   `json:"threshold"`
 		Steps      int       `json:"steps"`
 		PadPenalty float64   `json:"pad_penalty"`
@@ -170,7 +172,12 @@ func benchInfillDir(ctx context.Context, w io.Writer, m *model.Model, dir string
 		if err != nil {
 			return err
 		}
-		r := refReq{Tokens: c.Tokens, Threshold: t.req.Params.Threshold, Steps: t.req.Params.Steps,
+		q := t.req.Params
+		if q.Sampler != "confidence" && q.Sampler != "margin" || q.Schedule != "threshold" || q.Temperature != 0 || q.BlockSize != 0 || q.Length != "auto" {
+			fmt.Fprintln(w, "  PyTorch reference: skipped (it runs the default sampler, schedule and length policy only)")
+			return nil
+		}
+		r := refReq{Tokens: c.Tokens, Sampler: q.Sampler, Recompute: q.Recompute, Threshold: q.Threshold, Steps: q.Steps,
 			PadPenalty: t.req.Params.PadPenalty, Mask: m.Config.MaskID, EOS: m.Config.EOSID, Pad: m.Config.PadID}
 		for _, s := range c.Spans {
 			r.Spans = append(r.Spans, refSpan{s.Pos, s.N, s.SingleLine})

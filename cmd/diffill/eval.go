@@ -76,7 +76,7 @@ Flags:
 	cases := fs.String("cases", "", "JSONL file of cases")
 	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
 	limit := fs.Int("limit", 0, "evaluate only the first N cases (0: all)")
-	mode := fs.String("mode", "infill", "request mode: infill (at a point, model picks the length) or complete (as the editor asks)")
+	mode := fs.String("mode", "infill", "request mode: infill (at a point, the model picks the length), complete (as the editor asks at the cursor), or range (infill over the true middle's range: its length sizes the masks)")
 	compare := fs.String("compare", "", "also run variants: cache (with and without the cache), length (auto, fixed, oracle, multi)")
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
@@ -91,8 +91,8 @@ Flags:
 		fs.Usage()
 		return errUsage
 	}
-	if *mode != "infill" && *mode != "complete" {
-		return fmt.Errorf("--mode %q: want infill or complete", *mode)
+	if *mode != "infill" && *mode != "complete" && *mode != "range" {
+		return fmt.Errorf("--mode %q: want infill, complete or range", *mode)
 	}
 	cs, err := readCases(*cases, *limit)
 	if err != nil {
@@ -191,8 +191,13 @@ func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig
 			Mode:   infill.ModeInfill,
 			Params: q,
 		}
-		if mode == "complete" && cfg.length != "oracle" {
+		switch {
+		case cfg.length == "oracle":
+		case mode == "complete":
 			req.Mode = infill.ModeComplete
+		case mode == "range":
+			req.Text = c.Prefix + c.Middle + c.Suffix
+			req.Spans = []infill.Span{{Start: at, End: at + len(c.Middle)}}
 		}
 		if warm && at > 0 {
 			// The same request one keystroke earlier: its cache is what

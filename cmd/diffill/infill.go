@@ -37,6 +37,7 @@ func decodeFlags(fs *flag.FlagSet) *infill.Params {
 	fs.Float64Var(&p.PadPenalty, "pad-penalty", p.PadPenalty, "confidence factor of pad/EOS proposals (1: none)")
 	fs.IntVar(&p.Candidates, "candidates", p.Candidates, "distinct answers to produce")
 	fs.StringVar(&p.Recompute, "recompute", p.Recompute, "what a cached step recomputes: span or masks")
+	fs.BoolVar(&p.SingleLine, "single-line", p.SingleLine, "complete one line only (default: decided by the cursor's line)")
 	return &p
 }
 
@@ -79,7 +80,6 @@ Flags:
 	rng := fs.String("range", "", "infill the range L1:C1-L2:C2")
 	rewrite := fs.Float64("rewrite", 0, "rewrite the --range with this strength in (0, 1]")
 	holes := fs.String("hole", p.HoleMarker, "hole marker")
-	singleLine := fs.Bool("single-line", false, "complete one line only (default: decided by the cursor's line)")
 	jsonl := fs.Bool("jsonl", false, "read requests from stdin as JSON lines")
 	middle := fs.Bool("middle", false, "print only the new text of each span, not the whole file")
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
@@ -90,7 +90,6 @@ Flags:
 		return errUsage
 	}
 	p.HoleMarker = *holes
-	p.SingleLine = *singleLine
 	if *jsonl {
 		if fs.NArg() != 0 || *at != "" || *rng != "" {
 			fmt.Fprintln(stderr, "diffill infill: --jsonl takes no FILE, --at or --range")

@@ -3,20 +3,23 @@
 against on the same weights and canvases (`diffill bench`).
 
 It runs, on each canvas the Go engine built, the decode of infill/decode.go
-with its defaults: the confidence sampler (most likely token, top-1
-probability), the threshold schedule (every mask above the threshold, at
-least the best one; the last allowed step takes all), the pad length policy
-(pad/EOS only where nothing but ends or masks follows, ranked by
-probability x pad_penalty, and an end fills the rest of its span; no end
-before committed content), newline tokens banned in one-line spans, and
-Fast-dLLM's dual cache: one full forward, then each step recomputes only
-the span positions, reading the rest from the cache. The forward pass is
+with its default kinds of sampler and schedule: the most likely token,
+ranked by top-1 probability ("confidence") or top-1 minus top-2
+("margin"); the threshold schedule (every mask whose probability is above
+the threshold, at least the best ranked one; the last allowed step takes
+all); the pad length policy (pad/EOS only where nothing but ends or masks
+follows, its probability x pad_penalty, and an end fills the rest of its
+span; no end before committed content); newline tokens banned in one-line
+spans; and Fast-dLLM's dual cache: one full forward, then each step
+recomputes the span positions ("span") or only the masks and the tokens
+committed since the last step ("masks"), reading the rest from the cache. The forward pass is
 model/reference/reference.py's (Qwen2 layout, no logit shift), repeated
 here so that the script stands alone: `diffill bench` embeds it.
 
 Input (stdin, JSON): {"model": DIR, "threads": N, "requests": [{"tokens":
-[...], "spans": [{"pos", "n", "single"}], "threshold", "steps",
-"pad_penalty", "mask", "eos", "pad", "newlines": [...]}]}
+[...], "spans": [{"pos", "n", "single"}], "sampler", "recompute",
+"threshold", "steps", "pad_penalty", "mask", "eos", "pad", "newlines":
+[...]}]}
 Output (stdout, JSON): {"results": [{"spans": [[ids...]], "ms", "steps"}]}
 
 Runs with Debian's python3-torch 1.13 (CPU) and PyTorch 2.x.
@@ -150,13 +153,23 @@ def decode(m, r):
             span_of[p] = i
     span_pos = sorted(span_of)
     steps_cap = r["steps"] or len(span_pos)
+    margin = r.get("sampler", "confidence") == "margin"
+    masks_only = r.get("recompute", "span") == "masks"
     cache = None
+    cached = None  # token each cache slot was computed with
     step = 0
     while True:
         targets = [p for p in span_pos if masked[p]]
         if not targets:
             break
-        logits, cache = forward(m, tokens, None if cache is None else span_pos, cache, targets)
+        if cache is None:
+            compute = None
+        elif masks_only:
+            compute = sorted(p for p in range(len(tokens)) if masked[p] and p in span_of or tokens[p] != cached[p])
+        else:
+            compute = sorted(set(span_pos) | {p for p in range(len(tokens)) if tokens[p] != cached[p]})
+        logits, cache = forward(m, tokens, compute, cache, targets)
+        cached = list(tokens)
         # Bans, all rows at once: the mask token; ends before committed
         # content of the span; newlines in one-line spans.
         if mask >= 0:
@@ -176,8 +189,10 @@ def decode(m, r):
         if single and len(newlines):
             logits[torch.tensor(single)[:, None], newlines[None, :]] = float("-inf")
         probs = torch.softmax(logits, dim=-1)
-        conf, tok = probs.max(dim=-1)
-        props = {p: (int(tok[i]), float(conf[i])) for i, p in enumerate(targets)}
+        top2, idx2 = probs.topk(2, dim=-1)
+        conf, tok = top2[:, 0], idx2[:, 0]
+        rank = top2[:, 0] - top2[:, 1] if margin else conf
+        props = {p: (int(tok[i]), float(conf[i]), float(rank[i])) for i, p in enumerate(targets)}
         # Ends only in the tail run of their span, ranked below content.
         cands = []
         for si, s in enumerate(spans):
@@ -190,17 +205,17 @@ def decode(m, r):
             for p in range(s["pos"], s["pos"] + s["n"]):
                 if p not in props:
                     continue
-                t, c = props[p]
+                t, c, rk = props[p]
                 if t in ends:
                     if p >= tail:
-                        cands.append((c * penalty, p))
+                        cands.append((rk * penalty, c * penalty, p))
                 else:
-                    cands.append((c, p))
-        cands.sort(key=lambda x: (-x[0], x[1]))
+                    cands.append((rk, c, p))
+        cands.sort(key=lambda x: (-x[0], x[2]))
         if step >= steps_cap - 1:
-            chosen = [p for _, p in cands]
+            chosen = [p for _, _, p in cands]
         else:
-            chosen = [cands[0][1]] + [p for c, p in cands[1:] if c > thr]
+            chosen = [cands[0][2]] + [p for _, c, p in cands[1:] if c > thr]
         for p in chosen:
             tokens[p] = props[p][0]
             masked[p] = False
