@@ -51,8 +51,11 @@ type plan struct {
 	blockSize  int
 	length     lengthPolicy
 	padPenalty float64
-	masksOnly  bool // steps recompute masks and new tokens, not whole spans
-	userMax    bool // MaxTokens was given (expand policy: the cap)
+	// endThreshold > 0: an end proposal this probable is committed
+	// whatever its rank (pad policies; see chooseEnds).
+	endThreshold float64
+	masksOnly    bool // steps recompute masks and new tokens, not whole spans
+	userMax      bool // MaxTokens was given (expand policy: the cap)
 }
 
 // spanState is a span's place on the canvas.
@@ -412,6 +415,9 @@ func (d *decoder) denoise(rows []float32) {
 	quota := d.pl.sched.quota(min(d.blockStep, steps-1), steps, d.blockInitial, left)
 	chosen := d.pl.sched.choose(cs, quota)
 	d.cands = cs
+	if d.pl.endThreshold > 0 && (pol == lenPad || pol == lenMulti) {
+		chosen = d.chooseEnds(chosen, props, eligible)
+	}
 
 	for _, c := range chosen {
 		d.tokens[c.pos] = c.p.tok
@@ -436,6 +442,37 @@ func (d *decoder) denoise(rows []float32) {
 			}
 		}
 	}
+}
+
+// chooseEnds adds to chosen, for each span, the leftmost end proposal of
+// its tail whose probability reaches the plan's end threshold; committing
+// it ends the span there (the positions after it become ends too). The
+// model is rarely as sure of an end as of content, and without this a
+// short answer in an over-allocated span spends one step per unused mask,
+// committing the ends from the right, one at a time.
+func (d *decoder) chooseEnds(chosen []candidate, props []proposal, eligible []bool) []candidate {
+	best := make([]int, len(d.spans)) // per span: index in d.targets of its leftmost qualifying end, or -1
+	for s := range best {
+		best[s] = -1
+	}
+	for i, p := range d.targets {
+		if !eligible[i] || !d.isEnd(props[i].tok) || props[i].prob < d.pl.endThreshold {
+			continue
+		}
+		if s := d.spanOf[i]; best[s] < 0 || p < d.targets[best[s]] {
+			best[s] = i
+		}
+	}
+	for _, i := range best {
+		if i < 0 {
+			continue
+		}
+		p := d.targets[i]
+		if !slices.ContainsFunc(chosen, func(c candidate) bool { return c.pos == p }) {
+			chosen = append(chosen, candidate{pos: p, p: props[i]})
+		}
+	}
+	return chosen
 }
 
 // restrict leaves only the allowed tokens' logits in row.

@@ -284,6 +284,9 @@ func resolveParams(p Params) (Params, error) {
 	if p.Length == "" {
 		p.Length = d.Length
 	}
+	if p.EndThreshold == 0 {
+		p.EndThreshold = d.EndThreshold
+	}
 	if p.PadPenalty == 0 {
 		p.PadPenalty = d.PadPenalty
 	}
@@ -313,6 +316,8 @@ func resolveParams(p Params) (Params, error) {
 		return p, fmt.Errorf("infill: strength %g outside (0, 1]", p.Strength)
 	case p.Candidates < 0:
 		return p, fmt.Errorf("infill: candidates %d < 0", p.Candidates)
+	case p.EndThreshold < 0 || p.EndThreshold > 1:
+		return p, fmt.Errorf("infill: end threshold %g outside [0, 1]", p.EndThreshold)
 	case p.PadPenalty < 0 || p.PadPenalty > 1:
 		return p, fmt.Errorf("infill: pad penalty %g outside (0, 1]", p.PadPenalty)
 	}
@@ -346,14 +351,15 @@ func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
 		lp = lenFixed // nothing can end a span early
 	}
 	return &plan{
-		smp:        sampler{kind: kind, temperature: p.Temperature, topK: p.TopK, topP: p.TopP},
-		sched:      schedule{kind: sk, threshold: p.Threshold, eps: p.Eps},
-		steps:      p.Steps,
-		blockSize:  p.BlockSize,
-		length:     lp,
-		padPenalty: p.PadPenalty,
-		masksOnly:  masksOnly,
-		userMax:    p.MaxTokens > 0,
+		smp:          sampler{kind: kind, temperature: p.Temperature, topK: p.TopK, topP: p.TopP},
+		sched:        schedule{kind: sk, threshold: p.Threshold, eps: p.Eps},
+		steps:        p.Steps,
+		blockSize:    p.BlockSize,
+		length:       lp,
+		padPenalty:   p.PadPenalty,
+		endThreshold: p.EndThreshold,
+		masksOnly:    masksOnly,
+		userMax:      p.MaxTokens > 0,
 	}, nil
 }
 

@@ -851,3 +851,98 @@ func mustSpans(t *testing.T, e *Engine, req *Request) []spanPlan {
 	}
 	return sp
 }
+
+// endAfterNetwork makes the model propose the span's end (pad) from
+// canvas position `from` on, with probability q there rising by 0.03 a
+// position to the right (a model is surer of an end the further it is
+// from the content), and almost never before it; EOS never.
+
+type endAfterNetwork struct {
+	network
+	pad, eos, mask int32
+	from           int
+	q              float64
+}
+
+func (n *endAfterNetwork) forward(ctx context.Context, ps []*pass) ([][]float32, error) {
+	out, err := n.network.forward(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	v := n.info().vocab
+	for k, rows := range out {
+		for r, pos := range ps[k].logits {
+			row := rows[r*v : (r+1)*v]
+			row[n.eos], row[n.mask] = negInf32, negInf32 // the mask: banned anyway
+			// Σ exp over the other tokens, then the pad logit that gives
+			// probability q: e^z / (e^z + S) = q.
+			var s float64
+			for t, z := range row {
+				if t != int(n.pad) && t != int(n.eos) {
+					s += math.Exp(float64(z))
+				}
+			}
+			q := n.q + 0.03*float64(pos-n.from)
+			if pos < n.from {
+				q = 1e-4
+			}
+			row[n.pad] = float32(math.Log(q/(1-q)) + math.Log(s))
+		}
+	}
+	return out, nil
+}
+
+func TestEndThreshold(t *testing.T) {
+	tm := loadTiny(t, "qwen2-tiny")
+	at := point(t, "total += ")
+	const masks, content = 10, 3
+	steps := map[float64]int{}
+	for _, et := range []float64{0.5, 1} {
+		p := DefaultParams()
+		p.Length, p.MaxTokens, p.EndThreshold = "pad", masks, et
+		req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
+		net := &endAfterNetwork{network: modelNetwork{tm.m}, pad: tm.m.Config.PadID, eos: tm.m.Config.EOSID, mask: tm.m.Config.MaskID, q: 0.6}
+		e := newEngine(net, tm.tok, false)
+		pp, err := resolveParams(req.Params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spans, mode, err := e.resolveSpans(req, pp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := e.makePlan(pp, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, _ := e.layout(req.Text, spans, pp, nil)
+		decs := e.variants(base, spans, pp, pl)
+		d := decs[0]
+		sp := d.spans[0]
+		net.from = sp.pos + content
+		if err := run(context.Background(), e.net, decs[:1], nil); err != nil {
+			t.Fatal(err)
+		}
+		ends := 0
+		for q := sp.pos; q < sp.pos+sp.n; q++ {
+			if d.isEnd(d.tokens[q]) {
+				ends++
+			}
+		}
+		t.Logf("end threshold %g: %d steps, %d of %d positions ended: %v (span at %d, from %d)", et, d.steps, ends, sp.n, d.tokens[sp.pos:sp.pos+sp.n], sp.pos, net.from)
+		if ends != masks-content {
+			t.Errorf("end threshold %g: %d positions ended, want %d (the model ends the span after %d tokens)", et, ends, masks-content, content)
+		}
+		steps[et] = d.steps
+	}
+	// 0.6-0.78 < 0.9, the content threshold: without the end threshold
+	// each end costs a step of its own (committed from the right, the
+	// surest first); with it the first step ends the span, and only the
+	// content takes steps.
+	if steps[1] < masks-content {
+		t.Errorf("end threshold 1: %d steps, want at least %d (one per end)", steps[1], masks-content)
+	}
+	if steps[0.5] > content+1 {
+		t.Errorf("end threshold 0.5: %d steps, want at most %d (the ends at once, then the content)", steps[0.5], content+1)
+	}
+}

@@ -158,6 +158,7 @@ func benchInfillDir(ctx context.Context, w io.Writer, m *model.Model, dir string
 		Sampler    string    `json:"sampler"`
 		Recompute  string    `json:"recompute"`
 		Threshold  float64   `json:"threshold"`
+		EndThresh  float64   `json:"end_threshold"`
 		Steps      int       `json:"steps"`
 		PadPenalty float64   `json:"pad_penalty"`
 		Mask       int32     `json:"mask"`
@@ -177,7 +178,7 @@ func benchInfillDir(ctx context.Context, w io.Writer, m *model.Model, dir string
 			fmt.Fprintln(w, "  PyTorch reference: skipped (it runs the default sampler, schedule and length policy only)")
 			return nil
 		}
-		r := refReq{Tokens: c.Tokens, Sampler: q.Sampler, Recompute: q.Recompute, Threshold: q.Threshold, Steps: q.Steps,
+		r := refReq{Tokens: c.Tokens, Sampler: q.Sampler, Recompute: q.Recompute, Threshold: q.Threshold, EndThresh: q.EndThreshold, Steps: q.Steps,
 			PadPenalty: t.req.Params.PadPenalty, Mask: m.Config.MaskID, EOS: m.Config.EOSID, Pad: m.Config.PadID}
 		for _, s := range c.Spans {
 			r.Spans = append(r.Spans, refSpan{s.Pos, s.N, s.SingleLine})

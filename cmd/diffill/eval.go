@@ -81,6 +81,7 @@ Flags:
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
+	answersOut := fs.String("answers", "", "write each case's answers (one JSON line per case: middle and each run's answer) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -131,6 +132,11 @@ Flags:
 		}
 		rep.Runs = append(rep.Runs, r)
 	}
+	if *answersOut != "" {
+		if err := writeAnswers(*answersOut, cs, rep.Runs); err != nil {
+			return err
+		}
+	}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -138,6 +144,28 @@ Flags:
 	}
 	rep.print(stdout)
 	return nil
+}
+
+// writeAnswers writes one JSON line per case: its kind, seen, middle and
+// each run's answer, for looking at what changed between runs.
+func writeAnswers(path string, cs []*evalCase, runs []*evalScore) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	enc.SetEscapeHTML(false)
+	for i, c := range cs {
+		line := map[string]any{"case": i + 1, "kind": c.kind(), "seen": c.seen(), "middle": c.Middle}
+		for _, r := range runs {
+			line[r.Name] = r.answers[i]
+		}
+		if err := enc.Encode(line); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 func readCases(path string, limit int) ([]*evalCase, error) {
@@ -221,7 +249,9 @@ func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig
 			fmt.Fprintf(progress, "eval %s: %d/%d cases, %.0fs\n", cfg.name, i+1, len(cs), time.Since(start).Seconds())
 		}
 	}
-	return scoreAnswers(cfg.name, cs, func(i int) string { return answers[i] }, lat), nil
+	sc := scoreAnswers(cfg.name, cs, func(i int) string { return answers[i] }, lat)
+	sc.answers = answers
+	return sc, nil
 }
 
 // copyPrevLine is the "copy the previous line" baseline: the last complete
@@ -243,6 +273,8 @@ func copyPrevLine(c *evalCase) string {
 
 // evalScore is the quality of one set of answers.
 type evalScore struct {
+	answers []string // per case, for --answers
+
 	Name   string                `json:"name"`
 	Groups map[string]*groupStat `json:"groups"`
 	P50MS  float64               `json:"p50_ms,omitempty"`

@@ -35,6 +35,7 @@ func decodeFlags(fs *flag.FlagSet) *infill.Params {
 	fs.IntVar(&p.BlockSize, "block", p.BlockSize, "semi-autoregressive block size in masks (0: whole span)")
 	fs.StringVar(&p.Length, "length", p.Length, "length policy: auto, pad, expand, fixed or multi")
 	fs.Float64Var(&p.PadPenalty, "pad-penalty", p.PadPenalty, "confidence factor of pad/EOS proposals (1: none)")
+	fs.Float64Var(&p.EndThreshold, "end-threshold", p.EndThreshold, "commit a span's end where the model proposes it with this probability (1: rank ends like other tokens)")
 	fs.IntVar(&p.Candidates, "candidates", p.Candidates, "distinct answers to produce")
 	fs.StringVar(&p.Recompute, "recompute", p.Recompute, "what a cached step recomputes: span or masks")
 	fs.BoolVar(&p.SingleLine, "single-line", p.SingleLine, "complete one line only (default: decided by the cursor's line)")

@@ -9,7 +9,8 @@ ranked by top-1 probability ("confidence") or top-1 minus top-2
 the threshold, at least the best ranked one; the last allowed step takes
 all); the pad length policy (pad/EOS only where nothing but ends or masks
 follows, its probability x pad_penalty, and an end fills the rest of its
-span; no end before committed content); newline tokens banned in one-line
+span, and the leftmost end whose probability reaches end_threshold is
+committed whatever its rank; no end before committed content); newline tokens banned in one-line
 spans; and Fast-dLLM's dual cache: one full forward, then each step
 recomputes the span positions ("span") or only the masks and the tokens
 committed since the last step ("masks"), reading the rest from the cache. The forward pass is
@@ -18,7 +19,7 @@ here so that the script stands alone: `diffill bench` embeds it.
 
 Input (stdin, JSON): {"model": DIR, "threads": N, "requests": [{"tokens":
 [...], "spans": [{"pos", "n", "single"}], "sampler", "recompute",
-"threshold", "steps", "pad_penalty", "mask", "eos", "pad", "newlines":
+"threshold", "end_threshold", "steps", "pad_penalty", "mask", "eos", "pad", "newlines":
 [...]}]}
 Output (stdout, JSON): {"results": [{"spans": [[ids...]], "ms", "steps"}]}
 
@@ -144,6 +145,7 @@ def decode(m, r):
     end_ids = torch.tensor(sorted(ends), dtype=torch.int64)
     end_tok = pad if pad >= 0 else eos
     thr, penalty = r["threshold"], r["pad_penalty"]
+    end_thr = r.get("end_threshold", 1.0)
     newlines = torch.tensor(r.get("newlines") or [], dtype=torch.int64)
     masked = [False] * len(tokens)
     span_of = {}
@@ -193,8 +195,11 @@ def decode(m, r):
         conf, tok = top2[:, 0], idx2[:, 0]
         rank = top2[:, 0] - top2[:, 1] if margin else conf
         props = {p: (int(tok[i]), float(conf[i]), float(rank[i])) for i, p in enumerate(targets)}
-        # Ends only in the tail run of their span, ranked below content.
+        # Ends only in the tail run of their span, ranked below content;
+        # the leftmost end at least end_threshold probable ends its span
+        # whatever its rank.
         cands = []
+        sure_ends = []
         for si, s in enumerate(spans):
             tail = s["pos"] + s["n"]
             for q in range(s["pos"] + s["n"] - 1, s["pos"] - 1, -1):
@@ -209,13 +214,18 @@ def decode(m, r):
                 if t in ends:
                     if p >= tail:
                         cands.append((rk * penalty, c * penalty, p))
+                        if c * penalty >= end_thr and len(sure_ends) == si:
+                            sure_ends.append(p)
                 else:
                     cands.append((rk, c, p))
+            if len(sure_ends) == si:
+                sure_ends.append(None)
         cands.sort(key=lambda x: (-x[0], x[2]))
         if step >= steps_cap - 1:
             chosen = [p for _, _, p in cands]
         else:
             chosen = [cands[0][2]] + [p for _, c, p in cands[1:] if c > thr]
+            chosen += [p for p in sure_ends if p is not None and p not in chosen]
         for p in chosen:
             tokens[p] = props[p][0]
             masked[p] = False
