@@ -292,10 +292,16 @@ func (m *Model) attendPacked(s *scratch, t *attnTask, r *seqRun, layer int, og, 
 	pk.keys.Forward(sa, qg, rows)
 	lk := s.loose[t.ri*m.Config.KVHeads+t.g]
 	if lk.keys == nil {
+		// Unnormalised weights e^(x-m), then each output row scaled by
+		// 1/Σ: a pass over the scores fewer than normalising them.
+		inv := s.wt[t.wt : t.wt+rows]
 		for i := 0; i < rows; i++ {
-			kernels.Softmax(sa[i*na:(i+1)*na], scale)
+			inv[i] = kernels.SoftmaxExp(sa[i*na:(i+1)*na], scale)
 		}
 		pk.vals.Forward(og, sa, rows)
+		for i := 0; i < rows; i++ {
+			kernels.Scale(og[i*d:(i+1)*d], inv[i])
+		}
 		return
 	}
 	nb := lk.keys.N
@@ -306,15 +312,15 @@ func (m *Model) attendPacked(s *scratch, t *attnTask, r *seqRun, layer int, og, 
 	for i := 0; i < rows; i++ {
 		a, b := sa[i*na:(i+1)*na], sb[i*nb:(i+1)*nb]
 		ma, mb := kernels.Max(a)*scale, kernels.Max(b)*scale
-		kernels.Softmax(a, scale)
-		kernels.Softmax(b, scale)
-		// Each part is normalised by its own sum Z of e^(x-m) over its
-		// elements; its largest probability is e^0/Z. Rescaled to the
-		// larger maximum, the parts weigh Z_a·e^(m_a-m) and Z_b·e^(m_b-m).
+		// Each part becomes e^(x-m) over its own maximum m, with sum Z.
+		// Rescaled to the larger maximum M, the parts weigh e^(m-M) each
+		// and together sum to Z_a·e^(m_a-M) + Z_b·e^(m_b-M).
+		za := 1 / float64(kernels.SoftmaxExp(a, scale))
+		zb := 1 / float64(kernels.SoftmaxExp(b, scale))
 		mx := max(ma, mb)
-		wa := math.Exp(float64(ma-mx)) / float64(kernels.Max(a))
-		wb := math.Exp(float64(mb-mx)) / float64(kernels.Max(b))
-		wt[2*i], wt[2*i+1] = float32(wa/(wa+wb)), float32(wb/(wa+wb))
+		ea, eb := math.Exp(float64(ma-mx)), math.Exp(float64(mb-mx))
+		z := za*ea + zb*eb
+		wt[2*i], wt[2*i+1] = float32(ea/z), float32(eb/z)
 	}
 	pk.vals.Forward(og, sa, rows)
 	lk.vals.Forward(ob, sb, rows)
