@@ -363,6 +363,19 @@ func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
 	}, nil
 }
 
+// splitsRune reports whether byte offset off of text falls inside a valid
+// multi-byte UTF-8 character. (Inside invalid bytes any offset is as good
+// as another.)
+func splitsRune(text string, off int) bool {
+	for j := off - 1; j >= 0 && j >= off-utf8.UTFMax+1; j-- {
+		if utf8.RuneStart(text[j]) {
+			r, n := utf8.DecodeRuneInString(text[j:])
+			return r != utf8.RuneError && j+n > off
+		}
+	}
+	return false
+}
+
 // resolveSpans turns a request into spans with their mask counts.
 func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) {
 	text := req.Text
@@ -398,6 +411,8 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 			return nil, mode, fmt.Errorf("infill: span %d [%d, %d) outside the text (%d bytes)", i, s.Start, s.End, len(text))
 		case i > 0 && s.Start < spans[i-1].End:
 			return nil, mode, fmt.Errorf("infill: span %d [%d, %d) overlaps or precedes span %d", i, s.Start, s.End, i-1)
+		case splitsRune(text, s.Start) || splitsRune(text, s.End):
+			return nil, mode, fmt.Errorf("infill: span %d [%d, %d) cuts a UTF-8 character in two", i, s.Start, s.End)
 		case mode == ModeComplete && s.Start != s.End:
 			return nil, mode, fmt.Errorf("infill: completion span %d is not a point", i)
 		case mode == ModeRewrite && s.Start == s.End:

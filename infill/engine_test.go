@@ -747,9 +747,23 @@ func TestBadRequests(t *testing.T) {
 		"bad schedule":    {Text: goDoc, Spans: []Span{{5, 5}}, Mode: ModeInfill, Params: Params{Schedule: "fast"}},
 		"expand no token": {Text: goDoc, Spans: []Span{{5, 5}}, Mode: ModeInfill, Params: Params{Length: "expand"}},
 		"empty rewrite":   {Text: goDoc, Spans: []Span{{5, 5}}, Mode: ModeRewrite},
+		"inside a rune":   {Text: "s := \"héllo\"", Spans: []Span{{8, 8}}, Mode: ModeComplete},
+		"end in a rune":   {Text: "s := \"日本\"", Spans: []Span{{6, 10}}, Mode: ModeInfill},
+		"bad end thresh":  {Text: goDoc, Spans: []Span{{5, 5}}, Mode: ModeInfill, Params: Params{EndThreshold: 1.5}},
 	} {
 		if _, err := e.Run(context.Background(), req); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+	}
+	// On either side of a character, and anywhere in bytes that are not
+	// UTF-8, a span is fine.
+	for name, req := range map[string]*Request{
+		"before a rune": {Text: "s := \"héllo\"", Spans: []Span{{7, 7}}, Mode: ModeComplete},
+		"after a rune":  {Text: "s := \"héllo\"", Spans: []Span{{9, 9}}, Mode: ModeComplete},
+		"invalid UTF-8": {Text: "s := \"\xe6\x97\"", Spans: []Span{{7, 8}}, Mode: ModeInfill},
+	} {
+		if _, err := e.Run(context.Background(), req); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

@@ -10,10 +10,13 @@ type postContext struct {
 	single bool   // one line: stop at the end of the line
 }
 
-// postprocess cleans a decoded span text: it stops a one-line completion at
-// the end of its line, removes text that duplicates what follows the span,
-// and keeps brackets balanced where the span started balanced.
+// postprocess cleans a decoded span text: it drops bytes that do not form
+// UTF-8 (byte-level tokens can be decoded in an order no text has), stops a
+// one-line completion at the end of its line, removes text that duplicates
+// what follows the span, and keeps brackets balanced where the span
+// started balanced.
 func postprocess(ans string, pc postContext) string {
+	ans = strings.ToValidUTF8(ans, "")
 	if pc.single {
 		if i := strings.IndexAny(ans, "\r\n"); i >= 0 {
 			ans = ans[:i]
