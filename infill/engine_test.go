@@ -217,6 +217,20 @@ func TestModesOnTinyCheckpoints(t *testing.T) {
 // decodeOne runs a decoder directly, to look at its final canvas.
 func decodeOne(t *testing.T, e *Engine, req *Request) *decoder {
 	t.Helper()
+	d := newDecoders(t, e, req)[0]
+	if e.opt.cache {
+		e.prime(d, nil)
+	}
+	if err := run(context.Background(), e.net, []*decoder{d}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// newDecoders plans a request's decoders (one per length variant) without
+// running them.
+func newDecoders(t *testing.T, e *Engine, req *Request) []*decoder {
+	t.Helper()
 	p, err := resolveParams(req.Params)
 	if err != nil {
 		t.Fatal(err)
@@ -233,14 +247,7 @@ func decodeOne(t *testing.T, e *Engine, req *Request) *decoder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := e.variants(base, spans, p, pl)[0]
-	if e.opt.cache {
-		e.prime(d, nil)
-	}
-	if err := run(context.Background(), e.net, []*decoder{d}, nil); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return e.variants(base, spans, p, pl)
 }
 
 func TestSamplersAndSchedules(t *testing.T) {
@@ -587,14 +594,7 @@ func TestLengthPolicies(t *testing.T) {
 			req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
 			net := padLovingNetwork{modelNetwork{tm.m}, tm.m.Config.PadID, boost}
 			e := newEngine(net, tm.tok, false)
-			pp, _ := resolveParams(req.Params)
-			spans, mode, err := e.resolveSpans(req, pp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pl, _ := e.makePlan(pp, mode)
-			base, _ := e.layout(req.Text, spans, pp, nil)
-			decs := e.variants(base, spans, pp, pl)
+			decs := newDecoders(t, e, req)
 			if pol == "multi" && len(decs) < 2 {
 				t.Fatalf("multi: %d decoders", len(decs))
 			}
@@ -917,20 +917,7 @@ func TestEndThreshold(t *testing.T) {
 		req := &Request{Text: goDoc, Spans: []Span{{at, at}}, Mode: ModeInfill, Params: p}
 		net := &endAfterNetwork{network: modelNetwork{tm.m}, pad: tm.m.Config.PadID, eos: tm.m.Config.EOSID, mask: tm.m.Config.MaskID, q: 0.6}
 		e := newEngine(net, tm.tok, false)
-		pp, err := resolveParams(req.Params)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spans, mode, err := e.resolveSpans(req, pp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pl, err := e.makePlan(pp, mode)
-		if err != nil {
-			t.Fatal(err)
-		}
-		base, _ := e.layout(req.Text, spans, pp, nil)
-		decs := e.variants(base, spans, pp, pl)
+		decs := newDecoders(t, e, req)
 		d := decs[0]
 		sp := d.spans[0]
 		net.from = sp.pos + content
