@@ -132,6 +132,9 @@ Flags:
 		}
 		rep.Runs = append(rep.Runs, r)
 	}
+	if len(rep.Runs) == 2 {
+		rep.Paired = pair(cs, rep.Runs[0], rep.Runs[1])
+	}
 	if *answersOut != "" {
 		if err := writeAnswers(*answersOut, cs, rep.Runs); err != nil {
 			return err
@@ -292,6 +295,35 @@ type evalReport struct {
 	Cases     int          `json:"cases"`
 	Baselines []*evalScore `json:"baselines"`
 	Runs      []*evalScore `json:"runs"`
+	// Paired compares two runs case by case, when there are two: with
+	// a few dozen exact answers a difference of one case is several
+	// percent, and the cases only one run gets right say more.
+	Paired *pairedStat `json:"paired,omitempty"`
+}
+
+// pairedStat counts the cases exactly right in only one of two runs.
+type pairedStat struct {
+	OnlyFirst  int `json:"only_first"`
+	OnlySecond int `json:"only_second"`
+	Differ     int `json:"differ"` // cases whose answers differ at all
+}
+
+func pair(cs []*evalCase, a, b *evalScore) *pairedStat {
+	ps := &pairedStat{}
+	for i, c := range cs {
+		ra := normalize(a.answers[i]) == normalize(c.Middle)
+		rb := normalize(b.answers[i]) == normalize(c.Middle)
+		switch {
+		case ra && !rb:
+			ps.OnlyFirst++
+		case rb && !ra:
+			ps.OnlySecond++
+		}
+		if a.answers[i] != b.answers[i] {
+			ps.Differ++
+		}
+	}
+	return ps
 }
 
 // groupsOf names the groups a case counts in: all, its kind, and its kind
@@ -434,5 +466,10 @@ func (r *evalReport) print(w io.Writer) {
 		if n > 0 {
 			fmt.Fprintf(w, "\ncache keeps %.1f%% of the uncached exact match\n", 100*c/n)
 		}
+	}
+	if ps := r.Paired; ps != nil {
+		a, b := r.Runs[0].Name, r.Runs[1].Name
+		fmt.Fprintf(w, "exactly right only with %s: %d cases, only with %s: %d; answers differ in %d of %d cases\n",
+			a, ps.OnlyFirst, b, ps.OnlySecond, ps.Differ, r.Cases)
 	}
 }

@@ -148,3 +148,17 @@ func TestEvalScores(t *testing.T) {
 		t.Fatalf("no progress on stderr: %q", errb.String())
 	}
 }
+
+func TestPairedCounts(t *testing.T) {
+	cs := []*evalCase{{Middle: "a"}, {Middle: "b"}, {Middle: "c"}, {Middle: "d"}}
+	first := &evalScore{answers: []string{"a", "x", "c", "y"}}
+	second := &evalScore{answers: []string{"a", "b", "z", "y "}}
+	got := *pair(cs, first, second)
+	// Case 1 both right, 2 only second, 3 only first, 4 neither (and the
+	// answers differ by a trailing blank, which normalize ignores for
+	// exact match but which still makes them different answers).
+	want := pairedStat{OnlyFirst: 1, OnlySecond: 1, Differ: 3}
+	if got != want {
+		t.Fatalf("pair = %+v, want %+v", got, want)
+	}
+}
