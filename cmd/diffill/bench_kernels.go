@@ -40,7 +40,7 @@ func benchKernels(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "  peak unknown: no cpu MHz in /proc/cpuinfo\n")
 	}
 	ceiling := kernels.PeakGFLOPS(pool, 300*time.Millisecond)
-	fmt.Fprintf(w, "  microkernel ceiling, operands in L1: %.0f GFLOP/s%s; far below peak means a busy machine\n", ceiling, pct(ceiling, peak))
+	fmt.Fprintf(w, "  microkernel ceiling, operands in L1: %.0f GFLOP/s%s; far below peak means a busy machine, above it cores running past the nominal clock\n", ceiling, pct(ceiling, peak))
 	fmt.Fprintf(w, "  %-28s %-5s %10s %10s %8s %10s\n", "product (m×k → n)", "dtype", "ms", "GFLOP/s", "% peak", "weight GB/s")
 
 	type shape struct {
