@@ -28,7 +28,7 @@ type smokeFloor struct {
 const smokeFile = "testdata/smoke.json"
 
 // TestSmokeEval runs the engine with its defaults and the built-in model
-// over 40 held-out Go cases (30 single lines, 10 blocks of 2-4 lines, from
+// over 100 held-out Go cases (80 single lines, 20 blocks of 2-4 lines, from
 // files the model was not trained on; model/train/testdata/heldout.jsonl),
 // infilling at the cursor with no oracle length, as `diffill eval` does.
 // It fails when exact match or edit similarity drops below the floors in
@@ -42,7 +42,7 @@ func TestSmokeEval(t *testing.T) {
 	if err != nil {
 		t.Skipf("no built-in model: %v", err)
 	}
-	cases := heldoutCases(t, "../model/train/testdata/heldout.jsonl", 30, 10)
+	cases := heldoutCases(t, "../model/train/testdata/heldout.jsonl", 80, 20)
 	e := NewEngine(m)
 	var em, es float64
 	for i, c := range cases {
