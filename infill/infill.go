@@ -158,6 +158,12 @@ type Params struct {
 //   - Mask counts (per mode, when MaxTokens is 0): 16 for one line, 32 for
 //     a point that may take several lines; 48 lost a quarter of exact
 //     match to over-long answers.
+//
+// Checked again on 1196 other held-out cases (make_cases.py --lines 1200
+// --blocks 300 --seed 1; exact match % / edit similarity, all cases):
+// these defaults 6.1 / 0.319; sampler "confidence" 6.0 / 0.313; context
+// 384 and 768 tokens 6.0 / 0.320 and 5.9 / 0.314; end threshold 0.7
+// 5.9 / 0.326 at a fifth more time per request.
 func DefaultParams() Params {
 	return Params{
 		Steps:         0,
