@@ -153,3 +153,39 @@ func BenchmarkColdLine(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(cv.Tokens)), "canvas-tokens")
 }
+
+// BenchmarkWarmLine times a one-line completion one keystroke after
+// another on the same document (the editor's common case): the first
+// request fills the engine's cache, the timed one types the middle's first
+// character and reuses it. The model is $DIFFILL_BENCH_MODEL or the
+// built-in one, the case a held-out one (BenchCases).
+func BenchmarkWarmLine(b *testing.B) {
+	var m *model.Model
+	if os.Getenv("DIFFILL_BENCH_MODEL") != "" {
+		m = benchModel(b)
+	} else {
+		var err error
+		if m, err = builtin.Load(); err != nil {
+			b.Skip(err)
+		}
+	}
+	e := NewEngine(m)
+	c := BenchCases()[1]
+	p := DefaultParams()
+	p.SingleLine = true
+	at := len(c.Prefix)
+	before := &Request{Text: c.Prefix + c.Suffix, Spans: []Span{{at, at}}, Mode: ModeComplete, Params: p}
+	typed := &Request{Text: c.Prefix + c.Middle[:1] + c.Suffix, Spans: []Span{{at + 1, at + 1}}, Mode: ModeComplete, Params: p}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		e.Reset()
+		if _, err := e.Run(ctx, before); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := e.Run(ctx, typed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
