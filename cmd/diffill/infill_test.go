@@ -130,8 +130,30 @@ func TestEvalScores(t *testing.T) {
 	}
 	os.WriteFile(cases, []byte(b.String()), 0o644)
 	var out, errb bytes.Buffer
-	if err := runEval(context.Background(), []string{"--model", tinyInfillModel, "--cases", cases, "--max-tokens", "4", "--compare", "length", "--json"}, &out, &errb); err != nil {
+	answers := filepath.Join(dir, "answers.jsonl")
+	if err := runEval(context.Background(), []string{"--model", tinyInfillModel, "--cases", cases, "--max-tokens", "4", "--compare", "length", "--json", "--answers", answers}, &out, &errb); err != nil {
 		t.Fatalf("%v: %s", err, errb.String())
+	}
+	// --answers: a line per case with its middle and every run's answer.
+	ab, err := os.ReadFile(answers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(ab)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("--answers wrote %d lines for 2 cases", len(lines))
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"case", "kind", "middle", "adaptive", "fixed", "oracle", "multi"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("--answers line %s has no %q", lines[0], k)
+		}
+	}
+	if first["middle"] != "x := 1" {
+		t.Errorf("--answers middle %v, want the first case's", first["middle"])
 	}
 	var rep evalReport
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
