@@ -154,7 +154,7 @@ Flags:
 func writeAnswers(path string, cs []*evalCase, runs []*evalScore) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("--answers: %w", err)
 	}
 	enc := json.NewEncoder(f)
 	enc.SetEscapeHTML(false)
@@ -165,10 +165,13 @@ func writeAnswers(path string, cs []*evalCase, runs []*evalScore) error {
 		}
 		if err := enc.Encode(line); err != nil {
 			f.Close()
-			return err
+			return fmt.Errorf("--answers: %w", err)
 		}
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--answers: %w", err)
+	}
+	return nil
 }
 
 func readCases(path string, limit int) ([]*evalCase, error) {
