@@ -8,7 +8,7 @@ import (
 )
 
 // FuzzRun sends the engine arbitrary documents, spans, modes and
-// parameters on a real (tiny) checkpoint. Whatever comes in, Run must not
+// parameters on real (tiny) checkpoints. Whatever comes in, Run must not
 // panic, and must either refuse with an error or answer with edits that
 // stay inside the document, in order, one per span, leaving the text
 // outside them alone.
@@ -18,8 +18,12 @@ func FuzzRun(f *testing.F) {
 	f.Add("\xff\xfe\x00 invalid ???", 1, 3, 2, 2, uint8(2), uint8(2), uint8(0), 0.3, uint64(3))
 	f.Add("", 0, 0, -1, 5, uint8(1), uint8(3), uint8(1), 0.0, uint64(4))
 	f.Add("a\r\nb\r\n", 3, 1, 9, 100, uint8(0), uint8(4), uint8(200), 2.0, uint64(5))
-	tm := loadTiny(f, "qwen2-tiny")
-	e := NewEngine(tm.m)
+	// Both families: Qwen2 read with and without the Dream logit shift, and
+	// LLaDA (no pad token: EOS ends spans).
+	var engines []*Engine
+	for _, name := range allTiny {
+		engines = append(engines, NewEngine(loadTiny(f, name).m))
+	}
 	samplers := []string{"confidence", "margin", "entropy", "random", "bogus"}
 	f.Fuzz(func(t *testing.T, text string, s0, e0, s1, e1 int, mode, knob, maxTok uint8, strength float64, seed uint64) {
 		if len(text) > 4096 {
@@ -46,6 +50,7 @@ func FuzzRun(f *testing.F) {
 			p.BlockSize = 3
 		}
 		req := &Request{Text: text, Spans: spans, Mode: Mode(mode % 5), Params: p}
+		e := engines[int(seed%uint64(len(engines)))]
 		res, err := e.Run(context.Background(), req)
 		if err != nil {
 			if err.Error() == "" {
