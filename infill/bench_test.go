@@ -125,20 +125,25 @@ func BenchmarkLayout(b *testing.B) {
 	}
 }
 
+// lineModel is the model of the one-line latency benchmarks: the one in
+// $DIFFILL_BENCH_MODEL, or the built-in one (their timings are the
+// editor's).
+func lineModel(b *testing.B) *model.Model {
+	if os.Getenv("DIFFILL_BENCH_MODEL") != "" {
+		return benchModel(b)
+	}
+	m, err := builtin.Load()
+	if err != nil {
+		b.Skip(err)
+	}
+	return m
+}
+
 // BenchmarkColdLine times a one-line completion with nothing cached, on a
 // held-out case (BenchCases), with the model in $DIFFILL_BENCH_MODEL or
 // the built-in one.
 func BenchmarkColdLine(b *testing.B) {
-	var m *model.Model
-	if os.Getenv("DIFFILL_BENCH_MODEL") != "" {
-		m = benchModel(b)
-	} else {
-		var err error
-		if m, err = builtin.Load(); err != nil {
-			b.Skip(err)
-		}
-	}
-	e := NewEngine(m)
+	e := NewEngine(lineModel(b))
 	c := BenchCases()[1]
 	p := DefaultParams()
 	p.SingleLine = true
@@ -160,16 +165,7 @@ func BenchmarkColdLine(b *testing.B) {
 // character and reuses it. The model is $DIFFILL_BENCH_MODEL or the
 // built-in one, the case a held-out one (BenchCases).
 func BenchmarkWarmLine(b *testing.B) {
-	var m *model.Model
-	if os.Getenv("DIFFILL_BENCH_MODEL") != "" {
-		m = benchModel(b)
-	} else {
-		var err error
-		if m, err = builtin.Load(); err != nil {
-			b.Skip(err)
-		}
-	}
-	e := NewEngine(m)
+	e := NewEngine(lineModel(b))
 	c := BenchCases()[1]
 	p := DefaultParams()
 	p.SingleLine = true

@@ -59,13 +59,13 @@ func FuzzRun(f *testing.F) {
 			return
 		}
 		for _, c := range res.Candidates {
+			if req.Mode != ModeFillHoles && len(c.Edits) != len(spans) {
+				t.Fatalf("%d edits for %d spans", len(c.Edits), len(spans))
+			}
 			last := 0
 			for _, ed := range c.Edits {
 				if ed.Start < last || ed.End < ed.Start || ed.End > len(text) {
 					t.Fatalf("edit [%d, %d) out of order or outside the %d-byte document (previous end %d)", ed.Start, ed.End, len(text), last)
-				}
-				if req.Mode != ModeFillHoles && len(c.Edits) != len(spans) {
-					t.Fatalf("%d edits for %d spans", len(c.Edits), len(spans))
 				}
 				if utf8.ValidString(text) && !utf8.ValidString(ed.NewText) {
 					t.Fatalf("invalid UTF-8 answer %q for a valid document", ed.NewText)

@@ -179,7 +179,7 @@ func benchInfillDir(ctx context.Context, w io.Writer, m *model.Model, dir string
 			return nil
 		}
 		r := refReq{Tokens: c.Tokens, Sampler: q.Sampler, Recompute: q.Recompute, Threshold: q.Threshold, EndThresh: q.EndThreshold, Steps: q.Steps,
-			PadPenalty: t.req.Params.PadPenalty, Mask: m.Config.MaskID, EOS: m.Config.EOSID, Pad: m.Config.PadID}
+			PadPenalty: q.PadPenalty, Mask: m.Config.MaskID, EOS: m.Config.EOSID, Pad: m.Config.PadID}
 		for _, s := range c.Spans {
 			r.Spans = append(r.Spans, refSpan{s.Pos, s.N, s.SingleLine})
 			if s.SingleLine {

@@ -133,7 +133,7 @@ Flags:
 		rep.Runs = append(rep.Runs, r)
 	}
 	if len(rep.Runs) == 2 {
-		rep.Paired = pair(cs, rep.Runs[0], rep.Runs[1])
+		rep.Paired = pair(rep.Runs[0], rep.Runs[1])
 	}
 	if *answersOut != "" {
 		if err := writeAnswers(*answersOut, cs, rep.Runs); err != nil {
@@ -280,6 +280,7 @@ func copyPrevLine(c *evalCase) string {
 // evalScore is the quality of one set of answers.
 type evalScore struct {
 	answers []string // per case, for --answers
+	exact   []bool   // per case: the answer is the middle
 
 	Name   string                `json:"name"`
 	Groups map[string]*groupStat `json:"groups"`
@@ -311,11 +312,10 @@ type pairedStat struct {
 	Differ     int `json:"differ"` // cases whose answers differ at all
 }
 
-func pair(cs []*evalCase, a, b *evalScore) *pairedStat {
+func pair(a, b *evalScore) *pairedStat {
 	ps := &pairedStat{}
-	for i, c := range cs {
-		ra := normalize(a.answers[i]) == normalize(c.Middle)
-		rb := normalize(b.answers[i]) == normalize(c.Middle)
+	for i := range a.exact {
+		ra, rb := a.exact[i], b.exact[i]
 		switch {
 		case ra && !rb:
 			ps.OnlyFirst++
@@ -340,15 +340,16 @@ func groupsOf(c *evalCase) []string {
 }
 
 func scoreAnswers(name string, cs []*evalCase, answer func(i int) string, lat []time.Duration) *evalScore {
-	s := &evalScore{Name: name, Groups: map[string]*groupStat{}}
+	s := &evalScore{Name: name, Groups: map[string]*groupStat{}, exact: make([]bool, len(cs))}
 	lats := map[string][]time.Duration{}
 	for i, c := range cs {
-		a := answer(i)
+		a, want := normalize(answer(i)), normalize(c.Middle)
 		em := 0.0
-		if normalize(a) == normalize(c.Middle) {
+		s.exact[i] = a == want
+		if s.exact[i] {
 			em = 1
 		}
-		es := editSimilarity(normalize(a), normalize(c.Middle))
+		es := editSimilarity(a, want)
 		for _, g := range groupsOf(c) {
 			st := s.Groups[g]
 			if st == nil {

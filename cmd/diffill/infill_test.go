@@ -173,9 +173,14 @@ func TestEvalScores(t *testing.T) {
 
 func TestPairedCounts(t *testing.T) {
 	cs := []*evalCase{{Middle: "a"}, {Middle: "b"}, {Middle: "c"}, {Middle: "d"}}
-	first := &evalScore{answers: []string{"a", "x", "c", "y"}}
-	second := &evalScore{answers: []string{"a", "b", "z", "y "}}
-	got := *pair(cs, first, second)
+	answers := func(as ...string) *evalScore {
+		s := scoreAnswers("run", cs, func(i int) string { return as[i] }, nil)
+		s.answers = as
+		return s
+	}
+	first := answers("a", "x", "c", "y")
+	second := answers("a", "b", "z", "y ")
+	got := *pair(first, second)
 	// Case 1 both right, 2 only second, 3 only first, 4 neither (and the
 	// answers differ by a trailing blank, which normalize ignores for
 	// exact match but which still makes them different answers).
