@@ -290,20 +290,10 @@ func (m *Model) attendPacked(s *scratch, t *attnTask, r *seqRun, layer int, og, 
 	na := pk.keys.N
 	sa := s.sc[t.sc : t.sc+rows*na]
 	pk.keys.Forward(sa, qg, rows)
+	// The step's own positions are never in the packed set
+	// (Cache.packedFor), and a task has query rows only when the step
+	// computes some: the loose part is never empty.
 	lk := s.loose[t.ri*m.Config.KVHeads+t.g]
-	if lk.keys == nil {
-		// Unnormalised weights e^(x-m), then each output row scaled by
-		// 1/Σ: a pass over the scores fewer than normalising them.
-		inv := s.wt[t.wt : t.wt+rows]
-		for i := 0; i < rows; i++ {
-			inv[i] = kernels.SoftmaxExp(sa[i*na:(i+1)*na], scale)
-		}
-		pk.vals.Forward(og, sa, rows)
-		for i := 0; i < rows; i++ {
-			kernels.Scale(og[i*d:(i+1)*d], inv[i])
-		}
-		return
-	}
 	nb := lk.keys.N
 	sb := s.sc[t.sc+rows*na : t.sc+rows*(na+nb)]
 	ob := s.ob[t.ob : t.ob+rows*d]
@@ -315,8 +305,8 @@ func (m *Model) attendPacked(s *scratch, t *attnTask, r *seqRun, layer int, og, 
 		// Each part becomes e^(x-m) over its own maximum m, with sum Z.
 		// Rescaled to the larger maximum M, the parts weigh e^(m-M) each
 		// and together sum to Z_a·e^(m_a-M) + Z_b·e^(m_b-M).
-		za := 1 / float64(kernels.SoftmaxExp(a, scale))
-		zb := 1 / float64(kernels.SoftmaxExp(b, scale))
+		za := float64(kernels.ExpSum(a, scale, ma))
+		zb := float64(kernels.ExpSum(b, scale, mb))
 		mx := max(ma, mb)
 		ea, eb := math.Exp(float64(ma-mx)), math.Exp(float64(mb-mx))
 		z := za*ea + zb*eb

@@ -202,13 +202,20 @@ func Softmax(x []float32, scale float32) {
 // size floats) by the returned factor instead of every score. x must not
 // be empty; scale must be positive.
 func SoftmaxExp(x []float32, scale float32) float32 {
-	if !(scale > 0) {
-		panic(fmt.Sprintf("kernels: Softmax scale %g is not positive", scale))
-	}
 	if len(x) == 0 {
 		panic("kernels: SoftmaxExp of nothing")
 	}
-	return 1 / expSum(x, scale, Max(x)*scale)
+	return 1 / ExpSum(x, scale, Max(x)*scale)
+}
+
+// ExpSum sets x[i] = exp(scale·x[i] - m) and returns Σ x[i], for callers
+// that already know m = max(scale·x) (or anything at least as large, so
+// nothing overflows): one pass over x. scale must be positive.
+func ExpSum(x []float32, scale, m float32) float32 {
+	if !(scale > 0) {
+		panic(fmt.Sprintf("kernels: Softmax scale %g is not positive", scale))
+	}
+	return expSum(x, scale, m)
 }
 
 // RMSNorm sets out[i] = x[i] / rms(x) · w[i] over len(x) elements, with

@@ -184,3 +184,27 @@ func BenchmarkVec(b *testing.B) {
 		run("swiglu", func() { SwiGLU(out, x, y) })
 	}
 }
+
+// ExpSum with a bound above the true maximum gives the same weights up to
+// the factor e^(bound - max): what a caller joining two softmax parts
+// relies on.
+func TestExpSumAnyBound(t *testing.T) {
+	x := []float32{0.5, -1, 3, 2.25, 0, -7, 1.5, 2, 0.1, -0.3, 4, 1, 0, 0, 2, 3, 1}
+	const scale, extra = 0.5, 1.5
+	m := Max(x) * scale
+	for _, bound := range []float32{m, m + extra} {
+		y := append([]float32(nil), x...)
+		sum := ExpSum(y, scale, bound)
+		var want float64
+		for i, v := range x {
+			w := math.Exp(float64(scale*v - bound))
+			want += w
+			if math.Abs(float64(y[i])-w) > 1e-6*math.Max(1, w) {
+				t.Fatalf("bound %g: x[%d] = %g, want %g", bound, i, y[i], w)
+			}
+		}
+		if math.Abs(float64(sum)-want) > 1e-5*want {
+			t.Fatalf("bound %g: sum %g, want %g", bound, sum, want)
+		}
+	}
+}
