@@ -381,8 +381,10 @@ func (d *Device) launch(name string, grid, block dim3, smem int, args []karg) er
 	if grid.x <= 0 || grid.y <= 0 || grid.z <= 0 {
 		return nil // nothing to do (e.g. zero rows)
 	}
-	if err := d.held("cuLaunchKernel(" + name + ")"); err != nil {
-		return err
+	// The kernel's name goes into messages only on failure: this runs for
+	// every launch, and building "cuLaunchKernel(name)" each time allocated.
+	if err := d.held("cuLaunchKernel"); err != nil {
+		return fmt.Errorf("kernel %s: %w", name, err)
 	}
 	for i, a := range args {
 		d.slots[i] = a.bits
@@ -391,9 +393,12 @@ func (d *Device) launch(name string, grid, block dim3, smem int, args []karg) er
 	if err != nil {
 		return err
 	}
-	err = d.drv.call("cuLaunchKernel("+name+")", d.drv.cuLaunchKernel, fn,
+	err = d.drv.call("cuLaunchKernel", d.drv.cuLaunchKernel, fn,
 		uintptr(grid.x), uintptr(grid.y), uintptr(grid.z), uintptr(block.x), uintptr(block.y), uintptr(block.z),
 		uintptr(smem), d.stream, uintptr(unsafe.Pointer(&d.ptrs[0])), 0)
+	if e, ok := err.(*Error); ok {
+		e.Call = "cuLaunchKernel(" + name + ")"
+	}
 	if err == nil {
 		err = d.profEnd(name, start)
 	}

@@ -930,7 +930,7 @@ func (e *Engine) launchAll(p *plan) error {
 			return e.gemmRows(w.x, w.hi, wt, M, H, k, 1, 1)
 		}
 		pending = true
-		return e.gemmRows(w.res, w.hi, wt, 2*M, H, k, 1, 0)
+		return e.linearOnce(w.res, w.hi, wt, M, H, k, 1)
 	}
 	if err := be.launch("embed_gather", d1(M), d1(rowBlock), 0,
 		[]karg{pArg(w.x), pArg(e.embed), pArg(p.ids), iArg(M), iArg(H), fArg(c.embedScale())}); err != nil {
