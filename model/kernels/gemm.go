@@ -210,6 +210,12 @@ func (t *gemmTask) run(i int) {
 		defer putScratch(w)
 		wide = w.f
 	}
+	var ragged []float32 // the tile aside for a last panel wider than N
+	if p1*nr > l.N {
+		r := getScratch(t.plan.big.mr * nr)
+		defer putScratch(r)
+		ragged = r.f
+	}
 	for k0 := 0; k0 < k; k0 += t.kc {
 		kb := min(t.kc, k-k0)
 		accum := 0
@@ -230,14 +236,15 @@ func (t *gemmTask) run(i int) {
 		for c := c0; c < c1; c++ {
 			b := t.plan.at(c)
 			for p := p0; p < p1; p++ {
-				t.tile(b, p, panel(p), k0, kb, accum)
+				t.tile(b, p, panel(p), k0, kb, accum, ragged)
 			}
 		}
 	}
 }
 
-// tile runs block b's kernel on panel p (at bp), k rows [k0, k0+kb).
-func (t *gemmTask) tile(b rowBlock, p int, bp unsafe.Pointer, k0, kb, accum int) {
+// tile runs block b's kernel on panel p (at bp), k rows [k0, k0+kb);
+// ragged holds a tile when p is a last panel wider than N.
+func (t *gemmTask) tile(b rowBlock, p int, bp unsafe.Pointer, k0, kb, accum int, ragged []float32) {
 	l, nr := t.l, t.l.nr
 	a := &t.x[b.r0*t.ldx+k0]
 	if (p+1)*nr <= l.N {
@@ -246,8 +253,7 @@ func (t *gemmTask) tile(b rowBlock, p int, bp unsafe.Pointer, k0, kb, accum int)
 	}
 	// Ragged last panel: compute the full tile aside, keep the columns
 	// that exist.
-	s := getScratch(b.k.mr * nr)
-	tile := s.f
+	tile := ragged[:b.k.mr*nr]
 	b.k.fn(a, t.ldx, bp, &tile[0], nr, kb, 0)
 	cols := l.N - p*nr
 	for r := 0; r < b.k.mr; r++ {
@@ -261,7 +267,6 @@ func (t *gemmTask) tile(b rowBlock, p int, bp unsafe.Pointer, k0, kb, accum int)
 			copy(dst, src)
 		}
 	}
-	putScratch(s)
 }
 
 // widenBlocks is the number of row blocks (of up to 14 rows) from which
