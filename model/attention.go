@@ -257,6 +257,9 @@ func (m *Model) attnScale() float32 { return float32(1 / math.Sqrt(float64(m.Con
 func (m *Model) packLayer(s *scratch, pool *kernels.Pool, runs []seqRun, layer int) {
 	kvh := m.Config.KVHeads
 	loose := fit(&s.loose, len(runs)*kvh)
+	if len(s.looseWS) < len(loose) {
+		s.looseWS = append(s.looseWS, make([]kernels.AttentionWorkspace, len(loose)-len(s.looseWS))...)
+	}
 	for ri := range runs {
 		if set := runs[ri].packed; set != nil && set.layers[layer] == nil {
 			set.layers[layer] = make([]packedKV, kvh)
@@ -273,7 +276,9 @@ func (m *Model) packLayer(s *scratch, pool *kernels.Pool, runs []seqRun, layer i
 		}
 		loose[i] = packedKV{}
 		if len(r.loose) > 0 {
-			loose[i] = packKV(k, v, r.loose, m.Config.HeadDim, m.serial)
+			// Packed into memory the scratch keeps: this runs at every
+			// layer of every step.
+			loose[i].keys, loose[i].vals = s.looseWS[i].PackRows(k, v, r.loose, m.Config.HeadDim)
 		}
 	})
 }

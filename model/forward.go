@@ -71,6 +71,7 @@ type scratch struct {
 	tasks      []attnTask
 	ws         []kernels.AttentionWorkspace // one per attention task
 	loose      []packedKV                   // per run and kv head: the loose positions packed
+	looseWS    []kernels.AttentionWorkspace // per run and kv head: the memory loose holds
 	sc, ob, wt []float32                    // attention over a packed set: scores, loose outputs, part weights
 }
 

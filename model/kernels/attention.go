@@ -7,6 +7,7 @@ import "fmt"
 // per head; it must not be used by two calls at once.
 type AttentionWorkspace struct {
 	keys, vals Linear
+	gather     []float32 // PackRows: the rows' keys, then values, contiguous
 	scores     []float32
 	norm       [attnChunk]float32 // 1/Σ exp of each score row
 }
@@ -47,6 +48,29 @@ func Attention(out []float32, ldo int, q []float32, ldq int, k []float32, ldk in
 	}
 	kl, vl := ws.pack(k, ldk, v, ldv, t, headDim)
 	ws.attend(out, ldo, q, ldq, kl, vl, nq, scale)
+}
+
+// PackRows packs the keys and values of the given rows (each headDim
+// floats at row·headDim in k and v) into ws, for attention over those rows
+// only: keys as a Linear of N = len(rows) outputs over K = headDim, values
+// as one of N = headDim outputs over K = len(rows). The Linears run on the
+// calling goroutine and stay valid until ws packs again; ws's memory is
+// reused, so a decoding step that packs the same number of rows allocates
+// nothing. rows must not be empty.
+func (ws *AttentionWorkspace) PackRows(k, v []float32, rows []int, headDim int) (keys, vals *Linear) {
+	n := len(rows)
+	if n == 0 {
+		panic("kernels: PackRows of no rows")
+	}
+	if cap(ws.gather) < 2*n*headDim {
+		ws.gather = make([]float32, 2*n*headDim)
+	}
+	kb, vb := ws.gather[:n*headDim], ws.gather[n*headDim:2*n*headDim]
+	for j, p := range rows {
+		copy(kb[j*headDim:(j+1)*headDim], k[p*headDim:(p+1)*headDim])
+		copy(vb[j*headDim:(j+1)*headDim], v[p*headDim:(p+1)*headDim])
+	}
+	return ws.pack(kb, headDim, vb, headDim, n, headDim)
 }
 
 // pack packs keys as a Linear of N = t outputs over K = headDim (scores
