@@ -220,28 +220,6 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 		closeF32(t, "embed", down[float32](h, x, n*H), want, 0, 1)
 	})
 
-	t.Run("rmsnorm", func(t *testing.T) {
-		defer h.bind(t)()
-		for _, H := range []int{64, 896, 4096} {
-			n := sz(37)
-			x, w := randF32(r, n*H, 3), randF32(r, H, 1)
-			rows := []int32{int32(n - 1), 0, int32(n / 2), 1}
-			for _, useRows := range []bool{false, true} {
-				m := n
-				var rp devptr
-				var rr []int32
-				if useRows {
-					m, rp, rr = len(rows), up(h, rows), rows
-				}
-				hi, lo := h.buf(m*H*2), h.buf(m*H*2)
-				h.launch("rmsnorm", d1(m), d1(rowBlock), 0, pArg(hi), pArg(lo), pArg(up(h, x)), pArg(rp), pArg(up(h, w)), iArg(m), iArg(H), fArg(1e-6))
-				wh, wl := make([]uint16, m*H), make([]uint16, m*H)
-				refRMSNorm(wh, wl, x, rr, w, m, H, 1e-6)
-				closeF32(t, "rmsnorm hi+lo", joinSplit(down[uint16](h, hi, m*H), down[uint16](h, lo, m*H)), joinSplit(wh, wl), 4e-5, 1e-3)
-			}
-		}
-	})
-
 	t.Run("add_rmsnorm", func(t *testing.T) {
 		defer h.bind(t)()
 		for _, H := range []int{64, 896} {
@@ -250,7 +228,7 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 			rows := []int32{int32(n - 1), 0, int32(n / 2)}
 			for _, v := range []struct {
 				y, y2, rows bool
-			}{{false, false, false}, {true, false, false}, {true, true, false}, {true, true, true}} {
+			}{{false, false, false}, {false, false, true}, {true, false, false}, {true, true, false}, {true, true, true}} {
 				m := n
 				var rp, yp, y2p devptr
 				var rr []int32
@@ -446,23 +424,10 @@ func kernelTests(t *testing.T, h *devHarness, scale int) {
 				}
 			}
 			h.launch("ban_tokens", d1(n), d1(32), 0, pArg(lp), pArg(up(h, ids)), pArg(up(h, offsets)), iArg(n), iArg(V))
-			st := h.buf(n * statsWords * 4)
-			s := func(k int) karg { return pArg(st + devptr(4*k*n)) }
-			h.launch("row_stats", d1(n), d1(1024), 0, s(0), s(1), s(2), s(3), s(4), s(5), pArg(lp), pArg(l2), pArg(up(h, score)), iArg(n), iArg(V), fArg(1/0.8))
 			got := make([]TokenStats, n)
-			decodeStats(down[byte](h, st, n*statsWords*4), got)
 			want := append([]float32(nil), sum...)
 			refBanTokens(want, ids, offsets, n, V)
 			ws := refRowStats(want, score, n, V, 1/0.8)
-			for i := range ws {
-				g, w := got[i], ws[i]
-				if g.Top1 != w.Top1 || g.Top2 != w.Top2 || math.Abs(float64(g.P1-w.P1)) > 1e-5*(1+float64(w.P1)) ||
-					math.Abs(float64(g.P2-w.P2)) > 1e-5 || math.Abs(float64(g.Entropy-w.Entropy)) > 1e-4 ||
-					!(g.ScoreLogP == w.ScoreLogP || math.Abs(float64(g.ScoreLogP-w.ScoreLogP)) < 1e-4) {
-					t.Fatalf("split %v row %d: got %+v, want %+v", split, i, g, w)
-				}
-			}
-			t.Logf("row stats over %d x %d (split %v): %+v", n, V, split, got[2])
 			for _, slices := range []int{1, 3, statSplits(n, V), 40} {
 				part := h.buf(slices * n * 8 * 4)
 				h.launch("row_stats_part", d2(n, slices), d1(rowBlock), 0, pArg(part), pArg(lp), pArg(l2), iArg(n), iArg(V), fArg(1/0.8), iArg(slices))

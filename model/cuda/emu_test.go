@@ -339,9 +339,6 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 		case "embed_gather":
 			refEmbed(m.f32(p(0)), m.u16(p(1)), m.i32(p(2)), n(3), n(4), f(5))
 			needGrid(grid, n(3))
-		case "rmsnorm":
-			refRMSNorm(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.i32(p(3)), m.f32(p(4)), n(5), n(6), f(7))
-			needGrid(grid, n(5))
 		case "add_rmsnorm":
 			refAddRMSNorm(m.u16(p(0)), m.u16(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.i32(p(5)), m.f32(p(6)), n(7), n(8), f(9))
 			needGrid(grid, n(7))
@@ -410,24 +407,6 @@ func (m *emu) launch(name string, grid, block dim3, smem int, args []karg) error
 			}
 		case "ban_tokens":
 			refBanTokens(m.f32(p(0)), m.i32(p(1)), m.i32(p(2)), n(3), n(4))
-		case "row_stats":
-			nr := n(9)
-			lg := m.f32(p(6))
-			if p(7) != 0 { // the remainder's product: add it to a copy
-				lg = append([]float32(nil), lg[:nr*n(10)]...)
-				for k, v := range m.f32(p(7))[:nr*n(10)] {
-					lg[k] += v
-				}
-			}
-			st := refRowStats(lg, m.i32(p(8)), nr, n(10), f(11))
-			needGrid(grid, nr)
-			t1, t2, p1, p2, ent, sl := m.i32(p(0)), m.i32(p(1)), m.f32(p(2)), m.f32(p(3)), m.f32(p(4)), m.f32(p(5))
-			for i, s := range st {
-				t1[i], t2[i], p1[i], p2[i], ent[i], sl[i] = s.Top1, s.Top2, s.P1, s.P2, s.Entropy, s.ScoreLogP
-				if s.Top2 < 0 {
-					t2[i] = math.MaxInt32
-				}
-			}
 		case "row_stats_part":
 			if grid.x < n(3) || grid.y != n(6) {
 				panic(fmt.Sprintf("row_stats_part grid %v for %d rows in %d slices", grid, n(3), n(6)))

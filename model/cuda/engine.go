@@ -641,7 +641,7 @@ func (e *Engine) run(ctx context.Context, b *Batch, so *StatsOptions, logits []f
 	return nil
 }
 
-// decodeStats unpacks row_stats' output: int32 top1[n], top2[n], float32
+// decodeStats unpacks row_stats_merge's output: int32 top1[n], top2[n], float32
 // p1[n], p2[n], entropy[n], scoreLogp[n].
 func decodeStats(buf []byte, out []TokenStats) {
 	n := len(out)

@@ -75,7 +75,6 @@ func TestPTXSignatures(t *testing.T) {
 	}
 	want := map[string]string{
 		"embed_gather":      "pppiif",
-		"rmsnorm":           "pppppiif",
 		"rmsnorm_f32":       "pppiif",
 		"add_bias":          "ppii",
 		"qkv_rope":          "ppipppppiiii",
@@ -86,7 +85,6 @@ func TestPTXSignatures(t *testing.T) {
 		"swiglu":            "ppppii",
 		"add_into":          "ppp",
 		"ban_tokens":        "pppii",
-		"row_stats":         "pppppppppiif",
 		"gather_rows":       "pppii",
 		"gemm_bf16":         "pppiiiff",
 		"add_rmsnorm":       "pppppppiif",

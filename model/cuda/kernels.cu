@@ -92,26 +92,10 @@ extern "C" __global__ void embed_gather(float *x, const bf16 *embed, const int *
 	for (int d = threadIdx.x; d < hidden; d += blockDim.x) out[d] = scale == 1.f ? bf2f(row[d]) : bf2f(row[d]) * scale;
 }
 
-// RMSNorm of rows of x, written as bf16 hi (and lo): out[i] = x[r]*rsqrt(mean(x[r]^2)+eps)*w
-// with r = rows ? rows[i] : i. grid (n), block a multiple of 32.
-extern "C" __global__ void rmsnorm(bf16 *hi, bf16 *lo, const float *x, const int *rows, const float *w,
-	int n, int hidden, float eps) {
-	__shared__ float red[WARP];
-	int i = blockIdx.x;
-	if (i >= n) return;
-	int r = rows ? rows[i] : i;
-	const float *xr = x + (long)r * hidden;
-	float ss = 0.f;
-	for (int d = threadIdx.x; d < hidden; d += blockDim.x) ss += xr[d] * xr[d];
-	ss = block_sum(ss, red);
-	float inv = rsqrtf(ss / (float)hidden + eps);
-	long base = (long)i * hidden;
-	for (int d = threadIdx.x; d < hidden; d += blockDim.x) store_split(hi, lo, base + d, w[d] * (xr[d] * inv));
-}
-
 // RMSNorm after a residual add: v = x[r] + (y[r] + y2[r]) (y2 may be NULL;
-// y NULL: v = x[r], plain rmsnorm), normalised into bf16 hi (and lo) as
-// rmsnorm does; without rows (r = i) v is also written back to x. The
+// y NULL: v = x[r], a plain RMSNorm), normalised as
+// v*rsqrt(mean(v^2)+eps)*w into bf16 hi (and lo), r = rows ? rows[i] : i;
+// without rows v is also written back to x. The
 // precise mode's o and down products (hi and lo halves of the activations
 // in one product, y2 = the lo half's rows) are added to the residual here
 // instead of by a second product with beta 1. grid (n), block a multiple of 32.
@@ -641,52 +625,13 @@ __device__ __forceinline__ rowstat stat_empty() {
 }
 
 // Per row of logits ([n][vocab], plus logits2 when not NULL: the remainder's
-// product; scaled by invTemp): the two most likely
-// tokens, their probabilities, the entropy (nats) of the softmax and the
-// log-probability of token score[i] (when score is not NULL and score[i] >=
-// 0), so that the sampler reads 24 bytes per position instead of the row.
-// grid (n), block a multiple of 32 up to 1024.
-extern "C" __global__ void row_stats(int *top1, int *top2, float *p1, float *p2, float *entropy, float *scoreLogp,
-	const float *logits, const float *logits2, const int *score, int n, int vocab, float invTemp) {
-	__shared__ rowstat red[WARP];
-	int i = blockIdx.x;
-	if (i >= n) return;
-	const float *row = logits + (long)i * vocab;
-	const float *row2 = logits2 ? logits2 + (long)i * vocab : 0;
-	rowstat a = stat_empty();
-	if (row2)
-		for (int j = threadIdx.x; j < vocab; j += blockDim.x) stat_add(a, (row[j] + row2[j]) * invTemp, j);
-	else
-		for (int j = threadIdx.x; j < vocab; j += blockDim.x) stat_add(a, row[j] * invTemp, j);
-	for (int o = WARP / 2; o > 0; o >>= 1) {
-		rowstat b = stat_shfl(a, o);
-		stat_merge(a, b);
-	}
-	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
-	if (lane == 0) red[w] = a;
-	__syncthreads();
-	if (w != 0) return;
-	a = lane < nw ? red[lane] : stat_empty();
-	for (int o = WARP / 2; o > 0; o >>= 1) {
-		rowstat b = stat_shfl(a, o);
-		stat_merge(a, b);
-	}
-	if (lane != 0) return;
-	bool any = a.s > 0.f;
-	top1[i] = a.i1;
-	top2[i] = a.i2;
-	p1[i] = any ? expf(a.v1 - a.m) / a.s : 0.f;
-	p2[i] = any && a.v2 > -INFINITY ? expf(a.v2 - a.m) / a.s : 0.f;
-	entropy[i] = any ? logf(a.s) - a.t / a.s : 0.f;
-	int sc = score ? score[i] : -1;
-	float xs = sc >= 0 && sc < vocab ? (row2 ? row[sc] + row2[sc] : row[sc]) * invTemp : -INFINITY;
-	scoreLogp[i] = any ? xs - a.m - logf(a.s) : -INFINITY;
-}
-
-// row_stats in two launches, so that a few rows still fill the chip:
-// row_stats_part summarises the slice [z*per, min(vocab, (z+1)*per)) of row
-// i (per = ceil(vocab/splits)) into part[(z*n + i)*8 ..]: m, s, t, v1, v2,
-// and i1, i2 as int bits. grid (n, splits), block a multiple of 32 up to 1024.
+// product; scaled by invTemp): the two most likely tokens, their
+// probabilities, the entropy (nats) of the softmax and the log-probability
+// of token score[i] (when score is not NULL and score[i] >= 0), so that the
+// sampler reads 24 bytes per position instead of the row. Two launches, so
+// that a few rows still fill the chip: row_stats_part summarises the slice
+// [z*per, min(vocab, (z+1)*per)) of row i (per = ceil(vocab/splits)) into
+// part[(z*n + i)*8 ..]: m, s, t, v1, v2, and i1, i2 as int bits. grid (n, splits), block a multiple of 32 up to 1024.
 extern "C" __global__ void row_stats_part(float *part, const float *logits, const float *logits2, int n, int vocab,
 	float invTemp, int splits) {
 	__shared__ rowstat red[WARP];

@@ -25,24 +25,6 @@ func storeSplit(hi, lo []uint16, i int, v float32) {
 	}
 }
 
-func refRMSNorm(hi, lo []uint16, x []float32, rows []int32, w []float32, n, hidden int, eps float32) {
-	for i := 0; i < n; i++ {
-		r := i
-		if rows != nil {
-			r = int(rows[i])
-		}
-		xr := x[r*hidden : (r+1)*hidden]
-		var ss float64
-		for _, v := range xr {
-			ss += float64(v) * float64(v)
-		}
-		inv := float32(1 / math.Sqrt(ss/float64(hidden)+float64(eps)))
-		for d := 0; d < hidden; d++ {
-			storeSplit(hi, lo, i*hidden+d, w[d]*(xr[d]*inv))
-		}
-	}
-}
-
 func refRMSNormF32(out, x, w []float32, n, hidden int, eps float32) {
 	for i := 0; i < n; i++ {
 		xr := x[i*hidden : (i+1)*hidden]

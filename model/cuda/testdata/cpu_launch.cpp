@@ -42,7 +42,6 @@ extern "C" int emu_launch(const char *n, unsigned gx, unsigned gy, unsigned gz, 
 	unsigned smem, const uint64_t *a) {
 	emu_dim3 g{gx, gy, gz}, b{bx, by, bz};
 	E(embed_gather)
-	E(rmsnorm)
 	E(rmsnorm_f32)
 	E(add_rmsnorm)
 	E(add_bias)
@@ -56,7 +55,6 @@ extern "C" int emu_launch(const char *n, unsigned gx, unsigned gy, unsigned gz, 
 	E(swiglu)
 	E(add_into)
 	E(ban_tokens)
-	E(row_stats)
 	E(row_stats_part)
 	E(row_stats_merge)
 	E(gather_rows)
