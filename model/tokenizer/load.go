@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/diffill/diffill/model/internal/safefile"
 )
 
 // DefaultCacheWords bounds the per-tokenizer cache of pre-token encodings.
@@ -25,7 +25,7 @@ const DefaultCacheWords = 1 << 16
 // tokenizer_config.json), which is how the Dream family ships it.
 func Load(dir string) (*Tokenizer, error) {
 	t, err := FromFiles(func(name string) ([]byte, error) {
-		return os.ReadFile(filepath.Join(dir, name))
+		return safefile.ReadDirFile(dir, name)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer from %s: %w", dir, err)
