@@ -144,3 +144,26 @@ func TestCheckpointFilesNotRegular(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizerSharedID: two tokens with one id in tokenizer.json are
+// refused at load, naming both, instead of panicking later in the engine.
+func TestTokenizerSharedID(t *testing.T) {
+	dir := copyDir(t, filepath.Join("testdata", "qwen2-tiny"))
+	p := filepath.Join(dir, "tokenizer.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "<|pad|>" is id 2 in the tiny tokenizer; give another token that id.
+	s := strings.Replace(string(b), `"nam": 319`, `"nam": 2`, 1)
+	if s == string(b) {
+		t.Fatal("test data changed: no \"nam\": 319 in tokenizer.json")
+	}
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "share id 2") {
+		t.Fatalf("Load: %v, want an error saying two tokens share id 2", err)
+	}
+}
