@@ -2,6 +2,7 @@ package lsp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -89,6 +90,29 @@ func (s *Server) didChange(ctx context.Context, v *view, p *didChangeParams) (an
 	}
 	s.update(func(v *view) { v.docs = v.withDoc(uri, st) })
 	return nil, nil
+}
+
+// badChange handles a didChange whose ranges are malformed: the edit cannot
+// be applied, so the server's copy of the document no longer matches the
+// editor's, and the document is not served until it is reopened (as after
+// any edit that does not apply).
+func (s *Server) badChange(raw json.RawMessage, perr error) {
+	var p struct {
+		TextDocument struct {
+			URI protocol.DocumentURI `json:"uri"`
+		} `json:"textDocument"`
+	}
+	if json.Unmarshal(raw, &p) != nil || p.TextDocument.URI == "" {
+		s.log.Warn("didChange with malformed ranges and no document", zap.Error(perr))
+		return
+	}
+	uri := p.TextDocument.URI
+	if _, ok := s.view.Load().docs[uri]; !ok {
+		return
+	}
+	err := fmt.Errorf("out of sync with the editor after an edit with a malformed range (%v); close and reopen the file", perr)
+	s.update(func(v *view) { v.docs = v.withDoc(uri, &docState{broken: err}) })
+	s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("diffill: not serving %s: %v", uri, err))
 }
 
 func (s *Server) didClose(ctx context.Context, v *view, p *protocol.DidCloseTextDocumentParams) (any, error) {
