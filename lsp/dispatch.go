@@ -23,10 +23,12 @@ type handler struct {
 	// supersede: a newer request of this method for the same document
 	// cancels this one (completion requests as the user types).
 	supersede bool
-	// needs lists the top-level params fields without which the method
-	// cannot be served (checked with every position and range in the
-	// params, see checkPositions).
-	needs []string
+	// positions: the params carry positions or ranges, checked before they
+	// are decoded (see checkPositions); needs lists the top-level fields
+	// without which the method cannot be served. Methods without positions
+	// (didOpen's whole text) are not walked.
+	positions bool
+	needs     []string
 	// badParams, for a notification, is told of malformed positions in
 	// its params (the notification is not served); nil: it is logged.
 	badParams func(s *Server, params json.RawMessage, err error)
@@ -43,15 +45,15 @@ func init() {
 		protocol.MethodInitialized:                     {serve: typed((*Server).initialized)},
 		protocol.MethodSetTrace:                        {serve: typed((*Server).setTrace)},
 		protocol.MethodTextDocumentDidOpen:             {serve: typed((*Server).didOpen)},
-		protocol.MethodTextDocumentDidChange:           {badParams: (*Server).badChange, serve: typed((*Server).didChange)},
+		protocol.MethodTextDocumentDidChange:           {positions: true, badParams: (*Server).badChange, serve: typed((*Server).didChange)},
 		protocol.MethodTextDocumentDidClose:            {serve: typed((*Server).didClose)},
 		protocol.MethodTextDocumentDidSave:             {serve: typed((*Server).didSave)},
 		protocol.MethodWorkspaceDidChangeConfiguration: {serve: typed((*Server).didChangeConfiguration)},
 		protocol.MethodWorkDoneProgressCancel:          {serve: typed((*Server).workDoneProgressCancel)},
-		protocol.MethodTextDocumentCodeAction:          {needs: []string{"range"}, serve: typed((*Server).codeAction)},
-		protocol.MethodTextDocumentCompletion:          {async: true, supersede: true, needs: []string{"position"}, serve: typed((*Server).completion)},
-		methodInlineCompletion:                         {async: true, supersede: true, needs: []string{"position"}, serve: typed((*Server).inlineCompletion)},
-		protocol.MethodWorkspaceExecuteCommand:         {async: true, serve: typed((*Server).executeCommand)},
+		protocol.MethodTextDocumentCodeAction:          {positions: true, needs: []string{"range"}, serve: typed((*Server).codeAction)},
+		protocol.MethodTextDocumentCompletion:          {async: true, supersede: true, positions: true, needs: []string{"position"}, serve: typed((*Server).completion)},
+		methodInlineCompletion:                         {async: true, supersede: true, positions: true, needs: []string{"position"}, serve: typed((*Server).inlineCompletion)},
+		protocol.MethodWorkspaceExecuteCommand:         {async: true, positions: true, serve: typed((*Server).executeCommand)},
 		MethodStats:                                    {serve: typed((*Server).stats)},
 	}
 }
@@ -132,16 +134,18 @@ func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrp
 	if !ok {
 		return s.unimplemented(ctx, reply, req)
 	}
-	if err := checkPositions(req.Params(), h.needs...); err != nil {
-		if isCall {
-			return reply(ctx, nil, err)
-		}
-		if h.badParams != nil {
-			h.badParams(s, req.Params(), err)
+	if h.positions {
+		if err := checkPositions(req.Params(), h.needs...); err != nil {
+			if isCall {
+				return reply(ctx, nil, err)
+			}
+			if h.badParams != nil {
+				h.badParams(s, req.Params(), err)
+				return nil
+			}
+			s.log.Warn("notification with malformed positions dropped", zap.String("method", method), zap.Error(err))
 			return nil
 		}
-		s.log.Warn("notification with malformed positions dropped", zap.String("method", method), zap.Error(err))
-		return nil
 	}
 	v := s.view.Load()
 	if !h.async {

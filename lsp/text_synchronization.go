@@ -35,11 +35,10 @@ func (s *Server) admit(uri protocol.DocumentURI, n int) error {
 	if n > s.opt.MaxDocumentBytes {
 		return fmt.Errorf("%w: %d bytes, over the %d-byte limit", document.ErrTooLarge, n, s.opt.MaxDocumentBytes)
 	}
-	total := n
-	for u, d := range s.view.Load().docs {
-		if u != uri && d.doc != nil {
-			total += d.doc.Len()
-		}
+	docs := s.view.Load().docs
+	total := docs.keptBytes() + n
+	if d, ok := docs.get(uri); ok {
+		total -= d.size()
 	}
 	if total > s.opt.MaxOpenBytes {
 		return fmt.Errorf("%w: open documents would take %d bytes, over the %d-byte limit; close some", document.ErrTooLarge, total, s.opt.MaxOpenBytes)
@@ -49,7 +48,7 @@ func (s *Server) admit(uri protocol.DocumentURI, n int) error {
 
 func (s *Server) didChange(ctx context.Context, v *view, p *didChangeParams) (any, error) {
 	uri := p.TextDocument.URI
-	old, ok := v.docs[uri]
+	old, ok := v.docs.get(uri)
 	if !ok {
 		return nil, fmt.Errorf("didChange for %s: %w", uri, errUnknownDocument)
 	}
@@ -107,7 +106,7 @@ func (s *Server) badChange(raw json.RawMessage, perr error) {
 		return
 	}
 	uri := p.TextDocument.URI
-	if _, ok := s.view.Load().docs[uri]; !ok {
+	if _, ok := s.view.Load().docs.get(uri); !ok {
 		return
 	}
 	err := fmt.Errorf("out of sync with the editor after an edit with a malformed range (%v); close and reopen the file", perr)
