@@ -120,7 +120,9 @@ Flags:
 		if err != nil {
 			return fmt.Errorf("--at: %w", err)
 		}
-		req.Mode, req.Spans = infill.ModeComplete, []infill.Span{{Start: off, End: off}}
+		// Closers after the point (an editor's auto-closed brackets) are
+		// completed through, as the language server does.
+		req.Mode, req.Spans = infill.ModeComplete, []infill.Span{{Start: off, End: infill.ClosingRest(text, off)}}
 	case *rng != "":
 		a, b, ok := strings.Cut(*rng, "-")
 		if !ok {
