@@ -9,6 +9,7 @@
 //	diffill eval    --cases FILE.jsonl                  exact match, edit similarity, latency
 //	diffill model   info DIR | forward DIR --text ...   inspect a checkpoint
 //	diffill bench   [--lsp] [--device cpu|cuda]         user-facing performance figures
+//	diffill version                                     version, revision, Go version, CPU features
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"gorgonia.org/tensor"
@@ -39,6 +41,7 @@ func commands() []command {
 		{"eval", "evaluate infilling on a JSONL file of cases", runEval},
 		{"model", "inspect a checkpoint: info DIR, forward DIR --text ...", runModel},
 		{"bench", "print latency, tokens/s and GFLOP/s figures", runBench},
+		{"version", "print the version, VCS revision, Go version and CPU features", runVersion},
 	}
 }
 
@@ -71,6 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
+	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
@@ -84,7 +90,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsage):
 			return 2
 		default:
-			fmt.Fprintf(stderr, "diffill %s: %v\n", c.name, err)
+			// Errors from package infill already begin with "infill: ".
+			msg := strings.TrimPrefix(err.Error(), c.name+": ")
+			fmt.Fprintf(stderr, "diffill %s: %s\n", c.name, msg)
 			return 1
 		}
 	}
