@@ -21,11 +21,17 @@ const closingChars = ")]}\"'`,;: \t"
 // ClosingRest returns the end of the closing brackets and quotes that are
 // all that follows off on its line (as an editor's auto-closing leaves
 // them, see closers.go), blanks at the end of the line excluded; off when
-// the rest of the line holds anything else, or nothing but blanks. A
+// the rest of the line holds anything else, or nothing but blanks, or when
+// nothing but blanks comes before off on its line (a "}" that closes a
+// block on a line of its own is structure, not an editor's guess). A
 // completion at off may replace text[off:ClosingRest(text, off)]
 // (ModeComplete with that span).
 func ClosingRest(text string, off int) int {
 	if off < 0 || off > len(text) {
+		return off
+	}
+	ls := strings.LastIndexAny(text[:off], "\r\n") + 1
+	if strings.TrimLeft(text[ls:off], " \t") == "" {
 		return off
 	}
 	end := len(text)

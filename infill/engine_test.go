@@ -961,6 +961,9 @@ func TestClosingRest(t *testing.T) {
 		{"s := \"⁁\" + x", ""},        // more code after the quote
 		{"return len(⁁)\nfoo()", ")"}, // stops at the line end
 		{"⁁   ", ""},
+		{"\t⁁}", ""},     // a block's "}" on its own line
+		{"x\n\t⁁})", ""}, // the same, not on the first line
+		{"\tf(⁁)", ")"},
 	} {
 		i := strings.Index(tc.line, "⁁")
 		text := tc.line[:i] + tc.line[i+len("⁁"):]
