@@ -51,14 +51,9 @@ Flags:
 		fmt.Fprintf(stderr, "diffill serve: unexpected argument %q\nRun 'diffill serve -h' for its flags.\n", fs.Arg(0))
 		return errUsage
 	}
-	if err := checkDevice(*device); err != nil {
+	// A bad --model is said now, not at the editor's first keystroke.
+	if err := checkModelFlags(*modelDir, *device); err != nil {
 		return err
-	}
-	if *modelDir != "" {
-		// Said now, not at the editor's first keystroke.
-		if err := model.CheckDir(*modelDir); err != nil {
-			return fmt.Errorf("--model: %w; leave --model out to use the built-in model", err)
-		}
 	}
 	log, closeLog, err := serveLogger(*logLevel, *logFile, stderr)
 	if err != nil {
