@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/scanner"
 	"go/token"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.lsp.dev/protocol"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/model"
 	"github.com/diffill/diffill/model/builtin"
 )
 
@@ -124,7 +126,7 @@ func TestCompletionReplacesAutoClosed(t *testing.T) {
 	for _, m := range []struct {
 		name string
 		load Loader
-	}{{"builtin", builtinLoader}, {"tiny", tinyLoader}} {
+	}{{"model", contentLoader}, {"tiny", tinyLoader}} {
 		for name, doc := range autoClosed {
 			t.Run(m.name+"/"+name, func(t *testing.T) {
 				s := start(t, sessionOptions{load: m.load})
@@ -139,7 +141,7 @@ func TestCompletionReplacesAutoClosed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m.name == "builtin" && (len(list.Items) == 0 || len(inl.Items) == 0) {
+				if m.name == "model" && (len(list.Items) == 0 || len(inl.Items) == 0) {
 					t.Fatalf("%d completion items, %d inline items inside %q; want some of each", len(list.Items), len(inl.Items), closers)
 				}
 				// No partial word before the cursor in these documents:
@@ -163,7 +165,7 @@ func TestCompletionReplacesAutoClosed(t *testing.T) {
 					if rest := text[off : off+strings.IndexByte(text[off:], '\n')]; !subsequence(closers, rest) {
 						t.Errorf("%s leaves %q: the closers %q are not all there, in order", kind, line, closers)
 					}
-					if m.name != "builtin" {
+					if m.name != "model" {
 						return
 					}
 					if _, err := parser.ParseFile(token.NewFileSet(), "a.go", text, parser.AllErrors); err != nil {
@@ -181,7 +183,7 @@ func TestCompletionReplacesAutoClosed(t *testing.T) {
 func TestAutoClosedFromCache(t *testing.T) {
 	o := &observed{}
 	load := func(ctx context.Context, dir, device string) (Engine, error) {
-		e, err := builtinLoader(ctx, dir, device)
+		e, err := contentLoader(ctx, dir, device)
 		o.Engine = e
 		return o, err
 	}
@@ -217,21 +219,29 @@ func TestAutoClosedFromCache(t *testing.T) {
 }
 
 var (
-	builtinOnce   sync.Once
-	builtinEngine *infill.Engine
-	builtinErr    error
+	contentOnce   sync.Once
+	contentEngine *infill.Engine
+	contentErr    error
 )
 
-// builtinLoader loads the built-in model, for tests where what the model
-// writes matters.
-func builtinLoader(ctx context.Context, dir, device string) (Engine, error) {
-	builtinOnce.Do(func() {
-		m, err := builtin.Load()
+// contentLoader loads the model for tests where what the model writes
+// matters: the built-in model, or the checkpoint directory
+// DIFFILL_TEST_MODEL names (as the editor tests read it; "builtin" is the
+// built-in model too).
+func contentLoader(ctx context.Context, dir, device string) (Engine, error) {
+	contentOnce.Do(func() {
+		var m *model.Model
+		var err error
+		if d := os.Getenv("DIFFILL_TEST_MODEL"); d != "" && d != "builtin" {
+			m, err = model.Load(d)
+		} else {
+			m, err = builtin.Load()
+		}
 		if err != nil {
-			builtinErr = err
+			contentErr = err
 			return
 		}
-		builtinEngine = infill.NewEngine(m)
+		contentEngine = infill.NewEngine(m)
 	})
-	return builtinEngine, builtinErr
+	return contentEngine, contentErr
 }
