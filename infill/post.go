@@ -149,8 +149,8 @@ func trimOpenComment(ans string, open bracketScanner) string {
 }
 
 // bracketScanner follows Go's brackets, skipping strings, runes and
-// comments. A "*/" in code closes a comment that is not open: it is
-// reported as an unmatched closer.
+// comments. A "*/" in code or in a line comment closes a block comment
+// that is not open: it is reported as an unmatched closer.
 type bracketScanner struct {
 	stack []byte
 	state byte // 0 code, '"' string, '`' raw string, '\'' rune, '/' line comment, '*' block comment
@@ -192,6 +192,8 @@ func (sc *bracketScanner) feed(s string, bad func(i int)) {
 		case '/':
 			if c == '\n' {
 				sc.state = 0
+			} else if c == '/' && sc.prev == '*' && bad != nil {
+				bad(max(i-1, 0)) // a line comment closes no block comment either
 			}
 		case '*':
 			if c == '/' && sc.prev == '*' {
