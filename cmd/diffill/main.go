@@ -77,6 +77,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if args[0] == "--version" || args[0] == "-version" {
 		args[0] = "version"
 	}
+	if strings.HasPrefix(args[0], "-") {
+		// "diffill --device cpu infill f.go": the flags belong to a command.
+		fmt.Fprintf(stderr, "diffill: %s comes before the command: flags go after it%s.\n"+
+			"Run 'diffill -h' for the commands, 'diffill <command> -h' for a command's flags.\n", args[0], reordered(args))
+		return 2
+	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
@@ -104,3 +110,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // errUsage reports a command-line mistake that has already been explained
 // on stderr; the process exits with status 2.
 var errUsage = errors.New("usage")
+
+// reordered spells args with the flags before the command moved after it
+// (" (diffill infill --device cpu f.go)"), or "" when no command follows.
+func reordered(args []string) string {
+	for i, a := range args {
+		for _, c := range commands() {
+			if a == c.name {
+				re := append(append([]string{a}, args[:i]...), args[i+1:]...)
+				return " (diffill " + strings.Join(re, " ") + ")"
+			}
+		}
+	}
+	return ""
+}

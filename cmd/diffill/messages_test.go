@@ -78,6 +78,11 @@ func TestInfillDevice(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "package a\n") {
 		t.Errorf("infill --device cpu: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
+	// Before the command, it is said where flags go.
+	code, _, stderr = runMain(t, "--device", "cpu", "infill", file)
+	if code != 2 || !strings.Contains(stderr, "flags go after it") || !strings.Contains(stderr, "diffill infill --device cpu") {
+		t.Errorf("diffill --device cpu infill: exit %d, stderr %q", code, stderr)
+	}
 	code, _, stderr = runMain(t, "infill", "--device", "tpu", "--at", "4:13", file)
 	if code != 1 || !strings.Contains(stderr, `--device "tpu": want auto, cpu or cuda`) {
 		t.Errorf("infill --device tpu: exit %d, stderr %q", code, stderr)
