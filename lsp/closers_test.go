@@ -21,10 +21,11 @@ import (
 // typed an opening bracket or quote, which it closed: ⁁ is the cursor,
 // what follows it on its line is the editor's.
 var autoClosed = map[string]string{
-	"paren": "package a\n\ntype stack struct {\n\tv []int\n}\n\nfunc (a *stack) empty() bool {\n\treturn len(⁁)\n}\n",
-	"brace": "package a\n\nfunc sum() int {\n\tx := []int{⁁}\n\ttotal := 0\n\tfor _, v := range x {\n\t\ttotal += v\n\t}\n\treturn total\n}\n",
-	"quote": "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"⁁\")\n}\n",
-	"raw":   "package main\n\ntype User struct {\n\tName  string `json:\"name\"`\n\tEmail string `⁁`\n}\n",
+	"paren":   "package a\n\ntype stack struct {\n\tv []int\n}\n\nfunc (a *stack) empty() bool {\n\treturn len(⁁)\n}\n",
+	"bracket": "package a\n\nfunc last(parts []string) string {\n\treturn parts[⁁]\n}\n",
+	"brace":   "package a\n\nfunc sum() int {\n\tx := []int{⁁}\n\ttotal := 0\n\tfor _, v := range x {\n\t\ttotal += v\n\t}\n\treturn total\n}\n",
+	"quote":   "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"⁁\")\n}\n",
+	"raw":     "package main\n\ntype User struct {\n\tName  string `json:\"name\"`\n\tEmail string `⁁`\n}\n",
 }
 
 // openAutoClosed opens doc and returns its cursor and the position after
@@ -87,39 +88,39 @@ func lineOf(text string, off int) string {
 }
 
 // applyItems applies each completion item's edit and each inline item to
-// the client's copy of uri (restored after each) and calls check with the
-// result and the inserted text.
-func applyItems(t *testing.T, s *session, uri protocol.DocumentURI, list *protocol.CompletionList, inl *inlineCompletionList, check func(kind, text string, at int)) {
+// the client's copy of uri and calls check with the kind and index of the
+// item, the text it leaves and where its edit starts.
+func applyItems(t *testing.T, s *session, uri protocol.DocumentURI, list *protocol.CompletionList, inl *inlineCompletionList, check func(kind string, i int, text string, at int)) {
 	t.Helper()
 	orig := s.Doc(uri).Text()
-	try := func(kind string, r protocol.Range, newText string) {
+	try := func(kind string, i int, r protocol.Range, newText string) {
 		d := s.Doc(uri)
 		a, b, err := d.Span(r, s.Encoding())
 		if err != nil {
 			t.Fatalf("%s range %v: %v", kind, r, err)
 		}
-		check(kind, orig[:a]+newText+orig[b:], a)
+		check(kind, i, orig[:a]+newText+orig[b:], a)
 	}
-	for _, it := range list.Items {
+	for i, it := range list.Items {
 		if it.TextEdit == nil {
 			t.Fatalf("item %q has no edit", it.Label)
 		}
-		try("completion", it.TextEdit.Range, it.TextEdit.NewText)
+		try("completion", i, it.TextEdit.Range, it.TextEdit.NewText)
 	}
-	for _, it := range inl.Items {
+	for i, it := range inl.Items {
 		if it.Range == nil {
 			t.Fatalf("inline item %q has no range", it.InsertText)
 		}
-		try("inline", *it.Range, it.InsertText)
+		try("inline", i, *it.Range, it.InsertText)
 	}
 }
 
-// TestCompletionReplacesAutoClosed: inside an auto-closed "(", "{", "\""
-// or "`", the completion items' and the inline item's ranges run from
+// TestCompletionReplacesAutoClosed: inside an auto-closed "(", "[", "{",
+// "\"" or "`", the completion items' and the inline item's ranges run from
 // the cursor over the closers, the line the edit leaves keeps the closer
 // and is balanced, and with the built-in model there is an answer (the
-// closer does not make it vanish) and the file it leaves parses: the
-// closer is neither doubled ("len(a.v))") nor lost. The tiny checkpoint
+// closer does not make it vanish) and the file the best one leaves
+// parses: the closer is neither doubled ("len(a.v))") nor lost. The tiny checkpoint
 // writes noise, which may be nothing but closers (then no item is the
 // right answer); what it offers must have the same shape.
 func TestCompletionReplacesAutoClosed(t *testing.T) {
@@ -156,7 +157,7 @@ func TestCompletionReplacesAutoClosed(t *testing.T) {
 						t.Errorf("inline item %q replaces %v, want %v-%v (the closers %q)", it.InsertText, r, at, end, closers)
 					}
 				}
-				applyItems(t, s, uri, list, inl, func(kind, text string, off int) {
+				applyItems(t, s, uri, list, inl, func(kind string, i int, text string, off int) {
 					line := lineOf(text, off)
 					t.Logf("%s: %q", kind, line)
 					if !lineBalanced(line) {
@@ -165,8 +166,8 @@ func TestCompletionReplacesAutoClosed(t *testing.T) {
 					if rest := text[off : off+strings.IndexByte(text[off:], '\n')]; !subsequence(closers, rest) {
 						t.Errorf("%s leaves %q: the closers %q are not all there, in order", kind, line, closers)
 					}
-					if m.name != "model" {
-						return
+					if m.name != "model" || i > 0 {
+						return // noise, or a second guess: its shape is what counts
 					}
 					if _, err := parser.ParseFile(token.NewFileSet(), "a.go", text, parser.AllErrors); err != nil {
 						t.Errorf("%s leaves %q, which does not parse: %v", kind, line, err)
