@@ -105,7 +105,7 @@ func (s *Server) initialized(ctx context.Context, v *view, _ *struct{}) (any, er
 				Method:          protocol.MethodWorkspaceDidChangeConfiguration,
 				RegisterOptions: map[string]string{"section": "diffill"},
 			}}}
-			if _, err := s.conn.Call(ctx, protocol.MethodClientRegisterCapability, params, nil); err != nil {
+			if err := s.callClient(ctx, protocol.MethodClientRegisterCapability, params, nil); err != nil {
 				s.log.Debug("registering for configuration changes", zap.Error(err))
 			}
 		}

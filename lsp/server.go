@@ -46,6 +46,10 @@ type Options struct {
 	// MaxPending bounds requests being served at once; more are refused
 	// with RequestFailed until some finish. 0: 256.
 	MaxPending int
+	// ClientTimeout bounds how long the server waits for the client's
+	// answer to a request of its own (workspace/applyEdit,
+	// workspace/configuration, ...). 0: 30 s.
+	ClientTimeout time.Duration
 	// Version is reported in serverInfo.
 	Version string
 }
@@ -145,6 +149,9 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 	}
 	if opt.MaxMessageBytes == 0 {
 		opt.MaxMessageBytes = wire.DefaultMaxMessage
+	}
+	if opt.ClientTimeout == 0 {
+		opt.ClientTimeout = 30 * time.Second
 	}
 	if opt.MaxPending == 0 {
 		opt.MaxPending = 256
@@ -299,4 +306,18 @@ func (p *typingPace) delay(now time.Time, max time.Duration) time.Duration {
 		return 0
 	}
 	return wait
+}
+
+// callClient sends a request to the client and waits for its answer, at
+// most Options.ClientTimeout, and no longer than ctx: a client that never
+// answers (or a request the user cancels) releases the server's request
+// instead of holding it, and its slot, for good.
+func (s *Server) callClient(ctx context.Context, method string, params, result any) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opt.ClientTimeout)
+	defer cancel()
+	_, err := s.conn.Call(ctx, method, params, result)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("the editor did not answer %s within %v: %w", method, s.opt.ClientTimeout, err)
+	}
+	return err
 }
