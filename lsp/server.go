@@ -50,6 +50,12 @@ type Options struct {
 	// answer to a request of its own (workspace/applyEdit,
 	// workspace/configuration, ...). 0: 30 s.
 	ClientTimeout time.Duration
+	// Token, if set, must come as initializationOptions.token in initialize,
+	// else the session ends (for servers others on the machine can reach).
+	Token string
+	// InitializeTimeout ends a session that has not initialized within it;
+	// IdleTimeout one that sends nothing for that long. 0: no limit.
+	InitializeTimeout, IdleTimeout time.Duration
 	// Version is reported in serverInfo.
 	Version string
 }
@@ -87,6 +93,7 @@ type Server struct {
 	typing   map[protocol.DocumentURI]*typingPace
 	pending  int
 	exitErr  chan error
+	touched  chan struct{} // a message arrived (for the idle timeout)
 
 	engines engines
 	cache   completionCache
@@ -170,6 +177,7 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 		progress: map[string]context.CancelCauseFunc{},
 		typing:   map[protocol.DocumentURI]*typingPace{},
 		exitErr:  make(chan error, 1),
+		touched:  make(chan struct{}, 1),
 
 		parentPoll: 5 * time.Second,
 	}
@@ -188,6 +196,7 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.conn = jsonrpc2.NewConn(stream)
 	s.conn.Go(s.ctx, s.handle)
+	s.goAsync(func(context.Context) { s.watchIdle(s.touched) })
 
 	var err error
 	select {
