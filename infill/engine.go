@@ -239,7 +239,10 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 			if sp.heal != "" {
 				t = strings.TrimPrefix(t, sp.heal)
 			}
-			t = postprocess(t, sp.pc)
+			if t != req.Text[sp.Start:sp.End] {
+				// (A rewrite that kept every token is the text as it was.)
+				t = postprocess(t, sp.pc)
+			}
 			// The text alignSpan left out of the span stays as it was.
 			t = req.Text[sp.user.Start:sp.Start] + t + req.Text[sp.End:sp.user.End]
 			c.Edits = append(c.Edits, Edit{Start: sp.user.Start, End: sp.user.End, NewText: t})
@@ -282,6 +285,12 @@ func resolveParams(p Params) (Params, error) {
 	if p.Strength == 0 {
 		p.Strength = d.Strength
 	}
+	if p.Doubt == 0 {
+		p.Doubt = d.Doubt
+	}
+	if p.RewriteMargin == 0 {
+		p.RewriteMargin = d.RewriteMargin
+	}
 	if p.HoleMarker == "" {
 		p.HoleMarker = d.HoleMarker
 	}
@@ -321,6 +330,10 @@ func resolveParams(p Params) (Params, error) {
 		return p, fmt.Errorf("infill: context tokens %d < 0", p.ContextTokens)
 	case p.Strength < 0 || p.Strength > 1:
 		return p, fmt.Errorf("infill: strength %g outside (0, 1]", p.Strength)
+	case p.Doubt < 0 || p.Doubt > 1:
+		return p, fmt.Errorf("infill: doubt %g outside (0, 1]", p.Doubt)
+	case p.RewriteMargin < 0:
+		return p, fmt.Errorf("infill: rewrite margin %g < 0", p.RewriteMargin)
 	case p.Candidates < 0:
 		return p, fmt.Errorf("infill: candidates %d < 0", p.Candidates)
 	case p.EndThreshold < 0 || p.EndThreshold > 1:
@@ -367,6 +380,8 @@ func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
 		endThreshold: p.EndThreshold,
 		masksOnly:    masksOnly,
 		userMax:      p.MaxTokens > 0,
+		doubt:        p.Doubt,
+		margin:       p.RewriteMargin,
 	}, nil
 }
 
@@ -799,7 +814,7 @@ func (e *Engine) newDecoder(base *canvas, ns []int, seed uint64, pl *plan) *deco
 	d.logp = make([]float64, len(d.tokens))
 	for _, sp := range d.spans {
 		if sp.keepN {
-			d.scoring = true
+			d.scoring = d.scoring || sp.remask > 0
 			continue
 		}
 		for p := sp.pos; p < sp.pos+sp.n; p++ {

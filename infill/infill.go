@@ -35,9 +35,11 @@ const (
 	ModeComplete Mode = iota
 	// ModeInfill replaces each span with new text of the model's chosen length.
 	ModeInfill
-	// ModeRewrite re-masks the fraction Params.Strength of each span's tokens
-	// that the model itself trusts least, and denoises them; the length is
-	// kept. Strength 1 is ModeInfill.
+	// ModeRewrite re-masks the tokens of each span that the model itself
+	// doubts (less probable than Params.Doubt), the least probable first
+	// and at most the fraction Params.Strength of them, and denoises them;
+	// the length is kept, and a span the model doubts nothing of comes
+	// back unchanged. Strength 1 is ModeInfill.
 	ModeRewrite
 	// ModeFillHoles fills every Params.HoleMarker in the text jointly; the
 	// request's Spans are ignored.
@@ -97,8 +99,19 @@ type Params struct {
 	// Seed makes sampling deterministic: the same request and seed give the
 	// same result.
 	Seed uint64
-	// Strength is the fraction of a span's tokens ModeRewrite re-masks.
+	// Strength is the most of a span's tokens ModeRewrite re-masks, as a
+	// fraction of them.
 	Strength float64
+	// Doubt: ModeRewrite re-masks only tokens whose probability, masked in
+	// their context, is below Doubt (1: any token, up to Strength); a span
+	// the model is that sure of throughout is kept as it is.
+	Doubt float64
+	// RewriteMargin: a rewritten span replaces the original only if the
+	// model finds it more probable by at least this many nats (its
+	// tokens' log-probabilities, each masked in context, summed), so a
+	// rewrite does not trade correct code for what a model merely likes a
+	// little better.
+	RewriteMargin float64
 	// HoleMarker is what ModeFillHoles looks for. Default "???".
 	HoleMarker string
 	// Candidates is how many distinct answers to return (from different
@@ -173,6 +186,8 @@ func DefaultParams() Params {
 		Eps:           1e-3,
 		ContextTokens: 512,
 		Strength:      0.5,
+		Doubt:         0.5,
+		RewriteMargin: 1,
 		HoleMarker:    "???",
 		Candidates:    1,
 		Length:        "auto",
