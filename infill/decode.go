@@ -105,6 +105,9 @@ type decoder struct {
 	orig      []int32
 	origLogp  []float64
 	verifying bool
+	// reject, if set, refuses a rewritten span's new tokens whatever
+	// their score (the engine's check that the code around stays whole).
+	reject func(span int, ids []int32) bool
 
 	block, nblocks           int
 	blockStep, blockSteps    int
@@ -306,10 +309,11 @@ func (d *decoder) changed() bool {
 // verify keeps, in each rewritten span, the new tokens if the model finds
 // them more probable together (the sum of each token's log-probability,
 // scored as the original was) than the original ones by the plan's margin,
-// else puts the original back: a rewrite never leaves text the model
-// itself likes less, and an unchanged span is a fine answer.
+// else (or when reject refuses them) puts the original back: a rewrite
+// never leaves text the model itself likes less, and an unchanged span is
+// a fine answer.
 func (d *decoder) verify() {
-	for _, sp := range d.spans {
+	for s, sp := range d.spans {
 		if sp.remask == 0 {
 			continue
 		}
@@ -318,7 +322,7 @@ func (d *decoder) verify() {
 			now += d.logp[p]
 			was += d.origLogp[p]
 		}
-		if now <= was+d.pl.margin {
+		if now <= was+d.pl.margin || d.reject != nil && d.reject(s, d.tokens[sp.pos:sp.pos+sp.n]) {
 			copy(d.tokens[sp.pos:sp.pos+sp.n], d.orig[sp.pos:sp.pos+sp.n])
 			copy(d.logp[sp.pos:sp.pos+sp.n], d.origLogp[sp.pos:sp.pos+sp.n])
 		}

@@ -594,6 +594,23 @@ func (e *Engine) tokenAround(text string, off int) (t0, t1 int, ok bool) {
 	return 0, 0, false
 }
 
+// sameStructure reports whether text b, in place of text a after before,
+// leaves Go's brackets, strings and comments as a does: a rewrite changes
+// code within its lines, never the structure of the code around them.
+func sameStructure(before, a, b string) bool {
+	open := openBrackets(before)
+	end := func(s string) (bracketScanner, int) {
+		sc := open
+		sc.stack = slices.Clone(open.stack)
+		bad := 0
+		sc.feed(s, func(int) { bad++ })
+		return sc, bad
+	}
+	sa, ba := end(a)
+	sb, bb := end(b)
+	return ba == bb && sa.state == sb.state && string(sa.stack) == string(sb.stack)
+}
+
 // partialWord returns the identifier (with its leading space, which the
 // Go-aware pre-tokenizer joins to it) that ends right at the end of before,
 // or "".
@@ -772,7 +789,14 @@ func (e *Engine) variants(base *canvas, spans []spanPlan, p Params, pl *plan) []
 		}
 		seenN[key] = true
 		for s := range seeds {
-			decs = append(decs, e.newDecoder(base, ns, p.Seed+uint64(s), pl))
+			d := e.newDecoder(base, ns, p.Seed+uint64(s), pl)
+			if rewrite {
+				d.reject = func(s int, ids []int32) bool {
+					t := strings.TrimPrefix(e.tok.Decode(ids), spans[s].heal)
+					return !sameStructure(spans[s].pc.before, spans[s].pc.orig, t)
+				}
+			}
+			decs = append(decs, d)
 		}
 	}
 	return decs
