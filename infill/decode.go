@@ -366,7 +366,9 @@ func (d *decoder) score(rows []float32) {
 // remask re-masks, in each rewritten span, the tokens the model finds
 // least likely, at most the span's remask of them and only those below
 // the plan's doubt probability: a token the model is sure of stays, and a
-// span it is sure of throughout comes back unchanged.
+// span it is sure of throughout comes back unchanged. (Denoising then
+// puts a re-masked token back where the model doubts its replacement as
+// much.)
 func (d *decoder) remask() {
 	d.orig = slices.Clone(d.tokens)
 	d.origLogp = slices.Clone(d.logp)
@@ -445,6 +447,10 @@ func (d *decoder) denoise(rows []float32) {
 
 	props := make([]proposal, len(d.targets))
 	isTarget := make(map[int]int, len(d.targets))
+	var origLogp []float64 // rewrite: the original token's log-probability per target
+	if d.orig != nil {
+		origLogp = make([]float64, len(d.targets))
+	}
 	for i, p := range d.targets {
 		s := d.spanOf[i]
 		sp := &d.spans[s]
@@ -470,6 +476,9 @@ func (d *decoder) denoise(rows []float32) {
 		row := rows[i*v : (i+1)*v]
 		if sp.allow != nil && p == sp.pos {
 			d.restrict(row, sp.allow)
+		}
+		if d.orig != nil && sp.keepN {
+			origLogp[i] = logProb(row, d.orig[p])
 		}
 		props[i] = d.smp.propose(row, b, d.rng)
 		isTarget[p] = i
@@ -525,6 +534,11 @@ func (d *decoder) denoise(rows []float32) {
 		d.tokens[c.pos] = c.p.tok
 		d.masked[c.pos] = false
 		d.logp[c.pos] = c.p.logp
+		if i := isTarget[c.pos]; origLogp != nil && d.spans[d.spanOf[i]].keepN && c.p.tok != d.orig[c.pos] && c.p.prob < d.pl.doubt {
+			// A rewrite replaces a token only with one the model does not
+			// doubt; else the original stays.
+			d.tokens[c.pos], d.logp[c.pos] = d.orig[c.pos], origLogp[i]
+		}
 	}
 	if pol == lenPad || pol == lenMulti || pol == lenExpand {
 		// An end commits the rest of its span as end too: pads only
