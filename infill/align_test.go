@@ -273,3 +273,75 @@ func TestRewriteKeepsCorrectLines(t *testing.T) {
 		}
 	}
 }
+
+// moduleFile returns a file of a module in the module cache, found with
+// `go list -m`; without it the test skips, unless DIFFILL_E2E=1.
+func moduleFile(t *testing.T, mod, file string) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
+	path := filepath.Join(strings.TrimSpace(string(out)), file)
+	if err == nil {
+		if _, err = os.Stat(path); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("DIFFILL_E2E") == "1" {
+		t.Fatalf("DIFFILL_E2E=1 but %s of %s is not in the module cache (go mod download %s): %v", file, mod, mod, err)
+	}
+	t.Skipf("%s of %s not in the module cache (go mod download %s): %v", file, mod, mod, err)
+	return ""
+}
+
+// TestWholeLinesOfAModule rewrites, then infills, each of 20 lines of
+// zap's logger.go whole (the range from column 0 to the end of the line,
+// as an editor sends for a line with nothing selected) with the built-in
+// model, and parses the file after each: issue 11 saw 5 of 5 whole-line
+// rewrites break the function. Every rewrite must parse (a rewrite that
+// would change the brackets around it is refused), and all but two
+// infills (whose line is the model's own).
+func TestWholeLinesOfAModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping 40 requests to the built-in model")
+	}
+	path := moduleFile(t, "go.uber.org/zap", "logger.go")
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(src)
+	e := NewEngine(loadBuiltin(t))
+	// Code lines: indented, not comments; 20 of them, evenly spread.
+	var cand []int
+	for i, l := range strings.Split(text, "\n") {
+		s := strings.TrimLeft(l, "\t ")
+		if s != l && s != "" && !strings.HasPrefix(s, "//") && !strings.HasPrefix(s, "*") {
+			cand = append(cand, i+1)
+		}
+	}
+	if len(cand) < 20 {
+		t.Fatalf("%s: %d code lines", path, len(cand))
+	}
+	for _, mode := range []Mode{ModeRewrite, ModeInfill} {
+		parsed := 0
+		for k := range 20 {
+			ln := cand[k*len(cand)/20]
+			start, end, _ := lineSpan(t, text, ln)
+			p := DefaultParams()
+			p.Strength, p.Seed = 0.4, 1
+			res, err := e.Run(context.Background(), &Request{Text: text, Spans: []Span{{start, end}}, Mode: mode, Params: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := Apply(text, res.Candidates[0].Edits)
+			if _, err := parser.ParseFile(token.NewFileSet(), path, out, 0); err != nil {
+				t.Logf("%v of line %d %q does not parse: %v\n%s", mode, ln, text[start:end], err, around(out, start))
+				continue
+			}
+			parsed++
+		}
+		t.Logf("%v: %d of 20 whole lines of %s leave it parsing", mode, parsed, path)
+		if want := map[Mode]int{ModeRewrite: 20, ModeInfill: 18}[mode]; parsed < want {
+			t.Errorf("%v: %d of 20 lines parse, want at least %d", mode, parsed, want)
+		}
+	}
+}
