@@ -218,7 +218,12 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 	var onStep func(*decoder)
 	if req.OnStep != nil {
 		onStep = func(d *decoder) {
-			req.OnStep(Step{Done: d.steps, Total: max(d.stepsTotal, d.steps), Texts: d.texts(e.tok)})
+			texts := d.texts(e.tok)
+			for i, sp := range spans {
+				// As the edit will be: over the request's span.
+				texts[i] = req.Text[sp.user.Start:sp.Start] + texts[i] + req.Text[sp.End:sp.user.End]
+			}
+			req.OnStep(Step{Done: d.steps, Total: max(d.stepsTotal, d.steps), Texts: texts})
 		}
 	}
 	if err := run(ctx, e.net, decs, onStep); err != nil {
