@@ -345,3 +345,27 @@ func TestWholeLinesOfAModule(t *testing.T) {
 		}
 	}
 }
+
+// TestSameStructure: a rewrite may change code within its lines, not the
+// brackets, strings or comments it leaves open or closes.
+func TestSameStructure(t *testing.T) {
+	before := "func f() {\n\tif ok {\n\t\t"
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"x := g(1)", "y := h(2, 3)", true},
+		{"x := g(1)", "x := g(1", false},
+		{"x := g(1)", "x := g(1))", false},
+		{"x := g(1)", `x := "g(1)`, false},
+		{"x := g(1)", "x := g(1) // (", true},
+		{"x := g(1)", "x := g(1) /* y", false},
+		{"}", "}", true},
+		{"}", "x++", false},
+		{"x := []int{", "y := map[int]int{", true},
+	} {
+		if got := sameStructure(before, tc.a, tc.b, "\n\t}\n}\n"); got != tc.same {
+			t.Errorf("%q for %q: same structure %v, want %v", tc.b, tc.a, got, tc.same)
+		}
+	}
+}

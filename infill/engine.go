@@ -599,21 +599,33 @@ func (e *Engine) tokenAround(text string, off int) (t0, t1 int, ok bool) {
 	return 0, 0, false
 }
 
-// sameStructure reports whether text b, in place of text a after before,
-// leaves Go's brackets, strings and comments as a does: a rewrite changes
-// code within its lines, never the structure of the code around them.
-func sameStructure(before, a, b string) bool {
+// sameStructure reports whether text b, in place of text a between before
+// and after, leaves Go's brackets, strings and comments at the end of the
+// line as a does: a rewrite changes code within its lines, never the
+// structure of the code around them.
+func sameStructure(before, a, b, after string) bool {
 	open := openBrackets(before)
-	end := func(s string) (bracketScanner, int) {
+	rest := after
+	if i := strings.IndexByte(after, '\n'); i >= 0 {
+		rest = after[:i+1]
+	}
+	// The state where the span ends (a line comment, which the line's end
+	// closes, counts as code), and the brackets at the end of its line.
+	end := func(s string) (state byte, stack string, bad int) {
 		sc := open
 		sc.stack = slices.Clone(open.stack)
-		bad := 0
-		sc.feed(s, func(int) { bad++ })
-		return sc, bad
+		count := func(int) { bad++ }
+		sc.feed(s, count)
+		state = sc.state
+		if state == '/' {
+			state = 0
+		}
+		sc.feed(rest, count)
+		return state, string(sc.stack), bad
 	}
-	sa, ba := end(a)
-	sb, bb := end(b)
-	return ba == bb && sa.state == sb.state && string(sa.stack) == string(sb.stack)
+	sa, ka, ba := end(a)
+	sb, kb, bb := end(b)
+	return sa == sb && ka == kb && ba == bb
 }
 
 // partialWord returns the identifier (with its leading space, which the
@@ -798,7 +810,7 @@ func (e *Engine) variants(base *canvas, spans []spanPlan, p Params, pl *plan) []
 			if rewrite {
 				d.reject = func(s int, ids []int32) bool {
 					t := strings.TrimPrefix(e.tok.Decode(ids), spans[s].heal)
-					return !sameStructure(spans[s].pc.before, spans[s].pc.orig, t)
+					return !sameStructure(spans[s].pc.before, spans[s].pc.orig, t, spans[s].pc.after)
 				}
 			}
 			decs = append(decs, d)
