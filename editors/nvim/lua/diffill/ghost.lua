@@ -52,29 +52,51 @@ local function cursor(bufnr)
   return pos[1] - 1, pos[2]
 end
 
--- Draws ghost (the text still to insert, split in lines) at row, col.
+-- Draws ghost (the text still to insert, split in lines) at the cursor
+-- (g.row, g.col). Accepting replaces up to g.end_col, so what follows the
+-- ghost on screen is the line from g.end_col on, as it will read afterwards.
+-- Neovim 0.10+ has inline virtual text, which shifts the rest of the line;
+-- before it there is only overlay (drawn over the text) and eol, so the
+-- overlay draws the ghost and then the rest of the line again, shifted
+-- right, over the original rest. The same overlay serves 0.10+ when the item
+-- replaces text after the cursor (an editor's closing bracket), which inline
+-- text would leave visible, and when it has several lines (the rest of the
+-- line then follows the last one).
 local function draw(bufnr, g)
   vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
-  local first = g.lines[1]
-  local rest = {}
-  for i = 2, #g.lines do
-    table.insert(rest, { { g.lines[i], 'DiffillGhost' } })
-  end
   local text = util.line(bufnr, g.row)
-  local opts = { virt_text = { { first, 'DiffillGhost' } }, hl_mode = 'combine' }
-  if util.has('0.10') then
+  local col = math.min(g.col, #text)
+  local lines = g.lines
+  local opts = { hl_mode = 'combine', virt_text = { { lines[1], 'DiffillGhost' } } }
+  if util.has('0.10') and #lines == 1 and g.end_col <= col then
     opts.virt_text_pos = 'inline'
-  elseif g.col >= #text then
-    -- At the end of the line an overlay starts right after the cursor, like inline text.
-    opts.virt_text_pos = 'overlay'
   else
-    -- Mid-line before 0.10: an overlay would hide the text after the cursor.
-    opts.virt_text_pos = 'eol'
+    opts.virt_text_pos = 'overlay'
+    local after = text:sub(math.max(g.end_col, col) + 1)
+    local virt_lines = {}
+    for i = 2, #lines do
+      table.insert(virt_lines, { { lines[i], 'DiffillGhost' } })
+    end
+    if after ~= '' then
+      -- The rest of the line follows the ghost's last line, where accepting puts it.
+      table.insert(#virt_lines > 0 and virt_lines[#virt_lines] or opts.virt_text, { after, 'Normal' })
+    end
+    -- Blank out what is left of the original rest of the line; widths in cells from the
+    -- cursor's screen column, as a tab's width depends on where it starts.
+    local start = vim.fn.strdisplaywidth(text:sub(1, col))
+    local shown = ''
+    for _, chunk in ipairs(opts.virt_text) do
+      shown = shown .. chunk[1]
+    end
+    local pad = vim.fn.strdisplaywidth(text) - start - vim.fn.strdisplaywidth(shown, start)
+    if pad > 0 then
+      table.insert(opts.virt_text, { (' '):rep(pad), 'Normal' })
+    end
+    if #virt_lines > 0 then
+      opts.virt_lines = virt_lines
+    end
   end
-  if #rest > 0 then
-    opts.virt_lines = rest
-  end
-  g.extmark = vim.api.nvim_buf_set_extmark(bufnr, ns, g.row, math.min(g.col, #text), opts)
+  g.extmark = vim.api.nvim_buf_set_extmark(bufnr, ns, g.row, col, opts)
 end
 
 -- Turns an InlineCompletionItem into what is drawn: the part of insertText
@@ -153,14 +175,17 @@ local function request(bufnr)
     if r2 ~= row or c2 ~= col then
       return
     end
-    local items = result.items or result
-    if type(items) ~= 'table' or items[1] == nil then
-      return
-    end
-    local g = M.ghost_from_item(bufnr, items[1], row, col, encoding)
+    -- The answer for this text and cursor is the server's last word: no item (or one that does not fit) clears
+    -- a ghost kept from before, e.g. while typing through it, rather than showing what the server no longer says.
+    local items = type(result) == 'table' and (result.items or result) or {}
+    local g = type(items) == 'table' and items[1] ~= nil and M.ghost_from_item(bufnr, items[1], row, col, encoding) or nil
+    s.answers = (s.answers or 0) + 1
+    s.answer = { n = s.answers, row = row, col = col, items = items, shown = g and table.concat(g.lines, '\n') or nil }
     if g then
       s.ghost = g
       draw(bufnr, g)
+    else
+      clear(bufnr)
     end
   end, bufnr)
   if ok then
@@ -260,9 +285,22 @@ function M.trigger(bufnr)
   end
 end
 
+-- The latest answer drawn or refused for bufnr: { n, row, col, items, shown } (for tests and debugging).
+function M.answer(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  return state[bufnr] and state[bufnr].answer
+end
+
 function M.visible(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   return state[bufnr] ~= nil and state[bufnr].ghost ~= nil
+end
+
+-- A copy of the shown ghost, { row, col, lines, text, start_row, start_col, end_row, end_col }, or nil.
+function M.state(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local g = state[bufnr] and state[bufnr].ghost
+  return g and vim.deepcopy(g) or nil
 end
 
 -- The text still to insert, or nil.
