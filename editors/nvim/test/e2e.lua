@@ -238,6 +238,50 @@ scenarios.ghost = function()
   check(#vim.api.nvim_buf_get_extmarks(bufnr, ghost.ns, 0, -1, {}) == 0, 'ghost extmark left after <Esc>')
 end
 
+-- The ghost text is what the server's latest answer says, and nothing when
+-- it says nothing: typing the ghost's next character keeps the rest on
+-- screen until the server answers for the new text, and that answer decides.
+scenarios.ghost_answers = function()
+  local _, bufnr = setup_and_attach()
+  if diffill._state.native_ghost then
+    return -- Neovim's own inline completion draws it
+  end
+  local ghost = require('diffill.ghost')
+  vim.bo.autoindent = true
+  vim.api.nvim_win_set_cursor(0, { vim.fn.search('GHOST_HERE', 'n'), 0 })
+  type_keys('oreturn ')
+  local deadline = vim.loop.now() + SLOW
+  while not ghost.visible(bufnr) do
+    check(vim.loop.now() < deadline, 'no ghost text within %d ms', SLOW)
+    sleep(500)
+    if not ghost.visible(bufnr) then
+      type_keys('<BS> ', 50)
+    end
+  end
+  local answers = 0
+  for _ = 1, 6 do
+    local a = ghost.answer(bufnr)
+    check(a ~= nil, 'a ghost without an answer')
+    check(a.shown == ghost.text(bufnr), 'shown %q, the latest answer says %q', tostring(ghost.text(bufnr)), tostring(a.shown))
+    local text = ghost.text(bufnr)
+    local ch = text and text:match('^[^\n\t<][\128-\191]*') -- not <Tab>, which accepts, nor < (a key name)
+    if not ch then
+      break
+    end
+    type_keys(ch, 50)
+    wait('the answer after typing ' .. ch, SLOW, function()
+      local b = ghost.answer(bufnr)
+      return b and b.n > a.n
+    end)
+    answers = answers + 1
+    local b = ghost.answer(bufnr)
+    check(b.shown == ghost.text(bufnr), 'after typing %q: shown %q, the answer (%d items) says %q', ch, tostring(ghost.text(bufnr)), #b.items, tostring(b.shown))
+    check(b.shown ~= nil or #vim.api.nvim_buf_get_extmarks(bufnr, ghost.ns, 0, -1, {}) == 0, 'an extmark is left after an answer with nothing to show')
+    log('typed %q: the server answers %d item(s), shown %q', ch, #b.items, tostring(b.shown))
+  end
+  check(answers > 0, 'the ghost text has no character to type through')
+end
+
 -- :DiffillFillHoles replaces every hole marker, as one undo step.
 scenarios.fill_holes = function()
   -- The fixture's holes are /*?*/ (the server's default marker is ???): this also proves settings reach the server.
@@ -341,6 +385,200 @@ scenarios.non_go = function()
   vim.cmd('setlocal filetype=markdown')
   check(not c.attached_buffers[md], 'still attached after the filetype went back to markdown')
   check(c.attached_buffers[vim.fn.bufnr('a.go')], 'a.go was detached')
+end
+
+-- Records the workspace/executeCommand requests the plugin sends through c
+-- (the real client; the requests still go to the server).
+local function record_commands(c)
+  local sent = {}
+  local method_call = require('diffill.util').has('0.11') -- client:request(...) from 0.11
+  local real = c.request
+  c.request = function(...)
+    local args = { ... }
+    local method, params = args[method_call and 2 or 1], args[method_call and 3 or 2]
+    if method == 'workspace/executeCommand' then
+      table.insert(sent, vim.deepcopy(params))
+    end
+    return real(...)
+  end
+  return sent
+end
+
+-- Issue 11 item 1: whole-line :DiffillRewrite (no range) and line-wise
+-- :'<,'>DiffillInfill on the lines DIFFILL_OPS names ("r47,i60": rewrite
+-- line 47, infill line 60) of DIFFILL_GO_FILE. Each sends the whole line from
+-- character 0, keeps its indentation and a statement on it, and leaves the
+-- lines around alone; the file is written for the Go side to parse. Bottom
+-- up, so that line numbers above stay valid.
+scenarios.whole_line = function()
+  local c = setup_and_attach()
+  vim.cmd('edit ' .. vim.fn.fnameescape(assert(os.getenv('DIFFILL_GO_FILE'))))
+  local bufnr = vim.api.nvim_get_current_buf()
+  wait(vim.fn.expand('%:t') .. ' to attach', 10000, function()
+    return c.attached_buffers[bufnr]
+  end)
+  local sent = record_commands(c)
+  local ops = {}
+  for kind, l in os.getenv('DIFFILL_OPS'):gmatch('([ri])(%d+)') do
+    table.insert(ops, { kind = kind, line = tonumber(l) })
+  end
+  table.sort(ops, function(a, b)
+    return a.line > b.line
+  end)
+  local problems = {}
+  local function problem(fmt, ...)
+    table.insert(problems, fmt:format(...))
+  end
+  for _, op in ipairs(ops) do
+    local l = op.line
+    local before = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+    local orig = before[l]
+    local indent = orig:match('^%s*')
+    -- The cursor inside the line: the command still takes all of it.
+    vim.api.nvim_win_set_cursor(0, { l, #indent + 1 })
+    local ex
+    if op.kind == 'r' then
+      ex = 'DiffillRewrite'
+    else
+      vim.cmd('normal! V\27')
+      check(vim.fn.visualmode() == 'V', 'visualmode %q', vim.fn.visualmode())
+      ex = "'<,'>DiffillInfill"
+    end
+    local n = #sent
+    run_command(ex)
+    check(#sent == n + 1, ':%s sent %d commands', ex, #sent - n)
+    local r = sent[#sent].arguments[1].range
+    local want = { start = { line = l - 1, character = 0 }, ['end'] = { line = l - 1, character = #orig } }
+    check(vim.deep_equal(r, want), ':%s on line %d sent the range %s, want the whole line %s', ex, l, vim.inspect(r), vim.inspect(want))
+    local after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+    local delta = #after - #before
+    for k = 1, l - 1 do
+      if after[k] ~= before[k] then
+        problem(':%s on line %d changed line %d above it: %q -> %q', ex, l, k, before[k], tostring(after[k]))
+        break
+      end
+    end
+    for k = l + 1, #before do
+      if after[k + delta] ~= before[k] then
+        problem(':%s on line %d changed line %d below it: %q -> %q', ex, l, k, before[k], tostring(after[k + delta]))
+        break
+      end
+    end
+    local new = {}
+    for k = l, l + delta do
+      table.insert(new, after[k])
+    end
+    local first = new[1] or ''
+    if first:sub(1, #indent) ~= indent or first:sub(#indent + 1):match('^%s') or first:match('^%s*$') then
+      problem(':%s on line %d lost its indentation or statement: %q -> %q', ex, l, orig, table.concat(new, '⏎'))
+    end
+    log('%s line %d: %q -> %q', ex, l, orig, table.concat(new, '⏎'))
+  end
+  vim.cmd('write')
+  check(#problems == 0, '%d of %d whole-line commands broke the code:\n%s', #problems, #ops, table.concat(problems, '\n'))
+end
+
+-- Whether the Go text s has as many closers as openers of each pair whose
+-- closer is in pairs, outside string and rune literals, and ends outside any
+-- literal: a scan, so that "(" in a string does not count.
+local function balanced(s, closers)
+  local open_of = { [')'] = '(', [']'] = '[', ['}'] = '{' }
+  local depth = { ['('] = 0, ['['] = 0, ['{'] = 0 }
+  local quote, k = nil, 1
+  while k <= #s do
+    local ch = s:sub(k, k)
+    if quote then
+      if ch == '\\' and quote ~= '`' then
+        k = k + 1
+      elseif ch == quote then
+        quote = nil
+      end
+    elseif ch == '"' or ch == '`' or ch == "'" then
+      quote = ch
+    elseif depth[ch] then
+      depth[ch] = depth[ch] + 1
+    elseif open_of[ch] then
+      depth[open_of[ch]] = depth[open_of[ch]] - 1
+    end
+    k = k + 1
+  end
+  for cl, op in pairs(open_of) do
+    if closers:find(cl, 1, true) and depth[op] ~= 0 then
+      return false, ('%d more %s than %s'):format(depth[op], op, cl)
+    end
+  end
+  if quote and closers:find(quote, 1, true) then
+    return false, 'a ' .. quote .. ' left open'
+  end
+  return true
+end
+
+-- Issue 11 item 2: with autopairs-like mappings (an opener types its closer
+-- too, a closer typed before the same closer steps over it), the ghost text
+-- inside an auto-closed (, [, { or " replaces the closers the editor typed:
+-- accepting it applies the item exactly and leaves those brackets balanced.
+scenarios.autopairs = function()
+  local _, bufnr = setup_and_attach()
+  if diffill._state.native_ghost then
+    log('Neovim draws and accepts the ghost text itself here; nothing of the plugin to check')
+    return
+  end
+  local ghost = require('diffill.ghost')
+  local function next_char()
+    return vim.api.nvim_get_current_line():sub(vim.fn.col('.'), vim.fn.col('.'))
+  end
+  for open, close in pairs({ ['('] = ')', ['['] = ']', ['{'] = '}', ['"'] = '"' }) do
+    if open ~= close then
+      vim.keymap.set('i', open, open .. close .. '<Left>')
+    end
+    vim.keymap.set('i', close, function()
+      if next_char() == close then
+        return '<Right>'
+      end
+      return open == close and (close .. close .. '<Left>') or close
+    end, { expr = true })
+  end
+  vim.bo.autoindent = true
+  local orig = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  local row = vim.fn.search('GHOST_HERE', 'n')
+  local problems = {}
+  for _, case in ipairs({
+    { typed = 'if len(', open = '(', close = ')' },
+    { typed = 'first := xs[', open = '[', close = ']' },
+    { typed = 'ys := []int{', open = '{', close = '}' },
+    { typed = 'fmt.Println("', open = '"', close = '"' },
+  }) do
+    vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, orig)
+    vim.api.nvim_win_set_cursor(0, { row, 0 })
+    type_keys('o' .. case.typed, 100)
+    local line = vim.api.nvim_get_current_line()
+    local col = vim.api.nvim_win_get_cursor(0)[2]
+    local closers = line:sub(col + 1)
+    check(closers:sub(1, 1) == case.close, 'the mapping did not close %s: %q', case.open, line)
+    local deadline = vim.loop.now() + SLOW
+    while not ghost.visible(bufnr) do
+      check(vim.loop.now() < deadline, 'no ghost text after %q within %d ms', line, SLOW)
+      sleep(500)
+      if not ghost.visible(bufnr) then
+        type_keys('x<BS>', 50)
+      end
+    end
+    local g = ghost.state(bufnr)
+    local nlines = #vim.split(g.text, '\n', { plain = true })
+    type_keys('<Tab>', 200)
+    local got = table.concat(vim.api.nvim_buf_get_lines(bufnr, row, row + nlines, false), '\n')
+    local want = line:sub(1, g.start_col) .. g.text .. line:sub(g.end_col + 1)
+    check(got == want, 'accepting %q in %q gave %q, want the item applied exactly: %q', g.text, line, got, want)
+    local ok, why = balanced(got, closers)
+    local bad = not ok
+    local what = ('%q + ghost %q (replacing %d of the %d characters after the cursor) -> %q%s'):format(line, g.text, g.end_col - g.col, #closers, got, ok and '' or (': ' .. why))
+    log('%s', what)
+    if bad then
+      table.insert(problems, what)
+    end
+    type_keys('<Esc>', 100)
+  end
+  check(#problems == 0, 'accepting the ghost text left a closer the editor typed:\n%s', table.concat(problems, '\n'))
 end
 
 -- :checkhealth diffill reports binary, model, device and server state.
