@@ -688,6 +688,8 @@ scenarios.unit = function()
   s, problems = config.server_settings(config.merge({ settings = { diffill = { steps = -1, sampler = 'greedy', device = 'tpu', holeMarker = 3, debounce = '50' } } }))
   check(#problems == 4, 'want 4 problems, got %s', vim.inspect(problems))
   check(s.steps == vim.NIL and s.debounce == 50, 'settings: %s', vim.inspect(s))
+  s, problems = config.server_settings(config.merge({ device = 'auto' }))
+  check(#problems == 0 and s.device == 'auto', 'device = "auto" (the server\'s default) refused: %s', vim.inspect(problems))
   local merged = config.merge({ ghost_text = { accept = '<C-l>' } })
   check(merged.ghost_text.accept == '<C-l>' and merged.ghost_text.enabled == true, 'deep merge lost defaults: %s', vim.inspect(merged.ghost_text))
 
