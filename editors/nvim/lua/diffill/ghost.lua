@@ -97,6 +97,7 @@ local function draw(bufnr, g)
     end
   end
   g.extmark = vim.api.nvim_buf_set_extmark(bufnr, ns, g.row, col, opts)
+  g.tick, g.line = vim.api.nvim_buf_get_changedtick(bufnr), text
 end
 
 -- Turns an InlineCompletionItem into what is drawn: the part of insertText
@@ -202,23 +203,36 @@ local function schedule_request(bufnr, delay)
   end))
 end
 
--- Keeps the ghost when the user typed its next characters, else clears it.
-local function on_text_changed(bufnr, delay)
+-- Follows the ghost through what was typed since it was drawn: when that is
+-- its next characters, inserted at its column, the rest stays (true), and the
+-- text it replaces after the cursor moved right with them; else it goes.
+local function follow(bufnr)
   local s = state[bufnr]
-  local g = s.ghost
+  local g = s and s.ghost
+  if not g then
+    return false
+  end
+  if g.tick == vim.api.nvim_buf_get_changedtick(bufnr) then
+    return true
+  end
   local row, col = cursor(bufnr)
-  if g and row == g.row and col > g.col then
-    local typed = util.line(bufnr, row):sub(g.col + 1, col)
-    if g.lines[1]:sub(1, #typed) == typed and #typed < #g.lines[1] then
+  local line = util.line(bufnr, g.row)
+  if row == g.row and col > g.col then
+    local typed = line:sub(g.col + 1, col)
+    if g.lines[1]:sub(1, #typed) == typed and #typed < #g.lines[1] and line == g.line:sub(1, g.col) .. typed .. g.line:sub(g.col + 1) then
       g.lines[1] = g.lines[1]:sub(#typed + 1)
+      g.end_col = g.end_col + #typed
       g.col = col
-      g.end_col = math.max(g.end_col, col)
       draw(bufnr, g)
-      schedule_request(bufnr, delay)
-      return
+      return true
     end
   end
   clear(bufnr)
+  return false
+end
+
+local function on_text_changed(bufnr, delay)
+  follow(bufnr)
   schedule_request(bufnr, delay)
 end
 
@@ -237,13 +251,24 @@ function M.attach(bufnr, client_id, opts)
       on_text_changed(bufnr, delay)
     end,
   })
+  -- Neovim runs CursorMovedI before TextChangedI for a typed character: a
+  -- move that came with a change is typing, which follow() judges; only a
+  -- move alone dismisses.
   vim.api.nvim_create_autocmd('CursorMovedI', {
     group = group,
     buffer = bufnr,
     callback = function()
       local g = state[bufnr] and state[bufnr].ghost
+      if not g then
+        return
+      end
       local row, col = cursor(bufnr)
-      if g and (row ~= g.row or col ~= g.col) then
+      if row == g.row and col == g.col then
+        return
+      end
+      if g.tick ~= vim.api.nvim_buf_get_changedtick(bufnr) then
+        follow(bufnr)
+      else
         clear(bufnr)
         cancel(bufnr)
       end
@@ -313,11 +338,11 @@ end
 -- Inserts the ghost text (replacing the item's range) and puts the cursor after it. Returns true when there was one.
 function M.accept(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local s = state[bufnr]
-  local g = s and s.ghost
-  if not g then
+  -- Keys typed since the last redraw (typeahead, a mapping) have not been followed yet.
+  if not follow(bufnr) then
     return false
   end
+  local g = state[bufnr].ghost
   cancel(bufnr)
   clear(bufnr)
   local lines = vim.split(g.text, '\n', { plain = true })
