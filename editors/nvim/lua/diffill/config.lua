@@ -171,7 +171,8 @@ function M.find_binary(opts, env)
     getenv = uv.os_getenv,
     home = uv.os_homedir(),
   }
-  local install = 'go install github.com/diffill/diffill/cmd/diffill@latest'
+  -- The module is not published: `go install <module>@latest` does not work, a clone does.
+  local install = 'in a clone of diffill, go install ./cmd/diffill'
   if opts.path ~= nil and opts.path ~= '' then
     local p = expand(opts.path)
     if env.executable(p) then

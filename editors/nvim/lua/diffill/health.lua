@@ -73,7 +73,7 @@ function M.check()
       r.error(('binary: %s, but %s'):format(S.binary, why), { 'Rebuild it: go build -o diffill ./cmd/diffill' })
     end
   else
-    r.error('binary: ' .. tostring(S.binary_error), { 'go install github.com/diffill/diffill/cmd/diffill@latest', 'or setup({ path = "/path/to/diffill" })' })
+    r.error('binary: ' .. tostring(S.binary_error), { 'In a clone of diffill: go install ./cmd/diffill (to $(go env GOPATH)/bin)', 'or setup({ path = "/path/to/diffill" })' })
   end
 
   r.start('diffill: model and device')
