@@ -210,6 +210,9 @@ func TestMissingBinary(t *testing.T) {
 	t.Run("server_fails", func(t *testing.T) {
 		runScenario(t, "server_fails", diffill(t))
 	})
+	t.Run("spawn_fails", func(t *testing.T) {
+		runScenario(t, "spawn_fails", "/nonexistent/diffill")
+	})
 	t.Run("server_fails_screen", func(t *testing.T) {
 		log := runScenario(t, "server_fails_screen", diffill(t))
 		if testing.Verbose() {

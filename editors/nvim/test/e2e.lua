@@ -915,6 +915,44 @@ scenarios.missing_binary_screen = function()
   t.send('<Esc>:qa!<CR>')
 end
 
+-- A binary that cannot be spawned (its interpreter is missing, though it is
+-- executable) is tried once, reported once, and not for every buffer.
+scenarios.spawn_fails = function()
+  vim.cmd('filetype on')
+  vim.cmd('filetype detect')
+  local msgs = {}
+  vim.notify = function(m, level)
+    if m:find('^diffill:') then
+      table.insert(msgs, { m, level })
+    end
+  end
+  local starts = 0
+  for _, f in ipairs({ 'start', 'start_client' }) do
+    local real = vim.lsp[f]
+    if real then
+      vim.lsp[f] = function(...)
+        starts = starts + 1
+        return real(...)
+      end
+    end
+  end
+  local bin = vim.fn.expand('%:p:h') .. '/diffill'
+  vim.fn.writefile({ '#!/nonexistent/interpreter', '' }, bin)
+  vim.fn.setfperm(bin, 'rwxr-xr-x')
+  diffill = require('diffill')
+  diffill.setup({ path = bin })
+  sleep(300)
+  check(starts == 1, '%d starts at setup, want 1', starts)
+  check(#msgs == 1 and msgs[1][1]:find(':checkhealth diffill', 1, true), 'report: %s', vim.inspect(msgs))
+  vim.cmd('edit ' .. vim.fn.fnameescape(vim.fn.expand('%:p:h') .. '/b.go'))
+  vim.cmd('edit #')
+  sleep(300)
+  check(starts == 1, 'opening Go buffers tried again: %d starts', starts)
+  check(#msgs == 1, 'more messages after opening Go buffers: %s', vim.inspect(msgs))
+  vim.cmd('checkhealth diffill')
+  check(buf_text():find('could not start', 1, true), ':checkhealth diffill does not say the start failed:\n%s', buf_text())
+end
+
 -- The same in a terminal: a server that exits at once gives no hit-enter
 -- prompt, at startup or when more Go buffers open.
 scenarios.server_fails_screen = function()

@@ -17,7 +17,8 @@ end
 -- Runs `diffill serve -h` with a time limit: proves the binary runs on this machine.
 local function probe(binary)
   local out = {}
-  local job = vim.fn.jobstart({ binary, 'serve', '-h' }, {
+  -- jobstart raises E903 when the process cannot start (e.g. a script whose interpreter is missing).
+  local started, job = pcall(vim.fn.jobstart, { binary, 'serve', '-h' }, {
     stdout_buffered = true,
     stderr_buffered = true,
     on_stdout = function(_, d)
@@ -27,8 +28,8 @@ local function probe(binary)
       vim.list_extend(out, d)
     end,
   })
-  if job <= 0 then
-    return false, 'could not start it'
+  if not started or job <= 0 then
+    return false, 'could not start it' .. (started and '' or (': ' .. tostring(job):gsub('^Vim:', '')))
   end
   local code = vim.fn.jobwait({ job }, 10000)[1]
   if code == -1 then

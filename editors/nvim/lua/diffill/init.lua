@@ -300,26 +300,33 @@ function M.attach(bufnr, explicit)
     return nil, why
   end
   S.failed = nil
-  if vim.lsp.start then
-    -- One server for every buffer: the model is loaded once.
-    S.client_id = vim.lsp.start(lsp_config(), {
-      bufnr = bufnr,
-      reuse_client = function(c, cfg)
-        return c.name == cfg.name
-      end,
-    })
-  else
-    local c = client()
-    if not c or c.is_stopped() then
-      S.client_id = vim.lsp.start_client(lsp_config())
+  -- A start that fails raises an error on 0.8+ (a multi-line message and a hit-enter prompt if let through).
+  local ok, err = pcall(function()
+    if vim.lsp.start then
+      -- One server for every buffer: the model is loaded once.
+      S.client_id = vim.lsp.start(lsp_config(), {
+        bufnr = bufnr,
+        reuse_client = function(c, cfg)
+          return c.name == cfg.name
+        end,
+      })
+    else
+      local c = client()
+      if not c or c.is_stopped() then
+        S.client_id = vim.lsp.start_client(lsp_config())
+      end
+      if S.client_id then
+        vim.lsp.buf_attach_client(bufnr, S.client_id)
+      end
     end
-    if S.client_id then
-      vim.lsp.buf_attach_client(bufnr, S.client_id)
+  end)
+  if not ok or not S.client_id then
+    S.client_id = nil
+    S.last_error = ('could not start %s serve%s'):format(S.binary, ok and '' or (': ' .. tostring(err)))
+    S.failed = 'could not start the server, see :checkhealth diffill'
+    if not explicit then
+      report_once(S.failed, vim.log.levels.ERROR)
     end
-  end
-  if not S.client_id then
-    S.failed = ('could not start %s serve; see :checkhealth diffill and :LspLog'):format(S.binary)
-    S.last_error = S.failed
     return nil, S.failed
   end
   return S.client_id
