@@ -61,9 +61,14 @@ local function echo(msg)
   end
 end
 
--- One line that fits the command line, at most once per message in a session,
--- after the current command or startup: a longer line, or several at startup,
--- would stop Neovim at a hit-enter prompt.
+-- Says msg in one line that fits the command line: a longer one would stop
+-- Neovim at a hit-enter prompt. The whole text is in :checkhealth diffill.
+local function say(msg, level)
+  notify(fit(msg, math.max(20, (vim.v.echospace or vim.o.columns - 12) - 10)), level)
+end
+
+-- say(), at most once per message in a session, after the current command or
+-- startup (several lines at startup would also stop at a hit-enter prompt).
 local function report_once(msg, level)
   S.reported = S.reported or {}
   if S.reported[msg] then
@@ -71,7 +76,7 @@ local function report_once(msg, level)
   end
   S.reported[msg] = true
   vim.schedule(function()
-    notify(fit(msg, math.max(20, (vim.v.echospace or vim.o.columns - 12) - 10)), level)
+    say(msg, level)
   end)
 end
 
@@ -245,7 +250,7 @@ local function lsp_config()
         end
         -- The commands in flight get no answer: end them, and say so whatever was said before (the user asked).
         S.running, S.busy, S.step = {}, 0, nil
-        notify(fit(S.failed, math.max(20, (vim.v.echospace or vim.o.columns - 12) - 10)), vim.log.levels.ERROR)
+        say(S.failed, vim.log.levels.ERROR)
         vim.api.nvim_exec_autocmds('User', { pattern = 'DiffillDone', modeline = false })
       end, 200)
     end,
@@ -349,7 +354,7 @@ local function run(kind, bufnr, range, extra)
   if not c or not c.attached_buffers or not c.attached_buffers[bufnr] then
     local _, why = M.attach(bufnr, true)
     if why then
-      notify(fit(why, math.max(20, (vim.v.echospace or vim.o.columns - 12) - 10)), vim.log.levels.WARN)
+      say(why, vim.log.levels.WARN)
       return
     end
     c = client()
