@@ -114,8 +114,10 @@ function M.check()
   r.start('diffill: server')
   local c = diffill.client()
   if not c then
-    if S.last_error then
-      r.error('server: not running; last error: ' .. S.last_error, { 'See :LspLog' })
+    if not S.binary then
+      r.info('server: not started (no binary, see above)')
+    elseif S.last_error then
+      r.error('server: not running; last error: ' .. S.last_error, { 'See :LspLog', 'A diffill command starts it again' })
     else
       r.info(('server: not started (it starts when a buffer of filetype %s opens)'):format(table.concat(S.opts.filetypes, ', ')))
     end
