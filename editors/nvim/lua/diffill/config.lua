@@ -20,7 +20,8 @@ M.server_keys = {
 }
 
 M.samplers = { confidence = true, margin = true, entropy = true, random = true }
-M.devices = { cpu = true, cuda = true }
+-- The server's devices (lsp/settings): auto is the GPU when there is one, else the CPU.
+M.devices = { auto = true, cpu = true, cuda = true }
 
 -- The server's ranges (lsp/settings); 0 means "default" there too.
 local numbers = {
@@ -132,7 +133,7 @@ function M.server_settings(opts)
     elseif k == 'sampler' and not M.samplers[v] then
       table.insert(problems, ('sampler = %q is not one of confidence, margin, entropy, random; using the server default'):format(v))
     elseif k == 'device' and not M.devices[v] then
-      table.insert(problems, ('device = %q is not one of cpu, cuda; using the server default'):format(v))
+      table.insert(problems, ('device = %q is not one of auto, cpu, cuda; using the server default'):format(v))
     elseif v ~= '' then
       out[k] = k == 'model' and expand(v) or v
     end
@@ -170,7 +171,8 @@ function M.find_binary(opts, env)
     getenv = uv.os_getenv,
     home = uv.os_homedir(),
   }
-  local install = 'go install github.com/diffill/diffill/cmd/diffill@latest'
+  -- The module is not published: `go install <module>@latest` does not work, a clone does.
+  local install = 'in a clone of diffill, go install ./cmd/diffill'
   if opts.path ~= nil and opts.path ~= '' then
     local p = expand(opts.path)
     if env.executable(p) then

@@ -52,29 +52,52 @@ local function cursor(bufnr)
   return pos[1] - 1, pos[2]
 end
 
--- Draws ghost (the text still to insert, split in lines) at row, col.
+-- Draws ghost (the text still to insert, split in lines) at the cursor
+-- (g.row, g.col). Accepting replaces up to g.end_col, so what follows the
+-- ghost on screen is the line from g.end_col on, as it will read afterwards.
+-- Neovim 0.10+ has inline virtual text, which shifts the rest of the line;
+-- before it there is only overlay (drawn over the text) and eol, so the
+-- overlay draws the ghost and then the rest of the line again, shifted
+-- right, over the original rest. The same overlay serves 0.10+ when the item
+-- replaces text after the cursor (an editor's closing bracket), which inline
+-- text would leave visible, and when it has several lines (the rest of the
+-- line then follows the last one).
 local function draw(bufnr, g)
   vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
-  local first = g.lines[1]
-  local rest = {}
-  for i = 2, #g.lines do
-    table.insert(rest, { { g.lines[i], 'DiffillGhost' } })
-  end
   local text = util.line(bufnr, g.row)
-  local opts = { virt_text = { { first, 'DiffillGhost' } }, hl_mode = 'combine' }
-  if util.has('0.10') then
+  local col = math.min(g.col, #text)
+  local lines = g.lines
+  local opts = { hl_mode = 'combine', virt_text = { { lines[1], 'DiffillGhost' } } }
+  if util.has('0.10') and #lines == 1 and g.end_col <= col then
     opts.virt_text_pos = 'inline'
-  elseif g.col >= #text then
-    -- At the end of the line an overlay starts right after the cursor, like inline text.
-    opts.virt_text_pos = 'overlay'
   else
-    -- Mid-line before 0.10: an overlay would hide the text after the cursor.
-    opts.virt_text_pos = 'eol'
+    opts.virt_text_pos = 'overlay'
+    local after = text:sub(math.max(g.end_col, col) + 1)
+    local virt_lines = {}
+    for i = 2, #lines do
+      table.insert(virt_lines, { { lines[i], 'DiffillGhost' } })
+    end
+    if after ~= '' then
+      -- The rest of the line follows the ghost's last line, where accepting puts it.
+      table.insert(#virt_lines > 0 and virt_lines[#virt_lines] or opts.virt_text, { after, 'Normal' })
+    end
+    -- Blank out what is left of the original rest of the line; widths in cells from the
+    -- cursor's screen column, as a tab's width depends on where it starts.
+    local start = vim.fn.strdisplaywidth(text:sub(1, col))
+    local shown = ''
+    for _, chunk in ipairs(opts.virt_text) do
+      shown = shown .. chunk[1]
+    end
+    local pad = vim.fn.strdisplaywidth(text) - start - vim.fn.strdisplaywidth(shown, start)
+    if pad > 0 then
+      table.insert(opts.virt_text, { (' '):rep(pad), 'Normal' })
+    end
+    if #virt_lines > 0 then
+      opts.virt_lines = virt_lines
+    end
   end
-  if #rest > 0 then
-    opts.virt_lines = rest
-  end
-  g.extmark = vim.api.nvim_buf_set_extmark(bufnr, ns, g.row, math.min(g.col, #text), opts)
+  g.extmark = vim.api.nvim_buf_set_extmark(bufnr, ns, g.row, col, opts)
+  g.tick, g.line = vim.api.nvim_buf_get_changedtick(bufnr), text
 end
 
 -- Turns an InlineCompletionItem into what is drawn: the part of insertText
@@ -153,14 +176,17 @@ local function request(bufnr)
     if r2 ~= row or c2 ~= col then
       return
     end
-    local items = result.items or result
-    if type(items) ~= 'table' or items[1] == nil then
-      return
-    end
-    local g = M.ghost_from_item(bufnr, items[1], row, col, encoding)
+    -- The answer for this text and cursor is the server's last word: no item (or one that does not fit) clears
+    -- a ghost kept from before, e.g. while typing through it, rather than showing what the server no longer says.
+    local items = type(result) == 'table' and (result.items or result) or {}
+    local g = type(items) == 'table' and items[1] ~= nil and M.ghost_from_item(bufnr, items[1], row, col, encoding) or nil
+    s.answers = (s.answers or 0) + 1
+    s.answer = { n = s.answers, row = row, col = col, items = items, shown = g and table.concat(g.lines, '\n') or nil }
     if g then
       s.ghost = g
       draw(bufnr, g)
+    else
+      clear(bufnr)
     end
   end, bufnr)
   if ok then
@@ -177,23 +203,36 @@ local function schedule_request(bufnr, delay)
   end))
 end
 
--- Keeps the ghost when the user typed its next characters, else clears it.
-local function on_text_changed(bufnr, delay)
+-- Follows the ghost through what was typed since it was drawn: when that is
+-- its next characters, inserted at its column, the rest stays (true), and the
+-- text it replaces after the cursor moved right with them; else it goes.
+local function follow(bufnr)
   local s = state[bufnr]
-  local g = s.ghost
+  local g = s and s.ghost
+  if not g then
+    return false
+  end
+  if g.tick == vim.api.nvim_buf_get_changedtick(bufnr) then
+    return true
+  end
   local row, col = cursor(bufnr)
-  if g and row == g.row and col > g.col then
-    local typed = util.line(bufnr, row):sub(g.col + 1, col)
-    if g.lines[1]:sub(1, #typed) == typed and #typed < #g.lines[1] then
+  local line = util.line(bufnr, g.row)
+  if row == g.row and col > g.col then
+    local typed = line:sub(g.col + 1, col)
+    if g.lines[1]:sub(1, #typed) == typed and #typed < #g.lines[1] and line == g.line:sub(1, g.col) .. typed .. g.line:sub(g.col + 1) then
       g.lines[1] = g.lines[1]:sub(#typed + 1)
+      g.end_col = g.end_col + #typed
       g.col = col
-      g.end_col = math.max(g.end_col, col)
       draw(bufnr, g)
-      schedule_request(bufnr, delay)
-      return
+      return true
     end
   end
   clear(bufnr)
+  return false
+end
+
+local function on_text_changed(bufnr, delay)
+  follow(bufnr)
   schedule_request(bufnr, delay)
 end
 
@@ -212,13 +251,24 @@ function M.attach(bufnr, client_id, opts)
       on_text_changed(bufnr, delay)
     end,
   })
+  -- Neovim runs CursorMovedI before TextChangedI for a typed character: a
+  -- move that came with a change is typing, which follow() judges; only a
+  -- move alone dismisses.
   vim.api.nvim_create_autocmd('CursorMovedI', {
     group = group,
     buffer = bufnr,
     callback = function()
       local g = state[bufnr] and state[bufnr].ghost
+      if not g then
+        return
+      end
       local row, col = cursor(bufnr)
-      if g and (row ~= g.row or col ~= g.col) then
+      if row == g.row and col == g.col then
+        return
+      end
+      if g.tick ~= vim.api.nvim_buf_get_changedtick(bufnr) then
+        follow(bufnr)
+      else
         clear(bufnr)
         cancel(bufnr)
       end
@@ -260,9 +310,22 @@ function M.trigger(bufnr)
   end
 end
 
+-- The latest answer drawn or refused for bufnr: { n, row, col, items, shown } (for tests and debugging).
+function M.answer(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  return state[bufnr] and state[bufnr].answer
+end
+
 function M.visible(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   return state[bufnr] ~= nil and state[bufnr].ghost ~= nil
+end
+
+-- A copy of the shown ghost, { row, col, lines, text, start_row, start_col, end_row, end_col }, or nil.
+function M.state(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local g = state[bufnr] and state[bufnr].ghost
+  return g and vim.deepcopy(g) or nil
 end
 
 -- The text still to insert, or nil.
@@ -275,11 +338,11 @@ end
 -- Inserts the ghost text (replacing the item's range) and puts the cursor after it. Returns true when there was one.
 function M.accept(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local s = state[bufnr]
-  local g = s and s.ghost
-  if not g then
+  -- Keys typed since the last redraw (typeahead, a mapping) have not been followed yet.
+  if not follow(bufnr) then
     return false
   end
+  local g = state[bufnr].ghost
   cancel(bufnr)
   clear(bufnr)
   local lines = vim.split(g.text, '\n', { plain = true })

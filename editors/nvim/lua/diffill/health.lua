@@ -17,7 +17,8 @@ end
 -- Runs `diffill serve -h` with a time limit: proves the binary runs on this machine.
 local function probe(binary)
   local out = {}
-  local job = vim.fn.jobstart({ binary, 'serve', '-h' }, {
+  -- jobstart raises E903 when the process cannot start (e.g. a script whose interpreter is missing).
+  local started, job = pcall(vim.fn.jobstart, { binary, 'serve', '-h' }, {
     stdout_buffered = true,
     stderr_buffered = true,
     on_stdout = function(_, d)
@@ -27,8 +28,8 @@ local function probe(binary)
       vim.list_extend(out, d)
     end,
   })
-  if job <= 0 then
-    return false, 'could not start it'
+  if not started or job <= 0 then
+    return false, 'could not start it' .. (started and '' or (': ' .. tostring(job):gsub('^Vim:', '')))
   end
   local code = vim.fn.jobwait({ job }, 10000)[1]
   if code == -1 then
@@ -73,7 +74,7 @@ function M.check()
       r.error(('binary: %s, but %s'):format(S.binary, why), { 'Rebuild it: go build -o diffill ./cmd/diffill' })
     end
   else
-    r.error('binary: ' .. tostring(S.binary_error), { 'go install github.com/diffill/diffill/cmd/diffill@latest', 'or setup({ path = "/path/to/diffill" })' })
+    r.error('binary: ' .. tostring(S.binary_error), { 'In a clone of diffill: go install ./cmd/diffill (to $(go env GOPATH)/bin)', 'or setup({ path = "/path/to/diffill" })' })
   end
 
   r.start('diffill: model and device')
@@ -113,8 +114,10 @@ function M.check()
   r.start('diffill: server')
   local c = diffill.client()
   if not c then
-    if S.last_error then
-      r.error('server: not running; last error: ' .. S.last_error, { 'See :LspLog' })
+    if not S.binary then
+      r.info('server: not started (no binary, see above)')
+    elseif S.last_error then
+      r.error('server: not running; last error: ' .. S.last_error, { 'See :LspLog', 'A diffill command starts it again' })
     else
       r.info(('server: not started (it starts when a buffer of filetype %s opens)'):format(table.concat(S.opts.filetypes, ', ')))
     end

@@ -61,6 +61,25 @@ local function echo(msg)
   end
 end
 
+-- Says msg in one line that fits the command line: a longer one would stop
+-- Neovim at a hit-enter prompt. The whole text is in :checkhealth diffill.
+local function say(msg, level)
+  notify(fit(msg, math.max(20, (vim.v.echospace or vim.o.columns - 12) - 10)), level)
+end
+
+-- say(), at most once per message in a session, after the current command or
+-- startup (several lines at startup would also stop at a hit-enter prompt).
+local function report_once(msg, level)
+  S.reported = S.reported or {}
+  if S.reported[msg] then
+    return
+  end
+  S.reported[msg] = true
+  vim.schedule(function()
+    say(msg, level)
+  end)
+end
+
 local function one_line(text)
   return (text:gsub('\r?\n[\t ]*', ' ⏎ '):gsub('\t', ' '))
 end
@@ -215,45 +234,32 @@ local function lsp_config()
     on_attach = on_attach,
     on_exit = function(code, signal)
       S.client_id = nil
-      if code ~= 0 then
-        S.last_error = ('diffill serve exited with code %d%s'):format(code, signal ~= 0 and (' (signal ' .. signal .. ')') or '')
-        vim.schedule(function()
-          notify(S.last_error .. '; see :checkhealth diffill and :LspLog', vim.log.levels.ERROR)
-        end)
+      if code == 0 then
+        return
       end
+      S.last_error = ('diffill serve exited with code %d%s; its stderr is in :LspLog'):format(code, signal ~= 0 and (' (signal ' .. signal .. ')') or '')
+      -- Not restarted for the next buffer that opens (a server that cannot start would fail again and again).
+      S.failed = ('serve exited with code %d, see :checkhealth diffill'):format(code)
+      -- on_exit runs in a libuv callback, where most of the API is off limits. Neovim says "Client quit" itself
+      -- at the next tick: said in the same tick, two lines would stop at a hit-enter prompt; after a redraw, ours
+      -- replaces it.
+      vim.defer_fn(function()
+        if next(S.running) == nil then
+          report_once(S.failed, vim.log.levels.ERROR)
+          return
+        end
+        -- The commands in flight get no answer: end them, and say so whatever was said before (the user asked).
+        S.running, S.busy, S.step = {}, 0, nil
+        say(S.failed, vim.log.levels.ERROR)
+        vim.api.nvim_exec_autocmds('User', { pattern = 'DiffillDone', modeline = false })
+      end, 200)
     end,
   }
 end
 
--- Starts the server if needed and attaches bufnr to it.
-function M.attach(bufnr)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
-  if not S.opts then
-    M.setup({})
-  end
-  if not S.binary then
-    return nil
-  end
-  if vim.lsp.start then
-    -- One server for every buffer: the model is loaded once.
-    S.client_id = vim.lsp.start(lsp_config(), {
-      bufnr = bufnr,
-      reuse_client = function(c, cfg)
-        return c.name == cfg.name
-      end,
-    })
-  else
-    local c = client()
-    if not c or c.is_stopped() then
-      S.client_id = vim.lsp.start_client(lsp_config())
-    end
-    if S.client_id then
-      vim.lsp.buf_attach_client(bufnr, S.client_id)
-    end
-  end
-  return S.client_id
-end
-
+-- Whether bufnr is one diffill serves: its filetype is in setup()'s filetypes.
+-- No other buffer is ever attached, so neither ghost text nor an edit of the
+-- Go model reaches, say, a README.md.
 local function serves(bufnr)
   local ft = vim.bo[bufnr].filetype
   for _, f in ipairs(S.opts.filetypes) do
@@ -264,11 +270,93 @@ local function serves(bufnr)
   return false
 end
 
+-- Why bufnr cannot be served, or nil. Finding the binary again on an explicit
+-- command lets a binary installed since setup() work without a restart.
+local function unavailable(bufnr, explicit)
+  if not serves(bufnr) then
+    local ft = vim.bo[bufnr].filetype
+    return ('nothing done: %s is not in filetypes (%s)'):format(ft == '' and 'no filetype' or ('filetype ' .. ft), table.concat(S.opts.filetypes, ', '))
+  end
+  if explicit and not S.binary then
+    S.binary, S.binary_error = config.find_binary(S.opts)
+  end
+  if S.binary and vim.fn.executable(S.binary) ~= 1 then
+    S.binary, S.binary_error = nil, ('%s is no longer executable'):format(S.binary)
+  end
+  if not S.binary then
+    return 'no binary, see :checkhealth diffill: ' .. (S.opts.path or 'not on $PATH')
+  end
+  -- After a failed start only an explicit command tries again, not every buffer that opens.
+  if S.failed and not explicit then
+    return S.failed
+  end
+  return nil
+end
+
+-- Starts the server if needed and attaches bufnr to it. Returns the client id,
+-- or nil and why not. explicit: a user's command (retries a failed start).
+function M.attach(bufnr, explicit)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  if not S.opts then
+    M.setup({})
+  end
+  local why = unavailable(bufnr, explicit)
+  if why then
+    return nil, why
+  end
+  S.failed = nil
+  -- A start that fails raises an error on 0.8+ (a multi-line message and a hit-enter prompt if let through).
+  local ok, err = pcall(function()
+    if vim.lsp.start then
+      -- One server for every buffer: the model is loaded once.
+      S.client_id = vim.lsp.start(lsp_config(), {
+        bufnr = bufnr,
+        reuse_client = function(c, cfg)
+          return c.name == cfg.name
+        end,
+      })
+    else
+      local c = client()
+      if not c or c.is_stopped() then
+        S.client_id = vim.lsp.start_client(lsp_config())
+      end
+      if S.client_id then
+        vim.lsp.buf_attach_client(bufnr, S.client_id)
+      end
+    end
+  end)
+  if not ok or not S.client_id then
+    S.client_id = nil
+    S.last_error = ('could not start %s serve%s'):format(S.binary, ok and '' or (': ' .. tostring(err)))
+    S.failed = 'could not start the server, see :checkhealth diffill'
+    if not explicit then
+      report_once(S.failed, vim.log.levels.ERROR)
+    end
+    return nil, S.failed
+  end
+  return S.client_id
+end
+
+-- Detaches bufnr (its filetype changed to one diffill does not serve).
+local function detach(bufnr)
+  ghost.detach(bufnr)
+  local c = client()
+  if c and c.attached_buffers and c.attached_buffers[bufnr] then
+    vim.lsp.buf_detach_client(bufnr, c.id)
+  end
+end
+
 -- Runs a diffill.* server command on bufnr; the server applies the edit.
+-- range(encoding) gives the command's range (nil: none) in the encoding of
+-- the client, which exists only once attached.
 local function run(kind, bufnr, range, extra)
   local c = client()
   if not c or not c.attached_buffers or not c.attached_buffers[bufnr] then
-    M.attach(bufnr)
+    local _, why = M.attach(bufnr, true)
+    if why then
+      say(why, vim.log.levels.WARN)
+      return
+    end
     c = client()
   end
   if not c then
@@ -280,6 +368,7 @@ local function run(kind, bufnr, range, extra)
     notify('a command is already running on this buffer')
     return
   end
+  range = range and range(c.offset_encoding or 'utf-16')
   -- lsp/code_action.go's commandArgs: the server refuses the command if the document changed since this version.
   local arg = { textDocument = { uri = uri, version = util.version(bufnr) } }
   if range then
@@ -314,27 +403,26 @@ end
 
 function M.infill(cmd)
   local bufnr = vim.api.nvim_get_current_buf()
-  local c = client()
-  local enc = c and c.offset_encoding or 'utf-16'
-  local range = util.command_range(bufnr, cmd or { range = 0 }, enc)
-  if not range then
-    -- No range: a point at the cursor, which the server completes.
-    local pos = vim.api.nvim_win_get_cursor(0)
-    local p = util.position(bufnr, pos[1] - 1, pos[2], enc)
-    range = { start = p, ['end'] = p }
-  end
-  run('infill', bufnr, range)
+  local win = vim.api.nvim_get_current_win()
+  run('infill', bufnr, function(enc)
+    local range = util.command_range(bufnr, cmd or { range = 0 }, enc)
+    if not range then
+      -- No range: a point at the cursor, which the server completes.
+      local pos = vim.api.nvim_win_get_cursor(win)
+      local p = util.position(bufnr, pos[1] - 1, pos[2], enc)
+      range = { start = p, ['end'] = p }
+    end
+    return range
+  end)
 end
 
 function M.rewrite(cmd)
   cmd = cmd or { range = 0, args = '' }
   local bufnr = vim.api.nvim_get_current_buf()
-  local c = client()
-  local enc = c and c.offset_encoding or 'utf-16'
-  local range = util.command_range(bufnr, cmd, enc)
-  if not range then
-    local row = vim.api.nvim_win_get_cursor(0)[1]
-    range = util.command_range(bufnr, { range = 1, line1 = row, line2 = row }, enc)
+  local row = vim.api.nvim_win_get_cursor(0)[1]
+  local function range(enc)
+    -- No range: the cursor line, whole.
+    return util.command_range(bufnr, cmd, enc) or util.command_range(bufnr, { range = 1, line1 = row, line2 = row }, enc)
   end
   local extra = {}
   local strength = cmd.args ~= nil and cmd.args ~= '' and tonumber(cmd.args) or S.opts.rewrite_strength
@@ -413,8 +501,10 @@ function M.setup(opts)
     notify(p, vim.log.levels.WARN)
   end
   S.binary, S.binary_error = config.find_binary(S.opts)
+  S.failed = nil
   if not S.binary then
-    notify(S.binary_error, vim.log.levels.ERROR)
+    -- Once, in one line: the fix is in :checkhealth diffill, and no buffer that opens says it again.
+    report_once('no binary, see :checkhealth diffill: ' .. (S.opts.path or 'not on $PATH'), vim.log.levels.ERROR)
   end
   S.native_ghost = use_native_ghost()
   define_highlights()
@@ -422,9 +512,12 @@ function M.setup(opts)
   local group = vim.api.nvim_create_augroup('diffill', { clear = true })
   vim.api.nvim_create_autocmd('FileType', {
     group = group,
-    pattern = S.opts.filetypes,
     callback = function(ev)
-      M.attach(ev.buf)
+      if serves(ev.buf) then
+        M.attach(ev.buf)
+      else
+        detach(ev.buf)
+      end
     end,
   })
   vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = define_highlights })
