@@ -16,9 +16,10 @@ import (
 // turns a read of its lost pages into SIGBUS, which would kill the server.
 // Every read of mapped bytes therefore runs on a goroutine that has asked
 // the runtime to turn such a fault into a panic (debug.SetPanicOnFault), and
-// the panic into this error: at load (parsing and packing, on the loading
-// goroutine) and in the forward pass (the embedding rows, gathered on the
-// calling goroutine; everything else reads packed copies). Model.Changed
+// the panic into this error: at load (parsing on the loading goroutine;
+// packing on the kernels' workers, which hand a fault's panic to the
+// loading goroutine) and in the forward pass (the embedding rows, gathered
+// on the calling goroutine; everything else reads packed copies). Model.Changed
 // tells a caller before the next request that the files are not the ones
 // loaded, so that a file copied over with the same size (no fault, but other
 // numbers) is caught too.

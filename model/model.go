@@ -342,14 +342,6 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 			}
 			ts[i] = t
 		}
-		if m.mapped && len(ts) == 1 {
-			// Packing runs on the kernels' workers, which must not read
-			// the mapping (see guardFaults): give them a copy made here.
-			// Stacked parts are copied by stackLinear already.
-			c := *ts[0]
-			c.Data = append([]byte(nil), c.Data...)
-			ts[0] = &c
-		}
 		l := stackLinear(ts, k)
 		if m.mapped {
 			// The kernels keep their own packed copy: the mapped pages are
@@ -401,13 +393,7 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 			return err
 		}
 	} else {
-		src := emb
-		if m.mapped {
-			c := *emb // packed on the workers: see linear above
-			c.Data = append([]byte(nil), c.Data...)
-			src = &c
-		}
-		m.head = src.linear(cfg.Vocab, h)
+		m.head = emb.linear(cfg.Vocab, h)
 	}
 	m.tensors, m.lay = all, lay
 	switch len(dtypes) {

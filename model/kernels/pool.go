@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -63,11 +64,12 @@ func (f funcRunner) run(i int) { f(i) }
 // send until it has finished with it); the last to let go recycles it, so
 // an offer a worker picks up late never sees the job reused.
 type job struct {
-	next atomic.Int64
-	n    int64
-	r    runner
-	wg   sync.WaitGroup
-	refs atomic.Int32
+	next     atomic.Int64
+	n        int64
+	r        runner
+	wg       sync.WaitGroup
+	refs     atomic.Int32
+	panicked atomic.Pointer[workerPanic] // the first panic of an item on a worker
 }
 
 var jobPool = sync.Pool{New: func() any { return new(job) }}
@@ -118,10 +120,15 @@ func (p *Pool) Close() {
 }
 
 func (p *Pool) worker() {
+	// A fault in a worker (reading a weights file that shrank under its
+	// mapping, say) becomes a panic here, handed to the caller, rather
+	// than a fatal error that kills the process: the caller may turn it
+	// into an error (model.ErrWeightsChanged).
+	debug.SetPanicOnFault(true)
 	for {
 		select {
 		case j := <-p.jobs:
-			j.work()
+			j.workGuarded()
 			j.release()
 		case <-p.quit:
 			return
@@ -139,6 +146,31 @@ func (j *job) work() {
 		j.wg.Done()
 	}
 }
+
+// workGuarded is work on a worker goroutine: a panic in an item is kept
+// for the caller (see Pool.run), and the worker goes on with the rest.
+func (j *job) workGuarded() {
+	for {
+		i := j.next.Add(1) - 1
+		if i >= j.n {
+			return
+		}
+		j.runGuarded(int(i))
+	}
+}
+
+func (j *job) runGuarded(i int) {
+	defer func() {
+		if r := recover(); r != nil {
+			j.panicked.CompareAndSwap(nil, &workerPanic{r})
+		}
+		j.wg.Done()
+	}()
+	j.r.run(i)
+}
+
+// workerPanic carries a worker's panic to the caller.
+type workerPanic struct{ v any }
 
 // Run calls fn(i) for every i in [0, n) on the pool's goroutines and returns
 // when all calls have returned. Items are handed out in order, one at a
@@ -172,5 +204,9 @@ func (p *Pool) run(n int, r runner) {
 	}
 	j.work()
 	j.wg.Wait()
+	wp := j.panicked.Swap(nil)
 	j.release()
+	if wp != nil {
+		panic(wp.v) // on the caller's goroutine, where it can be recovered
+	}
 }
