@@ -146,12 +146,23 @@ func statuses(s *session) string {
 func TestLoaderErrorMessage(t *testing.T) {
 	for _, tt := range []struct{ model, device, want string }{
 		{"", "", "built-in model"},
-		{"/m", "", `diffill.model names a checkpoint`},
-		{"/m", "cuda", `diffill.device to "cpu"`},
+		{tinyDir, "", `diffill.model names a checkpoint`},
+		{tinyDir, "cuda", `diffill.device to "cpu"`},
 	} {
 		if got := loadFailureMessage(tt.model, tt.device, errors.New("boom")); !strings.Contains(got, tt.want) || !strings.Contains(got, "boom") {
 			t.Errorf("loadFailureMessage(%q, %q) = %q", tt.model, tt.device, got)
 		}
+	}
+	// A directory that does not exist: said plainly, with what a model directory holds and how to use the
+	// built-in model, and no device hint (no device would help).
+	got := loadFailureMessage("/no/such/dir", "auto", errors.New("config.json: open /no/such/dir/config.json: no such file or directory"))
+	for _, want := range []string{`"/no/such/dir": there is no such directory`, "config.json, *.safetensors and tokenizer.json", "clear the setting to use the built-in model"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing directory: %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "diffill.device") {
+		t.Errorf("missing directory: %q suggests the device", got)
 	}
 
 }

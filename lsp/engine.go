@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -135,6 +137,12 @@ func loadFailureMessage(model, device string, err error) string {
 		what = fmt.Sprintf("the model in %q", model)
 		fix = "Check that diffill.model names a checkpoint directory holding config.json, *.safetensors and tokenizer.json " +
 			"(`diffill model info DIR` checks one), or clear the setting to use the built-in model."
+		if _, serr := os.Stat(model); errors.Is(serr, fs.ErrNotExist) {
+			// The commonest mistake, and no device would help: say so plainly.
+			return fmt.Sprintf("diffill could not load %s: there is no such directory. diffill.model must name a checkpoint "+
+				"directory holding config.json, *.safetensors and tokenizer.json (`diffill model info DIR` checks one); "+
+				"clear the setting to use the built-in model.", what)
+		}
 	}
 	if device != "" && device != "cpu" {
 		fix += fmt.Sprintf(" If the device is the problem, set diffill.device to \"cpu\" (it is %q).", device)
