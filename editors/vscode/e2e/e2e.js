@@ -282,7 +282,6 @@ async function scenarioBadModel(E) {
   const centre = (await page.locator('.notifications-center .notification-list-item').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
   step('notifications', { centre, toastsSeen: [...seen] });
   await shot('2-notifications.png');
-  await page.keyboard.press('Escape');
 
   const all = [...new Set([...centre, ...seen])];
   const raw = all.filter((t) => /Request textDocument|-32803|failed\./.test(t));
@@ -293,12 +292,15 @@ async function scenarioBadModel(E) {
   if (panelOpened) throw new Error('the output panel opened by itself');
   if (!/diffill-model|could not load/.test(red.tooltip)) throw new Error(`the status bar tooltip does not say why: ${JSON.stringify(red.tooltip)}`);
 
-  // The user fixes the setting in the Settings editor (here: a real checkpoint): the status bar leaves red, and ghost
-  // text comes.
-  await E.palette('Preferences: Open User Settings');
+  // The user fixes the setting from the message's Open Settings button (here: to a real checkpoint): the status bar
+  // leaves red, and ghost text comes.
+  await page
+    .locator('.notifications-center .notification-list-item', { hasText: /could not load/ })
+    .first()
+    .locator('.monaco-button', { hasText: 'Open Settings' })
+    .first()
+    .click({ timeout: 10000 });
   await page.locator('.settings-editor').first().waitFor({ timeout: 20000 });
-  await page.waitForTimeout(500);
-  await page.keyboard.type('diffill.model', { delay: 20 });
   const input = page.locator('.settings-editor .setting-item-contents', { hasText: 'built-in Go model' }).locator('input').first();
   await input.waitFor({ timeout: 20000 });
   await input.fill(mustEnv('DIFFILL_E2E_TINY_MODEL'));

@@ -58,12 +58,17 @@ function editorPath(): string | undefined {
  * Opens the Settings editor on one setting, in the tab where it can be set.
  * In a remote window (code-server, SSH, WSL, containers) the User tab hides
  * machine settings such as diffill.path ("No Settings Found"): they are on
- * the Remote tab.
+ * the Remote tab. Other settings (diffill.model) are on the User tab.
  */
-async function openSetting(id: string): Promise<void> {
+async function openSetting(id: string, machine: boolean): Promise<void> {
   const query = `@id:${id}`;
-  if (vscode.env.remoteName) await vscode.commands.executeCommand('workbench.action.openRemoteSettings', { query });
+  if (machine && vscode.env.remoteName) await vscode.commands.executeCommand('workbench.action.openRemoteSettings', { query });
   else await vscode.commands.executeCommand('workbench.action.openSettings', query);
+}
+
+/** The server's message with one "diffill" in front (the server's own messages often start with it). */
+function fromServer(message: string): string {
+  return /^diffill\b/i.test(message) ? message : `diffill: ${message}`;
 }
 
 function lines(input: NodeJS.ReadableStream, each: (line: string) => void): void {
@@ -263,16 +268,25 @@ class Extension implements vscode.Disposable {
     client.onNotification('diffill/status', (p: unknown) => {
       const m = parseModelStatus(p);
       if (!m) return;
-      if (m.state === 'failed') this.output.error(`model: ${m.message ?? m.model}`);
       this.setStatus(applyModelStatus(m));
+      if (m.state !== 'failed') return;
+      // The one message for a model that cannot load, with the setting at hand; the server's window/showMessage
+      // of the same text (for clients without diffill/status) is not shown again.
+      const msg = this.status.modelError ?? m.model;
+      this.output.error(`model: ${msg}`);
+      void vscode.window.showErrorMessage(fromServer(msg), 'Open Settings', 'Show Log').then(async (a) => {
+        if (a === 'Open Settings') await openSetting(`${SECTION}.model`, false);
+        if (a === 'Show Log') this.output.show();
+      });
     });
     // Replaces the client's default so that errors also reach the status bar and offer the log.
     client.onNotification(ShowMessageNotification.type, (m) => {
       if (m.type === MessageType.Error) {
+        if (m.message === this.status.modelError) return; // shown from diffill/status
         this.setStatus({ error: m.message });
-        void vscode.window.showErrorMessage(`diffill: ${m.message}`, 'Show Log').then((a) => a && this.output.show());
-      } else if (m.type === MessageType.Warning) void vscode.window.showWarningMessage(`diffill: ${m.message}`);
-      else void vscode.window.showInformationMessage(`diffill: ${m.message}`);
+        void vscode.window.showErrorMessage(fromServer(m.message), 'Show Log').then((a) => a && this.output.show());
+      } else if (m.type === MessageType.Warning) void vscode.window.showWarningMessage(fromServer(m.message));
+      else void vscode.window.showInformationMessage(fromServer(m.message));
     });
     client.onDidChangeState((e) => {
       if (e.newState === State.Running) this.setStatus({ server: 'running' });
@@ -298,7 +312,7 @@ class Extension implements vscode.Disposable {
 
   private async explainMissingBinary(message: string, fix: string): Promise<void> {
     const choice = await vscode.window.showErrorMessage(`${message} ${fix}`, 'Open Settings', 'Copy Build Command');
-    if (choice === 'Open Settings') await openSetting(`${SECTION}.path`);
+    if (choice === 'Open Settings') await openSetting(`${SECTION}.path`, true);
     if (choice === 'Copy Build Command') await vscode.env.clipboard.writeText(INSTALL_COMMAND);
   }
 
