@@ -208,6 +208,7 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 		s.log.Debug("connection reader still blocked after close")
 	}
 	s.wg.Wait()
+	s.engines.closeAll()
 	return err
 }
 

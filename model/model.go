@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"unsafe"
 
+	"github.com/diffill/diffill/model/internal/safefile"
 	"github.com/diffill/diffill/model/kernels"
 	"github.com/diffill/diffill/model/tokenizer"
 )
@@ -66,8 +66,9 @@ type Model struct {
 	serial  *kernels.Pool // no workers: for kernels that run inside a parallel task
 
 	release     []func() error
-	weightFiles []string // the safetensors files read, for error messages
-	mapped      bool     // the weight files are memory-mapped
+	weightFiles []string    // the safetensors files read, for error messages
+	mapped      bool        // the weight files are memory-mapped
+	stamps      []fileStamp // the mapped files as loaded (Changed)
 
 	// Set by SetBackend (backend.go); tensors and lay keep the checkpoint's
 	// raw weights reachable for a backend to upload.
@@ -120,13 +121,20 @@ func (e *embedding) row(dst []float32, id int32) {
 // optional generation_config.json, tokenizer_config.json and tokenizer files.
 // The weights are memory-mapped.
 func Load(dir string) (*Model, error) {
-	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+	read := func(name string) ([]byte, error) { return safefile.ReadDirFile(dir, name) }
+	var stamps []fileStamp
 	m, err := load(read, func(name string) ([]byte, func() error, error) {
-		return mapFile(filepath.Join(dir, name))
+		path := filepath.Join(dir, name)
+		data, release, st, err := mapFile(path)
+		if err == nil {
+			stamps = append(stamps, stampOf(path, st))
+		}
+		return data, release, err
 	}, true)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
+	m.stamps = stamps
 	return m, nil
 }
 
@@ -173,11 +181,16 @@ func load(read func(string) ([]byte, error), open func(string) ([]byte, func() e
 		}
 	}()
 
-	tensors, err := m.openWeights(read, open)
+	// The weight files may be mapped: parsing and packing them read the
+	// mapping on this goroutine only.
+	err = m.guardFaults(func() error {
+		tensors, err := m.openWeights(read, open)
+		if err != nil {
+			return err
+		}
+		return m.buildWeights(tensors)
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := m.buildWeights(tensors); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -301,6 +314,14 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 			}
 			ts[i] = t
 		}
+		if m.mapped && len(ts) == 1 {
+			// Packing runs on the kernels' workers, which must not read
+			// the mapping (see guardFaults): give them a copy made here.
+			// Stacked parts are copied by stackLinear already.
+			c := *ts[0]
+			c.Data = append([]byte(nil), c.Data...)
+			ts[0] = &c
+		}
 		l := stackLinear(ts, k)
 		if m.mapped {
 			// The kernels keep their own packed copy: the mapped pages are
@@ -352,7 +373,13 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 			return err
 		}
 	} else {
-		m.head = emb.linear(cfg.Vocab, h)
+		src := emb
+		if m.mapped {
+			c := *emb // packed on the workers: see linear above
+			c.Data = append([]byte(nil), c.Data...)
+			src = &c
+		}
+		m.head = src.linear(cfg.Vocab, h)
 	}
 	m.tensors, m.lay = all, lay
 	switch len(dtypes) {

@@ -20,6 +20,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	only := fs.String("only", "kernels,forward,infill", "comma-separated sections: kernels, forward, infill")
 	lspBench := fs.Bool("lsp", false, "measure the language server instead: round trips, start-up, RSS, cancellation bursts")
 	device := fs.String("device", "cpu", "cpu or cuda")
+	server := fs.String("server", "", "with --lsp: run `serve` from this diffill `binary` (another build, for before/after figures side by side) instead of this one")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: diffill bench [--model DIR] [--only kernels,forward,infill] [--lsp] [--device cpu|cuda]\n")
 		fs.PrintDefaults()
@@ -35,6 +36,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("locating the diffill binary to serve: %w", err)
+		}
+		if *server != "" {
+			exe = *server
 		}
 		return benchLSP(ctx, stdout, exe, *modelDir)
 	}

@@ -16,11 +16,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/lsp"
 	"github.com/diffill/diffill/lsp/settings"
-	"github.com/diffill/diffill/model"
-	"github.com/diffill/diffill/model/builtin"
 )
 
 // runServe runs the language server: on stdio, or on a loopback TCP port
@@ -67,7 +64,7 @@ Flags:
 
 	defaults := settings.Default()
 	defaults.Model, defaults.Device = *modelDir, *device
-	engines := &engineCache{m: map[string]*cachedEngine{}, logf: log.Sugar().Infof}
+	engines := newEngineCache(log.Sugar().Infof)
 	opts := lsp.Options{Defaults: &defaults, Version: buildVersion()}
 
 	if *listen == "" {
@@ -151,62 +148,6 @@ func listenAddr(s string) (addr string, explicit bool, err error) {
 		return net.JoinHostPort("127.0.0.1", port), false, nil
 	}
 	return s, true, nil
-}
-
-// engineCache loads each (model, device) once for all sessions, as an
-// editor with several windows connects several sessions to one server.
-type engineCache struct {
-	mu   sync.Mutex
-	m    map[string]*cachedEngine
-	logf func(format string, a ...any) // says once which device a model runs on, and why
-}
-
-type cachedEngine struct {
-	ready chan struct{}
-	eng   lsp.Engine
-	err   error
-}
-
-func (c *engineCache) load(ctx context.Context, dir, device string) (lsp.Engine, error) {
-	if err := checkDevice(device); err != nil {
-		return nil, err
-	}
-	key := dir + "\x00" + device
-	c.mu.Lock()
-	e := c.m[key]
-	if e == nil || (e.err != nil && isDone(e.ready)) {
-		// New, or failed before: (re)try, since the user may have fixed it.
-		e = &cachedEngine{ready: make(chan struct{})}
-		c.m[key] = e
-		c.mu.Unlock()
-		var m *model.Model
-		var err error
-		if dir == "" {
-			m, err = builtin.Load()
-		} else {
-			m, err = loadInfillModel(dir)
-		}
-		if err == nil {
-			_, err = attachDevice(m, device, c.logf)
-			if err != nil {
-				m.Close()
-			}
-		}
-		if err != nil {
-			e.err = err
-		} else {
-			e.eng = infill.NewEngine(m)
-		}
-		close(e.ready)
-	} else {
-		c.mu.Unlock()
-	}
-	select {
-	case <-e.ready:
-		return e.eng, e.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 func isDone(ch chan struct{}) bool {
