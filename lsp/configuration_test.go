@@ -117,6 +117,16 @@ func TestModelLoadFailure(t *testing.T) {
 	if failed.Message != msg.Message || failed.Model != "/no/such/checkpoint" {
 		t.Errorf("diffill/status failed = %+v, want the message shown (%q)", failed, msg.Message)
 	}
+	// The status comes first, so that a client showing it knows the showMessage that follows.
+	var order []string
+	for _, n := range s.Notes("") {
+		if n.Method == MethodStatus || n.Method == protocol.MethodWindowShowMessage {
+			order = append(order, n.Method)
+		}
+	}
+	if strings.Join(order, " ") != MethodStatus+" "+MethodStatus+" "+protocol.MethodWindowShowMessage {
+		t.Errorf("notifications in the order %v, want loading, failed, then showMessage", order)
+	}
 	// Loading showed progress.
 	if got := len(s.Notes(protocol.MethodProgress)); got < 2 {
 		t.Errorf("%d progress notifications for the load, want begin and end", got)

@@ -133,8 +133,15 @@ func (s *Server) loadEngine(ctx context.Context, slot *engineSlot, model, device
 		prog.end("failed")
 		s.log.Error("model load failed", zap.String("model", name), zap.Error(err))
 		msg := loadFailureMessage(model, device, err)
+		// In this order, from this goroutine, so that they arrive in it: a
+		// client that shows the failure from diffill/status knows the
+		// showMessage of the same text that follows is already shown.
 		s.notifyStatus(StatusParams{State: "failed", Model: name, Message: msg})
-		s.showMessage(protocol.MessageTypeError, msg)
+		if s.conn != nil {
+			if err := s.conn.Notify(ctx, protocol.MethodWindowShowMessage, &protocol.ShowMessageParams{Type: protocol.MessageTypeError, Message: msg}); err != nil {
+				s.log.Debug("showMessage not sent", zap.Error(err))
+			}
+		}
 		return
 	}
 	slot.eng = eng
