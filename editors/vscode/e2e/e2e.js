@@ -1,7 +1,7 @@
 // End-to-end check of the Diffill extension in a real VS Code (code-server)
 // driven through Debian's Chromium, against the real `diffill serve`.
 // vscode_test.go starts code-server with the .vsix installed and runs this:
-//   DIFFILL_E2E_SCENARIO=main|bad-model|not-found DIFFILL_E2E_URL=http://127.0.0.1:PORT/?folder=WS \
+//   DIFFILL_E2E_SCENARIO=main|bad-model|not-found|edits DIFFILL_E2E_URL=http://127.0.0.1:PORT/?folder=WS \
 //   DIFFILL_E2E_FILE=WS/a.go DIFFILL_E2E_SHOTS=DIR DIFFILL_E2E_USER_DATA=DIR node e2e.js
 // The editor runs with VS Code's default editor settings (quick suggestions on).
 // It prints one JSON line {ok, steps: [...], error?} and exits non-zero on failure.
