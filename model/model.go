@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -121,6 +122,9 @@ func (e *embedding) row(dst []float32, id int32) {
 // optional generation_config.json, tokenizer_config.json and tokenizer files.
 // The weights are memory-mapped.
 func Load(dir string) (*Model, error) {
+	if err := CheckDir(dir); err != nil {
+		return nil, err
+	}
 	read := func(name string) ([]byte, error) { return safefile.ReadDirFile(dir, name) }
 	var stamps []fileStamp
 	m, err := load(read, func(name string) ([]byte, func() error, error) {
@@ -136,6 +140,30 @@ func Load(dir string) (*Model, error) {
 	}
 	m.stamps = stamps
 	return m, nil
+}
+
+// DirContents says what a checkpoint directory holds, for messages about
+// one that does not.
+const DirContents = "a model directory holds config.json, model.safetensors (or model.safetensors.index.json and its shards) " +
+	"and tokenizer.json (or vocab.json and merges.txt), as published on Hugging Face"
+
+// CheckDir tells whether dir can be a checkpoint directory at all: it
+// exists, is a directory, and has a config.json. The errors say what a
+// model directory holds.
+func CheckDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("model directory %s does not exist (%s)", dir, DirContents)
+	case err != nil:
+		return fmt.Errorf("model directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is a file, not a model directory (%s)", dir, DirContents)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s has no config.json, so it is no model directory (%s)", dir, DirContents)
+	}
+	return nil
 }
 
 // LoadFiles loads a checkpoint from in-memory files named as in a checkpoint

@@ -14,7 +14,7 @@ import (
 // section measures its own baseline in the same run, because these
 // machines are too noisy for figures taken at different times to compare.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("diffill bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
 	only := fs.String("only", "kernels,forward,infill", "comma-separated sections: kernels, forward, infill")
@@ -25,11 +25,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "Usage: diffill bench [--model DIR] [--only kernels,forward,infill] [--lsp] [--device cpu|cuda]\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
+		fmt.Fprintf(stderr, "diffill bench: unexpected argument %q\nRun 'diffill bench -h' for its flags.\n", fs.Arg(0))
 		return errUsage
 	}
 	if *lspBench {

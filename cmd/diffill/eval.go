@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -74,7 +73,8 @@ Flags:
 	}
 	p := decodeFlags(fs)
 	cases := fs.String("cases", "", "JSONL file of cases")
-	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
+	modelDir := fs.String("model", "", "checkpoint `directory` (default: the built-in model)")
+	device := fs.String("device", "auto", "`device` to run the model on: auto (a GPU if there is one), cpu or cuda")
 	limit := fs.Int("limit", 0, "evaluate only the first N cases (0: all)")
 	mode := fs.String("mode", "infill", "request mode: infill (at a point, the model picks the length), complete (as the editor asks at the cursor), or range (infill over the true middle's range: its length sizes the masks)")
 	compare := fs.String("compare", "", "also run variants: cache (with and without the cache), length (auto, fixed, oracle, multi)")
@@ -82,15 +82,19 @@ Flags:
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	answersOut := fs.String("answers", "", "write each case's answers (one JSON line per case: middle and each run's answer) to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *cases == "" {
+		fmt.Fprintln(stderr, "diffill eval: no --cases given: pass a JSONL file of cases, such as model/train/testdata/heldout.jsonl.\nRun 'diffill eval -h' for its flags.")
 		return errUsage
 	}
-	if *cases == "" || fs.NArg() != 0 {
-		fs.Usage()
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "diffill eval: unexpected argument %q (the cases come with --cases FILE).\nRun 'diffill eval -h' for its flags.\n", fs.Arg(0))
 		return errUsage
+	}
+	if err := checkModelFlags(*modelDir, *device); err != nil {
+		return err
 	}
 	if *mode != "infill" && *mode != "complete" && *mode != "range" {
 		return fmt.Errorf("--mode %q: want infill, complete or range", *mode)
@@ -115,7 +119,7 @@ Flags:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
 	}
 
-	m, err := loadInfillModel(*modelDir)
+	m, err := loadCLIModel(*modelDir, *device, stderr)
 	if err != nil {
 		return err
 	}

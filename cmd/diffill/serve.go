@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,18 +41,15 @@ Flags:
 	device := fs.String("device", "auto", "`device` to run the model on (the editor's diffill.device setting overrides it)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logFile := fs.String("log-file", "", "append the log to this `file` instead of stderr (the log never goes to stdout)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "diffill serve: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+		fmt.Fprintf(stderr, "diffill serve: unexpected argument %q\nRun 'diffill serve -h' for its flags.\n", fs.Arg(0))
 		return errUsage
 	}
-	if err := checkDevice(*device); err != nil {
+	// A bad --model is said now, not at the editor's first keystroke.
+	if err := checkModelFlags(*modelDir, *device); err != nil {
 		return err
 	}
 	log, closeLog, err := serveLogger(*logLevel, *logFile, stderr)
