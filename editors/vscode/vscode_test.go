@@ -114,6 +114,8 @@ type editorRun struct {
 	// <user-data-dir>/Machine/settings.json), where machine settings such
 	// as diffill.path belong in a remote window.
 	remote map[string]any
+	// env: more environment for the e2e script.
+	env []string
 }
 
 // TestEndToEnd: with VS Code's default editor settings, open a Go file, see
@@ -144,17 +146,19 @@ func TestEndToEndNotFound(t *testing.T) {
 }
 
 // TestEndToEndEdits, with the built-in Go model (the tiny checkpoint writes
-// no Go): "Diffill: Rewrite Selection" with nothing selected rewrites the
-// cursor's line from character 0, keeps its indentation, and the function
-// still parses (issue 11 item 1); a completion typed inside the ")" VS Code
-// auto-closes replaces it (item 2).
+// no Go): a completion typed inside the ")" VS Code auto-closes replaces it
+// (issue 11 item 2); "Diffill: Rewrite Selection" with nothing selected
+// rewrites the cursor's line from character 0, keeps its indentation, and
+// the function still parses (item 1).
 func TestEndToEndEdits(t *testing.T) {
-	// ISSUE 11 ITEMS 1-2: fails until the engine fixes for whole-line rewrite
-	// and auto-closed brackets are merged; remove this skip with that merge.
-	if os.Getenv("DIFFILL_E2E_EDITS") != "1" {
-		t.Skip("waits for issue 11 items 1-2 (set DIFFILL_E2E_EDITS=1 to run it now)")
+	// ISSUE 11 ITEM 1: the whole-line rewrite fails until the engine fix for
+	// it is merged; DIFFILL_E2E_REWRITE_LINE=1 runs it now. Remove this gate
+	// with that merge.
+	rewriteLine := "0"
+	if os.Getenv("DIFFILL_E2E_REWRITE_LINE") == "1" {
+		rewriteLine = "1"
 	}
-	runEditor(t, editorRun{scenario: "edits", settings: map[string]any{"diffill.model": nil}})
+	runEditor(t, editorRun{scenario: "edits", settings: map[string]any{"diffill.model": nil}, env: []string{"DIFFILL_E2E_REWRITE_LINE=" + rewriteLine}})
 }
 
 func runEditor(t *testing.T, run editorRun) {
@@ -341,6 +345,7 @@ func runEditor(t *testing.T, run editorRun) {
 		"DIFFILL_E2E_TINY_MODEL="+tiny,
 		"DIFFILL_E2E_GOFMT="+gofmt(t),
 	)
+	node.Env = append(node.Env, run.env...)
 	var stdout, stderr bytes.Buffer
 	node.Stdout, node.Stderr = &stdout, &stderr
 	runErr := node.Run()
