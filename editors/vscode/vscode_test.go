@@ -151,14 +151,7 @@ func TestEndToEndNotFound(t *testing.T) {
 // rewrites the cursor's line from character 0, keeps its indentation, and
 // the function still parses (item 1).
 func TestEndToEndEdits(t *testing.T) {
-	// ISSUE 11 ITEM 1: the whole-line rewrite fails until the engine fix for
-	// it is merged; DIFFILL_E2E_REWRITE_LINE=1 runs it now. Remove this gate
-	// with that merge.
-	rewriteLine := "0"
-	if os.Getenv("DIFFILL_E2E_REWRITE_LINE") == "1" {
-		rewriteLine = "1"
-	}
-	runEditor(t, editorRun{scenario: "edits", settings: map[string]any{"diffill.model": nil}, env: []string{"DIFFILL_E2E_REWRITE_LINE=" + rewriteLine}})
+	runEditor(t, editorRun{scenario: "edits", settings: map[string]any{"diffill.model": nil}})
 }
 
 func runEditor(t *testing.T, run editorRun) {

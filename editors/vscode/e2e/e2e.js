@@ -414,35 +414,31 @@ async function scenarioEdits(E) {
   const closes = (line.match(/\)/g) || []).length;
   if (opens !== closes) problems.push(`the completion did not replace the auto-closed ")": ${JSON.stringify(line)} (ghost ${JSON.stringify(shown)})`);
 
-  if (process.env.DIFFILL_E2E_REWRITE_LINE === '0') {
-    step('whole-line rewrite skipped (DIFFILL_E2E_REWRITE_LINE=0)');
-  } else {
-    // Rewrite the line `total += x` (two tabs in) with nothing selected.
-    const n = lineOf('total += x');
-    const before = fs.readFileSync(file, 'utf8').split('\n')[n - 1];
-    await gotoLine(n);
-    await page.keyboard.press('End');
-    await palette('Diffill: Rewrite Selection');
-    step('ran Diffill: Rewrite Selection with nothing selected', before);
-    const progress = page.locator('.notification-toast', { hasText: 'Diffill: Rewriting' }).first();
-    await page.waitForTimeout(500);
-    await waitFor('the rewrite to finish', SLOW, async () => {
-      const errs = await errorToasts();
-      if (errs.length) throw new Error(`error notification: ${errs.join(' | ')}`);
-      return !(await progress.isVisible());
-    });
-    await save();
-    const after = fs.readFileSync(file, 'utf8').split('\n');
-    const fn = funcAround(n);
-    step('rewrote the line', { before, after: after[n - 1], func: fn });
-    await shot('2-rewrite-line.png');
-    const indent = /^\s*/.exec(before)[0];
-    if (!after[n - 1].startsWith(indent) || /^\s/.test(after[n - 1].slice(indent.length)) || after[n - 1].trim() === '') {
-      problems.push(`the rewrite did not keep the indentation ${JSON.stringify(indent)}: ${JSON.stringify(after[n - 1])}`);
-    }
-    const perr = parseError(fn);
-    if (perr) problems.push(`after the rewrite the function does not parse (${perr}):\n${fn}`);
+  // Rewrite the line `total += x` (two tabs in) with nothing selected.
+  const n = lineOf('total += x');
+  const before = fs.readFileSync(file, 'utf8').split('\n')[n - 1];
+  await gotoLine(n);
+  await page.keyboard.press('End');
+  await palette('Diffill: Rewrite Selection');
+  step('ran Diffill: Rewrite Selection with nothing selected', before);
+  const progress = page.locator('.notification-toast', { hasText: 'Diffill: Rewriting' }).first();
+  await page.waitForTimeout(500);
+  await waitFor('the rewrite to finish', SLOW, async () => {
+    const errs = await errorToasts();
+    if (errs.length) throw new Error(`error notification: ${errs.join(' | ')}`);
+    return !(await progress.isVisible());
+  });
+  await save();
+  const after = fs.readFileSync(file, 'utf8').split('\n');
+  const fn = funcAround(n);
+  step('rewrote the line', { before, after: after[n - 1], func: fn });
+  await shot('2-rewrite-line.png');
+  const indent = /^\s*/.exec(before)[0];
+  if (!after[n - 1].startsWith(indent) || /^\s/.test(after[n - 1].slice(indent.length)) || after[n - 1].trim() === '') {
+    problems.push(`the rewrite did not keep the indentation ${JSON.stringify(indent)}: ${JSON.stringify(after[n - 1])}`);
   }
+  const perr = parseError(fn);
+  if (perr) problems.push(`after the rewrite the function does not parse (${perr}):\n${fn}`);
   if (problems.length) throw new Error(problems.join('\n'));
 }
 
