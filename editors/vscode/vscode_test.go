@@ -114,8 +114,6 @@ type editorRun struct {
 	// <user-data-dir>/Machine/settings.json), where machine settings such
 	// as diffill.path belong in a remote window.
 	remote map[string]any
-	// env: more environment for the e2e script.
-	env []string
 }
 
 // TestEndToEnd: with VS Code's default editor settings, open a Go file, see
@@ -338,7 +336,6 @@ func runEditor(t *testing.T, run editorRun) {
 		"DIFFILL_E2E_TINY_MODEL="+tiny,
 		"DIFFILL_E2E_GOFMT="+gofmt(t),
 	)
-	node.Env = append(node.Env, run.env...)
 	var stdout, stderr bytes.Buffer
 	node.Stdout, node.Stderr = &stdout, &stderr
 	runErr := node.Run()
