@@ -109,6 +109,12 @@ func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, o
 func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.Document, off, candidates int) ([]suggestion, error) {
 	text := doc.Text()
 	eng, err := s.engine(ctx, v)
+	if errors.Is(err, errNoModel) {
+		// No suggestions while the model cannot load: the failure was
+		// reported once (showMessage, diffill/status), and an error per
+		// keystroke would only repeat it (VS Code shows each as a toast).
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

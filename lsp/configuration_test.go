@@ -65,8 +65,11 @@ func TestSettingsPulled(t *testing.T) {
 }
 
 // TestModelLoadFailure: a model that cannot load is reported once, with
-// what to do, and each request that needs it fails with the reason; a
-// new model setting tries again.
+// what to do (window/showMessage, and diffill/status "failed" for a status
+// display); completions and inline completions answer empty while it
+// cannot load, not an error per keystroke; a command that needs the model
+// fails with the reason; a new model setting tries again and reports
+// "ready".
 func TestModelLoadFailure(t *testing.T) {
 	s := start(t, sessionOptions{opts: Options{Defaults: func() *settings.Settings {
 		d := testSettings()
@@ -78,9 +81,19 @@ func TestModelLoadFailure(t *testing.T) {
 	s.Open(uri, "go", goSource)
 	at := s.posOf(t, uri, "strings.Rep", true)
 	for i := 0; i < 3; i++ {
-		if _, err := s.complete(ctx, uri, at); fake.Code(err) != codeRequestFailed || !strings.Contains(err.Error(), "/no/such/checkpoint") {
-			t.Fatalf("completion without a model: %v", err)
+		list, err := s.complete(ctx, uri, at)
+		if err != nil || list == nil || len(list.Items) != 0 {
+			t.Fatalf("completion without a model: %+v, %v; want an empty list", list, err)
 		}
+		inl, err := s.inline(ctx, uri, at, 2) // 2: automatic, as typing triggers it
+		if err != nil || inl == nil || len(inl.Items) != 0 {
+			t.Fatalf("inline completion without a model: %+v, %v; want no items", inl, err)
+		}
+	}
+	// An explicit command says why it cannot run.
+	r := protocol.Range{Start: at, End: at}
+	if err := s.Call(ctx, protocol.MethodWorkspaceExecuteCommand, commandParams(CommandInfillRange, uri, 1, &r), nil); fake.Code(err) != codeRequestFailed || !strings.Contains(err.Error(), "/no/such/checkpoint") {
+		t.Errorf("infill without a model: %v", err)
 	}
 	n, err := s.Await(ctx, protocol.MethodWindowShowMessage, nil)
 	if err != nil {
@@ -88,12 +101,31 @@ func TestModelLoadFailure(t *testing.T) {
 	}
 	var msg protocol.ShowMessageParams
 	json.Unmarshal(n.Params, &msg)
-	if msg.Type != protocol.MessageTypeError || !strings.Contains(msg.Message, "diffill.model") {
+	if msg.Type != protocol.MessageTypeError || !strings.Contains(msg.Message, "diffill.model") || !strings.Contains(msg.Message, "config.json") ||
+		!strings.Contains(msg.Message, "built-in model") {
 		t.Errorf("load failure message: %+v", msg)
 	}
 	s.sync(t)
 	if got := len(s.Notes(protocol.MethodWindowShowMessage)); got != 1 {
 		t.Errorf("%d messages for one failure, want 1", got)
+	}
+	if got := statuses(s); got != "loading failed" {
+		t.Errorf("diffill/status states %q, want \"loading failed\"", got)
+	}
+	var failed StatusParams
+	json.Unmarshal(s.Notes(MethodStatus)[1].Params, &failed)
+	if failed.Message != msg.Message || failed.Model != "/no/such/checkpoint" {
+		t.Errorf("diffill/status failed = %+v, want the message shown (%q)", failed, msg.Message)
+	}
+	// The status comes first, so that a client showing it knows the showMessage that follows.
+	var order []string
+	for _, n := range s.Notes("") {
+		if n.Method == MethodStatus || n.Method == protocol.MethodWindowShowMessage {
+			order = append(order, n.Method)
+		}
+	}
+	if strings.Join(order, " ") != MethodStatus+" "+MethodStatus+" "+protocol.MethodWindowShowMessage {
+		t.Errorf("notifications in the order %v, want loading, failed, then showMessage", order)
 	}
 	// Loading showed progress.
 	if got := len(s.Notes(protocol.MethodProgress)); got < 2 {
@@ -104,17 +136,43 @@ func TestModelLoadFailure(t *testing.T) {
 	if _, err := s.complete(ctx, uri, at); err != nil {
 		t.Errorf("after fixing the model setting: %v", err)
 	}
+	s.sync(t)
+	if got := statuses(s); got != "loading failed loading ready" {
+		t.Errorf("diffill/status states %q after the fix", got)
+	}
+}
+
+// statuses lists the states of the diffill/status notifications received.
+func statuses(s *session) string {
+	var states []string
+	for _, n := range s.Notes(MethodStatus) {
+		var p StatusParams
+		json.Unmarshal(n.Params, &p)
+		states = append(states, p.State)
+	}
+	return strings.Join(states, " ")
 }
 
 func TestLoaderErrorMessage(t *testing.T) {
 	for _, tt := range []struct{ model, device, want string }{
 		{"", "", "built-in model"},
-		{"/m", "", `diffill.model names a checkpoint`},
-		{"/m", "cuda", `diffill.device to "cpu"`},
+		{tinyDir, "", `diffill.model names a checkpoint`},
+		{tinyDir, "cuda", `diffill.device to "cpu"`},
 	} {
 		if got := loadFailureMessage(tt.model, tt.device, errors.New("boom")); !strings.Contains(got, tt.want) || !strings.Contains(got, "boom") {
 			t.Errorf("loadFailureMessage(%q, %q) = %q", tt.model, tt.device, got)
 		}
+	}
+	// A directory that does not exist: said plainly, with what a model directory holds and how to use the
+	// built-in model, and no device hint (no device would help).
+	got := loadFailureMessage("/no/such/dir", "auto", errors.New("config.json: open /no/such/dir/config.json: no such file or directory"))
+	for _, want := range []string{`"/no/such/dir": there is no such directory`, "config.json, *.safetensors and tokenizer.json", "clear the setting to use the built-in model"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing directory: %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "diffill.device") {
+		t.Errorf("missing directory: %q suggests the device", got)
 	}
 
 }

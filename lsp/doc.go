@@ -73,8 +73,11 @@
 // # Errors and limits
 //
 // A model that fails to load is reported once with window/showMessage (what
-// failed and what to do); requests that need it answer RequestFailed
-// (-32803). Malformed frames are answered with a JSON-RPC error and
+// failed and what to do) and diffill/status (see StatusParams: "loading",
+// then "ready" or "failed" with the same message, for a status display);
+// while it cannot load, completions and inline completions answer empty
+// (not an error per keystroke) and commands answer RequestFailed (-32803)
+// with the reason. Changing the model or device setting tries again. Malformed frames are answered with a JSON-RPC error and
 // skipped (package wire); unknown documents and positions on lines the
 // document does not have answer InvalidParams; a character past the end of
 // a line means its end. Documents are kept as valid UTF-8 (bad bytes

@@ -2,18 +2,52 @@ package lsp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 
-	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
 	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/lsp/settings"
 )
+
+// MethodStatus is the server's notification of where the model stands:
+// loading, ready, or failed with the message to show (see StatusParams).
+// It comes once per load, so a client can keep a status display (VS Code's
+// status bar item) red until the user changes the setting, without a
+// message per keystroke.
+const MethodStatus = "diffill/status"
+
+// StatusParams are diffill/status's params.
+type StatusParams struct {
+	// State is "loading", "ready" or "failed".
+	State string `json:"state"`
+	// Model names the model ("built-in model", or its directory), with
+	// " on DEVICE" when a device was set.
+	Model string `json:"model"`
+	// Message says, for "failed", what failed and what to do (the text of
+	// the window/showMessage sent with it); for "ready", how long the load
+	// took.
+	Message string `json:"message,omitempty"`
+}
+
+// errNoModel marks a request that could not be served because the model
+// failed to load. The failure itself was reported once, when it happened.
+var errNoModel = errors.New("no model")
+
+// loadError is a failed load as requests see it: errors.Is(err,
+// errNoModel), with the load's own error as the message.
+type loadError struct{ err error }
+
+func (e *loadError) Error() string        { return e.err.Error() }
+func (e *loadError) Is(target error) bool { return target == errNoModel }
+func (e *loadError) Unwrap() error        { return e.err }
 
 // engines holds the engine of the current model setting, loaded on first
 // use. A failed load is remembered, so that every keystroke does not try
@@ -55,7 +89,7 @@ func (s *Server) engine(ctx context.Context, v *view) (Engine, error) {
 		return nil, ctx.Err()
 	}
 	if slot.err != nil {
-		return nil, jsonrpc2.Errorf(codeRequestFailed, "%v", slot.err)
+		return nil, &loadError{slot.err}
 	}
 	return slot.eng, nil
 }
@@ -86,6 +120,7 @@ func (s *Server) loadEngine(ctx context.Context, slot *engineSlot, model, device
 	if device != "" {
 		name += " on " + device
 	}
+	s.notifyStatus(StatusParams{State: "loading", Model: name})
 	prog := s.startProgress(ctx, nil, "diffill: loading "+name, nil)
 	prog.report("loading", 0)
 	start := time.Now()
@@ -97,12 +132,33 @@ func (s *Server) loadEngine(ctx context.Context, slot *engineSlot, model, device
 		slot.err = fmt.Errorf("could not load %s: %w", name, err)
 		prog.end("failed")
 		s.log.Error("model load failed", zap.String("model", name), zap.Error(err))
-		s.showMessage(protocol.MessageTypeError, loadFailureMessage(model, device, err))
+		msg := loadFailureMessage(model, device, err)
+		// In this order, from this goroutine, so that they arrive in it: a
+		// client that shows the failure from diffill/status knows the
+		// showMessage of the same text that follows is already shown.
+		s.notifyStatus(StatusParams{State: "failed", Model: name, Message: msg})
+		if s.conn != nil {
+			if err := s.conn.Notify(ctx, protocol.MethodWindowShowMessage, &protocol.ShowMessageParams{Type: protocol.MessageTypeError, Message: msg}); err != nil {
+				s.log.Debug("showMessage not sent", zap.Error(err))
+			}
+		}
 		return
 	}
 	slot.eng = eng
-	prog.end(fmt.Sprintf("loaded in %v", time.Since(start).Round(time.Millisecond)))
+	took := fmt.Sprintf("loaded in %v", time.Since(start).Round(time.Millisecond))
+	prog.end(took)
+	s.notifyStatus(StatusParams{State: "ready", Model: name, Message: took})
 	s.log.Info("model loaded", zap.String("model", name), zap.Duration("took", time.Since(start)))
+}
+
+// notifyStatus sends diffill/status without waiting.
+func (s *Server) notifyStatus(p StatusParams) {
+	if s.conn == nil {
+		return
+	}
+	if err := s.conn.Notify(s.ctx, MethodStatus, &p); err != nil {
+		s.log.Debug("diffill/status not sent", zap.Error(err))
+	}
 }
 
 // loadFailureMessage tells the user what failed and what to do about it.
@@ -114,6 +170,12 @@ func loadFailureMessage(model, device string, err error) string {
 		what = fmt.Sprintf("the model in %q", model)
 		fix = "Check that diffill.model names a checkpoint directory holding config.json, *.safetensors and tokenizer.json " +
 			"(`diffill model info DIR` checks one), or clear the setting to use the built-in model."
+		if _, serr := os.Stat(model); errors.Is(serr, fs.ErrNotExist) {
+			// The commonest mistake, and no device would help: say so plainly.
+			return fmt.Sprintf("diffill could not load %s: there is no such directory. diffill.model must name a checkpoint "+
+				"directory holding config.json, *.safetensors and tokenizer.json (`diffill model info DIR` checks one); "+
+				"clear the setting to use the built-in model.", what)
+		}
 	}
 	if device != "" && device != "cpu" {
 		fix += fmt.Sprintf(" If the device is the problem, set diffill.device to \"cpu\" (it is %q).", device)

@@ -100,11 +100,59 @@ type e2eResult struct {
 	} `json:"steps"`
 }
 
-// TestEndToEnd: open a Go file, see ghost text from diffill, accept it with
-// Tab, run "Diffill: Fill Holes" (one undo restores the holes), run
-// "Diffill: Rewrite Selection" and see its progress, open the log from the
-// status bar. Screenshots of each step go to a temporary directory.
+// editorRun describes one end-to-end run: which scenario of e2e/e2e.js,
+// settings over the test's base settings (a nil value removes one), and
+// directories put first on the PATH code-server is started with.
+type editorRun struct {
+	scenario string
+	settings map[string]any
+	path     []string
+	// binOnPath: diffill is found on the PATH the editor was started with,
+	// not through diffill.path.
+	binOnPath bool
+	// remote: settings in the Remote tab (code-server's
+	// <user-data-dir>/Machine/settings.json), where machine settings such
+	// as diffill.path belong in a remote window.
+	remote map[string]any
+}
+
+// TestEndToEnd: with VS Code's default editor settings, open a Go file, see
+// ghost text from diffill and accept it with Tab while quick suggestions are
+// on, run "Diffill: Fill Holes" (one undo restores the holes), "Diffill:
+// Rewrite Selection" with and without a selection, "Diffill: Infill
+// Selection", change a setting, open the log from the status bar. diffill is
+// found on the PATH code-server was started with (the extension host's own
+// PATH is the login shell's). Screenshots of each step go to a temporary
+// directory.
 func TestEndToEnd(t *testing.T) {
+	runEditor(t, editorRun{scenario: "main", binOnPath: true})
+}
+
+// TestEndToEndBadModel: diffill.model names a directory that does not exist.
+// Typing brings one message saying what a model directory holds and how to
+// use the built-in model, no toast per keystroke, no output panel popping
+// open; the status bar is red with the reason until the setting changes.
+func TestEndToEndBadModel(t *testing.T) {
+	runEditor(t, editorRun{scenario: "bad-model", settings: map[string]any{"diffill.model": "/nonexistent/diffill-model"}})
+}
+
+// TestEndToEndNotFound: diffill.path names no binary. The notification says
+// how to build diffill from a clone, and its Open Settings button shows the
+// diffill.path setting.
+func TestEndToEndNotFound(t *testing.T) {
+	runEditor(t, editorRun{scenario: "not-found", settings: map[string]any{"diffill.path": nil}, remote: map[string]any{"diffill.path": "/nonexistent/bin/diffill"}})
+}
+
+// TestEndToEndEdits, with the built-in Go model (the tiny checkpoint writes
+// no Go): a completion typed inside the ")" VS Code auto-closes replaces it
+// (issue 11 item 2); "Diffill: Rewrite Selection" with nothing selected
+// rewrites the cursor's line from character 0, keeps its indentation, and
+// the function still parses (item 1).
+func TestEndToEndEdits(t *testing.T) {
+	runEditor(t, editorRun{scenario: "edits", settings: map[string]any{"diffill.model": nil}})
+}
+
+func runEditor(t *testing.T, run editorRun) {
 	tools := abs(t, "../.e2e/tools/node_modules")
 	codeServer := filepath.Join(tools, ".bin", "code-server")
 	chromium := os.Getenv("DIFFILL_E2E_CHROMIUM")
@@ -136,8 +184,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	userData := filepath.Join(root, "user-data")
+	// Only what keeps the workbench quiet (from the recipe: no trust dialog,
+	// welcome page, tips or updates). The editor's own settings stay VS
+	// Code's defaults: quick suggestions on, as a user has them.
 	settings := map[string]any{
-		// From the recipe: no trust dialog, welcome page, tips or updates.
 		"security.workspace.trust.enabled":                 false,
 		"workbench.startupEditor":                          "none",
 		"workbench.welcomePage.walkthroughs.openOnInstall": false,
@@ -146,25 +196,40 @@ func TestEndToEnd(t *testing.T) {
 		"extensions.autoUpdate":                            false,
 		"update.mode":                                      "none",
 		"telemetry.telemetryLevel":                         "off",
-		// Word-based suggestions would open the suggest widget, and Tab would accept from it instead of the ghost text.
-		"editor.quickSuggestions":           map[string]any{"other": false, "comments": false, "strings": false},
-		"editor.suggestOnTriggerCharacters": false,
-		"editor.inlineSuggest.enabled":      true,
-		"workbench.editor.enablePreview":    false,
-		"extensions.ignoreRecommendations":  true,
-		"git.enabled":                       false,
-		"diffill.path":                      bin,
-		"diffill.holeMarker":                "/*?*/",
+		"extensions.ignoreRecommendations":                 true,
+		"git.enabled":                                      false,
+		"diffill.holeMarker":                               "/*?*/",
+	}
+	path := os.Getenv("PATH")
+	if run.binOnPath {
+		dir := filepath.Join(root, "bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(bin, filepath.Join(dir, "diffill")); err != nil {
+			t.Fatal(err)
+		}
+		path = dir + string(os.PathListSeparator) + path
+	} else {
+		settings["diffill.path"] = bin
 	}
 	// The tiny Qwen2 checkpoint in model/testdata by default (this test is about
 	// the editor, not the model's answers, and it is fast on any CPU);
 	// DIFFILL_TEST_MODEL=DIR another checkpoint, =builtin the built-in model.
+	tiny := abs(t, filepath.Join("..", "..", "model", "testdata", "qwen2-tiny"))
 	switch m := os.Getenv("DIFFILL_TEST_MODEL"); m {
 	case "builtin":
 	case "":
-		settings["diffill.model"] = abs(t, filepath.Join("..", "..", "model", "testdata", "qwen2-tiny"))
+		settings["diffill.model"] = tiny
 	default:
 		settings["diffill.model"] = m
+	}
+	for k, v := range run.settings {
+		if v == nil {
+			delete(settings, k)
+		} else {
+			settings[k] = v
+		}
 	}
 	sj, _ := json.MarshalIndent(settings, "", "  ")
 	if err := os.MkdirAll(filepath.Join(userData, "User"), 0o755); err != nil {
@@ -173,11 +238,32 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(userData, "User", "settings.json"), sj, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A second completion source, as every Go user has one: gopls offers the
+	// keyword "return" when "ret" is typed. A user snippet stands in for it
+	// (VS Code lists snippets beside the language server's items; its own
+	// word-based suggestions only fill a list no provider filled).
+	if err := os.MkdirAll(filepath.Join(userData, "User", "snippets"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	snippets := `{"return": {"prefix": "return", "body": "return", "description": "the return keyword, as gopls lists it"}}`
+	if err := os.WriteFile(filepath.Join(userData, "User", "snippets", "go.json"), []byte(snippets), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if run.remote != nil {
+		rj, _ := json.MarshalIndent(run.remote, "", "  ")
+		if err := os.MkdirAll(filepath.Join(userData, "Machine"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(userData, "Machine", "settings.json"), rj, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	env := append(os.Environ(),
 		// code-server writes config.yaml and logs under XDG dirs even with --user-data-dir.
 		"XDG_CONFIG_HOME="+filepath.Join(root, "xdg", "config"),
 		"XDG_DATA_HOME="+filepath.Join(root, "xdg", "data"),
 		"XDG_CACHE_HOME="+filepath.Join(root, "xdg", "cache"),
+		"PATH="+path,
 	)
 	csArgs := []string{"--user-data-dir", userData, "--extensions-dir", filepath.Join(root, "extensions")}
 
@@ -232,6 +318,8 @@ func TestEndToEnd(t *testing.T) {
 	shots := os.Getenv("DIFFILL_ARTIFACTS")
 	if shots == "" {
 		shots = filepath.Join(root, "screenshots")
+	} else {
+		shots = filepath.Join(shots, run.scenario)
 	}
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
@@ -239,11 +327,14 @@ func TestEndToEnd(t *testing.T) {
 	node := exec.CommandContext(ctx, "node", "e2e/e2e.js")
 	node.Env = append(env,
 		"NODE_PATH="+tools,
+		"DIFFILL_E2E_SCENARIO="+run.scenario,
 		"DIFFILL_E2E_URL="+base+"/?folder="+ws,
 		"DIFFILL_E2E_FILE="+filepath.Join(ws, "a.go"),
 		"DIFFILL_E2E_SHOTS="+shots,
 		"DIFFILL_E2E_CHROMIUM="+chromium,
 		"DIFFILL_E2E_USER_DATA="+userData,
+		"DIFFILL_E2E_TINY_MODEL="+tiny,
+		"DIFFILL_E2E_GOFMT="+gofmt(t),
 	)
 	var stdout, stderr bytes.Buffer
 	node.Stdout, node.Stderr = &stdout, &stderr
@@ -251,14 +342,24 @@ func TestEndToEnd(t *testing.T) {
 	var res e2eResult
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil || runErr != nil || !res.OK {
 		extLog := findLogs(filepath.Join(userData, "logs"), shots)
-		t.Fatalf("VS Code end-to-end: %v\nerror: %s\nsteps (stderr):\n%s\nscreenshots: %s\ncode-server log:\n%s\nextension logs:\n%s",
-			runErr, res.Error, stderr.String(), shots, tail(csLog.String(), 3000), tail(extLog, 6000))
+		t.Fatalf("VS Code end-to-end (%s): %v\nerror: %s\nsteps (stderr):\n%s\nscreenshots: %s\ncode-server log:\n%s\nextension logs:\n%s",
+			run.scenario, runErr, res.Error, stderr.String(), shots, tail(csLog.String(), 3000), tail(extLog, 6000))
 	}
 	for _, s := range res.Steps {
 		d, _ := json.Marshal(s.Detail)
 		t.Logf("[%ss] %s %s", s.T, s.What, d)
 	}
 	t.Logf("screenshots: %s", shots)
+}
+
+// gofmt is the toolchain's gofmt, which the e2e script uses to check that
+// edited Go still parses.
+func gofmt(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "bin", "gofmt")
 }
 
 // findLogs concatenates the Diffill output channel and extension host logs

@@ -15,15 +15,16 @@ import {
   LanguageClient,
   type LanguageClientOptions,
   MessageType,
+  RevealOutputChannelOn,
   type ServerOptions,
   ShowMessageNotification,
   State,
 } from 'vscode-languageclient/node';
 import { buildCommand, EDITOR_COMMANDS, type Kind, resultProblem, TITLES } from './commands';
-import { findDiffill, INSTALL_COMMAND } from './discovery';
+import { findDiffill, INSTALL_COMMAND, pathFromEnviron, serverPath } from './discovery';
 import { changeKind, documentSelector, isServed, mapServerSettings, modelLabel, type ServerSettings } from './settings';
 import { parseServerLog } from './serverlog';
-import { initialStatus, oneLine, parseStep, render, type Status, stepMessage } from './status';
+import { applyModelStatus, initialStatus, oneLine, parseModelStatus, parseStep, render, type Status, stepMessage } from './status';
 
 const SECTION = 'diffill';
 
@@ -38,6 +39,37 @@ export function deactivate(): Thenable<void> | undefined {
 }
 
 let current: Extension | undefined;
+
+/**
+ * The PATH the editor was started with, from its process's environment
+ * (Linux: /proc/PPID/environ). VS Code's server gives the extension host a
+ * login shell's PATH instead (see discovery.ts).
+ */
+function editorPath(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    return pathFromEnviron(fs.readFileSync(`/proc/${process.ppid}/environ`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Opens the Settings editor on one setting, in the tab where it can be set.
+ * In a remote window (code-server, SSH, WSL, containers) the User tab hides
+ * machine settings such as diffill.path ("No Settings Found"): they are on
+ * the Remote tab. Other settings (diffill.model) are on the User tab.
+ */
+async function openSetting(id: string, machine: boolean): Promise<void> {
+  const query = `@id:${id}`;
+  if (machine && vscode.env.remoteName) await vscode.commands.executeCommand('workbench.action.openRemoteSettings', { query });
+  else await vscode.commands.executeCommand('workbench.action.openSettings', query);
+}
+
+/** The server's message with one "diffill" in front (the server's own messages often start with it). */
+function fromServer(message: string): string {
+  return /^diffill\b/i.test(message) ? message : `diffill: ${message}`;
+}
 
 function lines(input: NodeJS.ReadableStream, each: (line: string) => void): void {
   readline.createInterface({ input, crlfDelay: Infinity, terminal: false }).on('line', each);
@@ -150,9 +182,11 @@ class Extension implements vscode.Disposable {
 
   private async start(): Promise<LanguageClient | undefined> {
     const cfg = this.config();
+    const fromEditor = editorPath();
     const found = findDiffill({
       configured: cfg.get<string>('path') ?? '',
       env: process.env,
+      editorPath: fromEditor,
       platform: process.platform,
       home: os.homedir(),
       workspaceFolder: this.workspaceFolder(),
@@ -176,15 +210,23 @@ class Extension implements vscode.Disposable {
     this.reportProblems(problems);
     this.setStatus({ server: 'starting', error: undefined, model: modelLabel(settings), device: String(settings.device ?? 'cpu') });
 
+    // What diffill runs (go) is looked up on the same PATHs as diffill itself.
+    const env = { ...process.env };
+    const spath = serverPath({ env: process.env, editorPath: fromEditor, platform: process.platform });
+    if (spath !== undefined && spath !== process.env.PATH) env.PATH = spath;
     const serverOptions: ServerOptions = {
       // No transport: vscode-languageclient would append --stdio; diffill serve speaks stdio by default.
       command: found.path,
       args: ['serve'],
-      options: { cwd: this.workspaceFolder() ?? os.homedir(), env: process.env },
+      options: { cwd: this.workspaceFolder() ?? os.homedir(), env },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: documentSelector(cfg.get('languages')),
       outputChannel: this.output,
+      // The client would raise a toast for every failed request (one per keystroke when something is wrong) and
+      // offer the log; failures go to the log and the status bar instead, and the server's own messages
+      // (window/showMessage) are shown once, below.
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
       stdioOptions: {
         stdout: (input, channel) => lines(input, (l) => channel.info(l)),
         // zap's levels, not "error" for every line.
@@ -223,13 +265,28 @@ class Extension implements vscode.Disposable {
     };
     const client = new LanguageClient('diffill', 'Diffill', serverOptions, clientOptions);
     client.onNotification('diffill/step', (p: unknown) => this.onStep(p));
+    client.onNotification('diffill/status', (p: unknown) => {
+      const m = parseModelStatus(p);
+      if (!m) return;
+      this.setStatus(applyModelStatus(m));
+      if (m.state !== 'failed') return;
+      // The one message for a model that cannot load, with the setting at hand; the server's window/showMessage
+      // of the same text (for clients without diffill/status) is not shown again.
+      const msg = this.status.modelError ?? m.model;
+      this.output.error(`model: ${msg}`);
+      void vscode.window.showErrorMessage(fromServer(msg), 'Open Settings', 'Show Log').then(async (a) => {
+        if (a === 'Open Settings') await openSetting(`${SECTION}.model`, false);
+        if (a === 'Show Log') this.output.show();
+      });
+    });
     // Replaces the client's default so that errors also reach the status bar and offer the log.
     client.onNotification(ShowMessageNotification.type, (m) => {
       if (m.type === MessageType.Error) {
+        if (m.message === this.status.modelError) return; // shown from diffill/status
         this.setStatus({ error: m.message });
-        void vscode.window.showErrorMessage(`diffill: ${m.message}`, 'Show Log').then((a) => a && this.output.show());
-      } else if (m.type === MessageType.Warning) void vscode.window.showWarningMessage(`diffill: ${m.message}`);
-      else void vscode.window.showInformationMessage(`diffill: ${m.message}`);
+        void vscode.window.showErrorMessage(fromServer(m.message), 'Show Log').then((a) => a && this.output.show());
+      } else if (m.type === MessageType.Warning) void vscode.window.showWarningMessage(fromServer(m.message));
+      else void vscode.window.showInformationMessage(fromServer(m.message));
     });
     client.onDidChangeState((e) => {
       if (e.newState === State.Running) this.setStatus({ server: 'running' });
@@ -254,9 +311,9 @@ class Extension implements vscode.Disposable {
   }
 
   private async explainMissingBinary(message: string, fix: string): Promise<void> {
-    const choice = await vscode.window.showErrorMessage(`${message} ${fix}`, 'Open Settings', 'Copy Install Command');
-    if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'diffill.path');
-    if (choice === 'Copy Install Command') await vscode.env.clipboard.writeText(INSTALL_COMMAND);
+    const choice = await vscode.window.showErrorMessage(`${message} ${fix}`, 'Open Settings', 'Copy Build Command');
+    if (choice === 'Open Settings') await openSetting(`${SECTION}.path`, true);
+    if (choice === 'Copy Build Command') await vscode.env.clipboard.writeText(INSTALL_COMMAND);
   }
 
   private reportProblems(problems: string[]): void {
@@ -279,7 +336,7 @@ class Extension implements vscode.Disposable {
 
   private async restart(): Promise<void> {
     await this.stop();
-    this.setStatus({ server: 'stopped', error: undefined, busy: 0, step: undefined });
+    this.setStatus({ server: 'stopped', error: undefined, modelError: undefined, modelState: undefined, busy: 0, step: undefined });
     await this.ensureClient();
   }
 
@@ -293,7 +350,13 @@ class Extension implements vscode.Disposable {
     if (kind !== 'notify') return;
     const { settings, problems } = this.serverSettings();
     this.reportProblems(problems);
-    this.setStatus({ model: modelLabel(settings), device: String(settings.device ?? 'cpu') });
+    // A new model or device is loaded afresh: the old failure no longer stands (diffill/status tells the next outcome).
+    const reload = e.affectsConfiguration(`${SECTION}.model`) || e.affectsConfiguration(`${SECTION}.device`);
+    this.setStatus({
+      model: modelLabel(settings),
+      device: String(settings.device ?? 'cpu'),
+      ...(reload ? { modelError: undefined, modelState: undefined } : {}),
+    });
     const c = this.client;
     if (c && c.state === State.Running) {
       this.output.info(`settings changed: ${JSON.stringify(settings)}`);
@@ -310,6 +373,9 @@ class Extension implements vscode.Disposable {
         const v = await (r as Thenable<T>);
         if (this.status.error !== undefined && this.status.server === 'running') this.setStatus({ error: undefined });
         return v;
+      } catch (err) {
+        if (!(err instanceof vscode.CancellationError)) this.setStatus({ error: err instanceof Error ? err.message : String(err) });
+        throw err;
       } finally {
         this.setStatus({ busy: Math.max(0, this.status.busy - 1), step: this.status.busy <= 1 ? undefined : this.status.step });
       }

@@ -13,8 +13,35 @@ export interface Status {
   step?: { done: number; total: number };
   /** Latest error, until the next success or restart. */
   error?: string;
+  /** Where the model stands, from the server's diffill/status. */
+  modelState?: ModelState;
+  /** Why the model could not load (the server's message): shown until the model or device setting changes, or a load succeeds. */
+  modelError?: string;
   /** From the server's initialize result. */
   version?: string;
+}
+
+export type ModelState = 'loading' | 'ready' | 'failed';
+
+/** A diffill/status notification: {state, model, message?} (lsp/engine.go). */
+export interface ModelStatus {
+  state: ModelState;
+  model: string;
+  message?: string;
+}
+
+export function parseModelStatus(v: unknown): ModelStatus | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  if (o.state !== 'loading' && o.state !== 'ready' && o.state !== 'failed') return undefined;
+  if (typeof o.model !== 'string' || (o.message !== undefined && typeof o.message !== 'string')) return undefined;
+  return { state: o.state, model: o.model, message: o.message as string | undefined };
+}
+
+/** The status after a diffill/status notification. */
+export function applyModelStatus(m: ModelStatus): Partial<Status> {
+  if (m.state === 'failed') return { modelState: 'failed', modelError: m.message || `could not load ${m.model}` };
+  return { modelState: m.state, modelError: undefined };
 }
 
 export interface Rendered {
@@ -42,6 +69,14 @@ export function render(s: Status): Rendered {
   } else if (s.server === 'stopped') {
     text = '$(circle-slash) diffill';
     state = 'stopped';
+  } else if (s.modelError !== undefined) {
+    // Red until the setting changes: every request answers empty meanwhile, and only this says why.
+    text = `$(error) diffill ${where}`;
+    state = 'the model could not load';
+    severity = 'error';
+  } else if (s.modelState === 'loading') {
+    text = `$(loading~spin) diffill ${where}`;
+    state = 'loading the model';
   } else if (s.busy > 0) {
     const step = s.step && s.step.total > 0 ? ` ${s.step.done}/${s.step.total}` : '';
     text = `$(loading~spin) diffill ${where}${step}`;
@@ -50,12 +85,13 @@ export function render(s: Status): Rendered {
     text = `$(sparkle) diffill ${where}`;
     state = 'idle';
   }
-  if (s.error !== undefined && s.server !== 'failed') {
+  if (s.error !== undefined && s.server !== 'failed' && severity !== 'error') {
     text = text.replace(/^\$\([^)]*\)/, '$(warning)');
     severity = 'warning';
   }
   const lines = [`diffill${s.version ? ' ' + s.version : ''}: ${state}`, `model: ${s.model}`, `device: ${s.device || 'cpu'}`];
-  if (s.error !== undefined) lines.push(`error: ${s.error}`);
+  if (s.modelError !== undefined) lines.push(s.modelError);
+  if (s.error !== undefined && s.error !== s.modelError) lines.push(`error: ${s.error}`);
   lines.push('Click to show the log.');
   return { text, tooltip: lines.join('\n'), severity };
 }

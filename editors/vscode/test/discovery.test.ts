@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { findDiffill, goInstallDir, type DiscoveryEnv } from '../src/discovery';
+import { findDiffill, goInstallDir, pathFromEnviron, serverPath, type DiscoveryEnv } from '../src/discovery';
 
 function env(files: string[], over: Partial<DiscoveryEnv> = {}): DiscoveryEnv {
   const set = new Set(files);
@@ -71,7 +71,9 @@ test('not found: the message says where it looked and the fix says how to instal
   if (!d.ok) {
     assert.match(d.message, /PATH/);
     assert.match(d.message, /\/home\/u\/go\/bin/);
-    assert.match(d.fix, /go install github\.com\/diffill\/diffill\/cmd\/diffill@latest/);
+    // The module is not published: the proxy refuses `go install ...@latest`, so the fix builds from a clone.
+    assert.doesNotMatch(d.fix, /@latest/);
+    assert.match(d.fix, /clone of the diffill repository, run "go install \.\/cmd\/diffill"/);
     assert.match(d.fix, /diffill\.path/);
   }
 });
@@ -85,4 +87,31 @@ test('Windows: PATHEXT names and ; separators', () => {
     env(['C:\\tools\\diffill.exe'], { platform: 'win32', home: 'C:\\Users\\u', env: { Path: 'C:\\Windows;C:\\tools', PATHEXT: '.COM;.EXE' } }),
   );
   assert.deepEqual(d, { ok: true, path: 'C:\\tools\\diffill.exe', source: 'PATH' });
+});
+
+test("the PATH the editor was started with is searched after the extension host's", () => {
+  // code-server: the extension host's PATH is the login shell's; the editor's own PATH had ~/tools in front.
+  const over = { env: { PATH: '/usr/local/bin:/usr/bin' }, editorPath: '/home/u/tools:/usr/local/bin:/usr/bin' };
+  assert.deepEqual(findDiffill(env(['/home/u/tools/diffill'], over)), { ok: true, path: '/home/u/tools/diffill', source: "the editor's PATH" });
+  // The extension host's PATH first.
+  assert.deepEqual(findDiffill(env(['/home/u/tools/diffill', '/usr/bin/diffill'], over)), { ok: true, path: '/usr/bin/diffill', source: 'PATH' });
+  // Before the go install fallback, and with the same rules (no relative entries).
+  assert.deepEqual(findDiffill(env(['/home/u/tools/diffill', '/home/u/go/bin/diffill'], over)), {
+    ok: true,
+    path: '/home/u/tools/diffill',
+    source: "the editor's PATH",
+  });
+  assert.equal(findDiffill(env(['tools/diffill'], { editorPath: 'tools' })).ok, false);
+});
+
+test('the server gets the editor PATH directories the extension host lacks, after its own', () => {
+  assert.equal(serverPath({ env: { PATH: '/a:/b' }, editorPath: '/t:/a:/b', platform: 'linux' }), '/a:/b:/t');
+  assert.equal(serverPath({ env: { PATH: '/a:/b' }, editorPath: '/a', platform: 'linux' }), '/a:/b');
+  assert.equal(serverPath({ env: { PATH: '/a' }, editorPath: undefined, platform: 'linux' }), '/a');
+  assert.equal(serverPath({ env: {}, editorPath: '/t', platform: 'linux' }), '/t');
+});
+
+test('PATH from a /proc/PID/environ block', () => {
+  assert.equal(pathFromEnviron('HOME=/root\0PATH=/x/bin:/usr/bin\0XPATH=no\0'), '/x/bin:/usr/bin');
+  assert.equal(pathFromEnviron('HOME=/root\0'), undefined);
 });

@@ -43,3 +43,12 @@ test('engines and the languageclient agree (vscode-languageclient 11 needs ^1.91
   assert.equal(pkg.dependencies['vscode-languageclient'], '11.0.0');
   assert.equal(pkg.main, './dist/extension.js');
 });
+
+test('Go defaults let ghost text and the completion list work together (issue 11 item 3)', () => {
+  // Without them, quick suggestions open the list as the user types, over the ghost text, and Tab accepts the list's
+  // item; the e2e test (TestEndToEnd) shows it in a real VS Code.
+  const go = contributes.configurationDefaults['[go]'];
+  assert.equal(go['editor.inlineSuggest.enabled'], true);
+  assert.equal(go['editor.inlineSuggest.suppressSuggestions'], true);
+  assert.deepEqual(go['editor.quickSuggestions'], { other: 'inline', comments: 'off', strings: 'off' });
+});

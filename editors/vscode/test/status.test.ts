@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { initialStatus, oneLine, parseStep, render, stepMessage } from '../src/status';
+import { applyModelStatus, initialStatus, oneLine, parseModelStatus, parseStep, render, stepMessage } from '../src/status';
 
 test('idle, busy with steps, failed, and a warning', () => {
   const s = { ...initialStatus('built-in', 'cpu'), server: 'running' as const };
@@ -42,4 +42,30 @@ test('oneLine flattens newlines and indentation and cuts the middle', () => {
 test('stepMessage moves the bar by the steps since the last report', () => {
   assert.deepEqual(stepMessage({ step: 4, total: 16, text: 'return x' }, 2), { message: 'step 4/16: return x', increment: 12.5 });
   assert.deepEqual(stepMessage({ step: 1, total: 0 }, 0), { message: 'step 1/0', increment: 100 });
+});
+
+test('a model that cannot load: red with the server\'s message until a load succeeds', () => {
+  const s = { ...initialStatus('nope', 'cpu'), server: 'running' as const };
+  const msg = 'diffill could not load the model in "/nope": no config.json. Check that diffill.model names a checkpoint directory';
+  const m = parseModelStatus({ state: 'failed', model: '/nope', message: msg });
+  assert.deepEqual(m, { state: 'failed', model: '/nope', message: msg });
+  const failed = { ...s, ...applyModelStatus(m!) };
+  const r = render(failed);
+  assert.equal(r.severity, 'error');
+  assert.ok(r.text.startsWith('$(error) diffill nope'), r.text);
+  assert.match(r.tooltip, /could not load/);
+  assert.ok(r.tooltip.includes(msg));
+  // Requests that succeed meanwhile (they answer empty) and their errors do not take the red away.
+  assert.equal(render({ ...failed, busy: 1 }).severity, 'error');
+  assert.equal(render({ ...failed, error: 'other' }).severity, 'error');
+  assert.equal(render({ ...failed, error: undefined }).severity, 'error');
+  // Loading, then ready.
+  const loading = { ...failed, ...applyModelStatus(parseModelStatus({ state: 'loading', model: 'x' })!) };
+  assert.equal(render(loading).severity, 'normal');
+  assert.match(render(loading).tooltip, /loading the model/);
+  const ready = { ...loading, ...applyModelStatus(parseModelStatus({ state: 'ready', model: 'x', message: 'loaded in 2s' })!) };
+  assert.equal(render(ready).text, '$(sparkle) diffill nope · cpu');
+  assert.equal(parseModelStatus({ state: 'odd', model: 'x' }), undefined);
+  assert.equal(parseModelStatus({ state: 'failed', model: 3 }), undefined);
+  assert.equal(parseModelStatus('failed'), undefined);
 });
