@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/diffill/diffill/model"
+	"github.com/diffill/diffill/model/kernels"
 )
 
 // benchForward prints the model's forward-pass figures: a full pass over a
@@ -35,7 +36,8 @@ func benchForward(ctx context.Context, w io.Writer, m *model.Model) error {
 		return n
 	}
 
-	fmt.Fprintf(w, "forward (%s, %s params, %s weights)\n", cfg.Family, humanCount(float64(m.Params)), m.DType)
+	fmt.Fprintf(w, "forward (%s, %s params, %s weights, %s kernels)\n", cfg.Family, humanCount(float64(m.Params)), m.DType, kernels.ISA())
+	fmt.Fprintf(w, "  path: %s\n", kernels.Path())
 
 	n := limit(512)
 	full := &model.Batch{Tokens: seq(n)}

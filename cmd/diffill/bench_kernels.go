@@ -31,6 +31,7 @@ func benchKernels(ctx context.Context, w io.Writer) error {
 	cores := pool.Workers()
 	fpc, fpcWhy := flopsPerCycle(cpu, kernels.ISA())
 	fmt.Fprintf(w, "kernels (%s path, %s, %d goroutines)\n", kernels.ISA(), cpu.model, cores)
+	fmt.Fprintf(w, "  path: %s\n", kernels.Path())
 	peak := 0.0
 	if cpu.mhz > 0 {
 		peak = float64(cores) * cpu.mhz / 1e3 * fpc
