@@ -59,6 +59,22 @@ func unroll(a arch, mr int) int {
 	return 1
 }
 
+// repeat is how many times one loop iteration runs its k steps (each
+// accumulator set steps repeat times): fewer loop branches and pointer
+// updates per FMA. unroll·repeat is a power of two.
+func repeat(a arch, mr int) int {
+	if a.name == "AVX2" {
+		return 4 / unroll(a, mr)
+	}
+	return 1
+}
+
+// prefetch is how far ahead of the k step being computed the kernel asks
+// for the B panel's rows, in bytes (0: leave it to the hardware).
+func prefetch(a arch, d dtype) int {
+	return 0
+}
+
 func main() {
 	out := flag.String("out", ".", "directory to write into")
 	flag.Parse()
@@ -124,6 +140,8 @@ func generate() (asm, decl []byte, err error) {
 // R8 = ldc in bytes.
 func genKernel(w *bytes.Buffer, a arch, d dtype, mr int, name string) {
 	u := unroll(a, mr)
+	rep := repeat(a, mr)
+	pf := prefetch(a, d)
 	nv := 2 // vectors per B row: nr = 2*lanes
 	vbytes := a.lanes * 4
 	rowBytes := 2 * a.lanes * d.size // bytes of one packed B row
@@ -157,8 +175,11 @@ func genKernel(w *bytes.Buffer, a arch, d dtype, mr int, name string) {
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
 	bi := 0
-	step := func(s int) { // one k step into accumulator set s
-		off := s * rowBytes
+	step := func(i, s int) { // k step i of an iteration, into accumulator set s
+		off := i * rowBytes
+		if pf > 0 && off%64 == 0 {
+			p("PREFETCHT0 %d(BX)", off+pf)
+		}
 		b0, b1 := breg[0], breg[1]
 		switch {
 		case d.name == "F32":
@@ -178,7 +199,7 @@ func genKernel(w *bytes.Buffer, a arch, d dtype, mr int, name string) {
 		for r := 0; r < mr; r++ {
 			t := bcast[bi%len(bcast)]
 			bi++
-			p("VBROADCASTSS %s, %s", rowAddr(r, s*4), t)
+			p("VBROADCASTSS %s, %s", rowAddr(r, i*4), t)
 			p("VFMADD231PS %s, %s, %s", b0, t, acc(s, r, 0))
 			p("VFMADD231PS %s, %s, %s", b1, t, acc(s, r, 1))
 		}
@@ -225,26 +246,30 @@ func genKernel(w *bytes.Buffer, a arch, d dtype, mr int, name string) {
 		p("MOVL $0xaaaaaaaa, R13")
 		p("KMOVD R13, K1")
 	}
-	if u > 1 {
+	steps := u * rep // k steps per loop iteration
+	if steps&(steps-1) != 0 {
+		log.Fatalf("%s: %d k steps per iteration is not a power of two", name, steps)
+	}
+	if steps > 1 {
 		p("MOVQ CX, R13")
-		p("ANDQ $%d, R13", u-1)
-		p("SHRQ $%d, CX", log2(u))
+		p("ANDQ $%d, R13", steps-1)
+		p("SHRQ $%d, CX", log2(steps))
 	}
 	p("TESTQ CX, CX")
 	p("JZ %s_tail", name)
 	fmt.Fprintf(w, "%s_loop:\n", name)
-	for s := 0; s < u; s++ {
-		step(s)
+	for i := 0; i < steps; i++ {
+		step(i, i%u)
 	}
-	advance(u)
+	advance(steps)
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	fmt.Fprintf(w, "%s_tail:\n", name)
-	if u > 1 {
+	if steps > 1 {
 		p("TESTQ R13, R13")
 		p("JZ %s_store", name)
 		fmt.Fprintf(w, "%s_tailloop:\n", name)
-		step(0)
+		step(0, 0)
 		advance(1)
 		p("DECQ R13")
 		p("JNZ %s_tailloop", name)
