@@ -38,18 +38,11 @@ type microKernel struct {
 	fn kernelFn
 }
 
-// Cache blocking. A tile's rows of A (mr × kc floats) should stay in L1
-// while the tile walks along a group of panels; the group (kc × nb·nr
-// weights) should stay in L2 while row blocks walk down M, with room to
-// spare for the rows of C being updated. Measured on a 2 MiB L2: 512 KiB
-// groups beat 1 MiB ones, and long walks down M (up to chunkBlocks
-// blocks, ~900 rows) beat short ones by 10-25%, as each group is then
-// fetched from memory fewer times.
-const (
-	l1Budget    = 24 << 10
-	l2Budget    = 512 << 10
-	chunkBlocks = 64
-)
+// Cache blocking: l1Budget and l2Budget (cachesize.go) bound a tile's rows
+// of A (mr × kc floats) and a group of panels (kc × nb·nr weights). Long
+// walks down M (up to chunkBlocks blocks, ~900 rows) beat short ones by
+// 10-25%, as each group is then fetched from memory fewer times.
+const chunkBlocks = 64
 
 func kernelsFor(s isa, dt dtype) []microKernel {
 	if s == isaGeneric {

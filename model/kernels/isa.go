@@ -140,16 +140,17 @@ type PathInfo struct {
 	Best     string // the best path this CPU and build run
 	Why      string // detected, forced by EnvKernels or a flag, or a bad value ignored
 	Features string // the CPU features the choice depends on, space-separated
+	Blocking string // the cache budgets of the matrix multiply (CacheBudgets)
 }
 
 // Path reports the kernel path, the best one, why it runs and the CPU
 // features looked at.
 func Path() PathInfo {
-	return PathInfo{Path: curISA.String(), Best: bestISA.String(), Why: curWhy, Features: Features()}
+	return PathInfo{Path: curISA.String(), Best: bestISA.String(), Why: curWhy, Features: Features(), Blocking: CacheBudgets()}
 }
 
 func (p PathInfo) String() string {
-	return fmt.Sprintf("%s path (%s; best here %s; CPU has %s)", p.Path, p.Why, p.Best, p.Features)
+	return fmt.Sprintf("%s path (%s; best here %s; CPU has %s; %s)", p.Path, p.Why, p.Best, p.Features, p.Blocking)
 }
 
 // Features lists the x86 features the kernels look at that this CPU has.
