@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -171,10 +172,16 @@ func BenchmarkVec(b *testing.B) {
 		out := make([]float32, n)
 		run := func(name string, f func()) {
 			b.Run(fmt.Sprintf("%s/n%d", name, n), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
 				for b.Loop() {
 					f()
 				}
 				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+				if d := threadCPU() - cpu0; cpu0 > 0 && d > 0 {
+					b.ReportMetric(float64(n)*float64(b.N)/d.Seconds()/1e9, "Gelem/cpu-s")
+				}
 			})
 		}
 		run("dot", func() { Dot(x, y) })
