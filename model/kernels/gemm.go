@@ -40,9 +40,12 @@ type microKernel struct {
 
 // Cache blocking: l1Budget and l2Budget (cachesize.go) bound a tile's rows
 // of A (mr × kc floats) and a group of panels (kc × nb·nr weights). Long
-// walks down M (up to chunkBlocks blocks, ~900 rows) beat short ones by
-// 10-25%, as each group is then fetched from memory fewer times.
-const chunkBlocks = 64
+// walks down M (up to chunkRows rows) beat short ones by 10-25%, as each
+// group is then fetched from memory (and 16-bit weights widened) fewer
+// times. In rows, not blocks: 64 blocks were ~900 rows of 14-row AVX-512
+// blocks but only 384 of 6-row AVX2 ones, which split a 512-row product
+// in two chunks that each widened every panel.
+const chunkRows = 900
 
 func kernelsFor(s isa, dt dtype) []microKernel {
 	if s == isaGeneric {
@@ -152,7 +155,7 @@ func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	kc = (kc + 15) &^ 15
 
 	// Panel groups: as many panels as keep kc rows of them in l2Budget.
-	// Row chunks: up to chunkBlocks blocks. Both split evenly, so tasks
+	// Row chunks: up to chunkRows rows. Both split evenly, so tasks
 	// are of a size.
 	// Many rows of bf16 or f16 weights: widen each group to float32 once
 	// per k block, rather than in every microkernel call down M (in the
@@ -167,6 +170,7 @@ func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	}
 	groupPanels := max(l2Budget/(kc*nr*es), 1)
 	ngroups := (l.panels + groupPanels - 1) / groupPanels
+	chunkBlocks := max(chunkRows/plan.big.mr, 1)
 	nchunks := (nblocks + chunkBlocks - 1) / chunkBlocks
 	// Enough tasks that the pool's goroutines finish close together:
 	// split N finer first (each task then still walks all its rows), then M.
