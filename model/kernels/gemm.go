@@ -224,16 +224,22 @@ func (t *gemmTask) run(i int) {
 				l.widen(wide[(p-p0)*kb*nr:], p, k0, kb)
 			}
 		}
-		panel := func(p int) unsafe.Pointer {
-			if t.widen {
-				return unsafe.Pointer(&wide[(p-p0)*kb*nr])
-			}
-			return unsafe.Add(t.base, ((p*k+k0)*nr)*t.es)
+		// Panel p of this k block starts (p-p0)·stride bytes after bp0.
+		bp0, stride := unsafe.Add(t.base, ((p0*k+k0)*nr)*t.es), k*nr*t.es
+		if t.widen {
+			bp0, stride = unsafe.Pointer(&wide[0]), kb*nr*4
 		}
+		whole := max(min(p1, l.N/nr), p0) // panels [p0, whole) lie inside N
 		for c := c0; c < c1; c++ {
+			// The hot loop: one kernel call a tile, nothing else.
 			b := t.plan.at(c)
-			for p := p0; p < p1; p++ {
-				t.tile(b, p, panel(p), k0, kb, accum, ragged)
+			fn, a, ldx, ldy := b.k.fn, &t.x[b.r0*t.ldx+k0], t.ldx, t.ldy
+			y := t.y[b.r0*ldy:]
+			for p := p0; p < whole; p++ {
+				fn(a, ldx, unsafe.Add(bp0, (p-p0)*stride), &y[p*nr], ldy, kb, accum)
+			}
+			for p := whole; p < p1; p++ {
+				t.tile(b, p, unsafe.Add(bp0, (p-p0)*stride), k0, kb, accum, ragged)
 			}
 		}
 	}
