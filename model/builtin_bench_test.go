@@ -34,6 +34,22 @@ func BenchmarkBuiltin(b *testing.B) {
 	ctx := context.Background()
 	cache := m.NewCache(T)
 
+	// What `diffill bench` calls a full forward: 512 tokens, no cache,
+	// every position's logits.
+	b.Run("full-512-logits", func(b *testing.B) {
+		batch := &model.Batch{Tokens: toks[:512]}
+		cpu0 := cpuTime()
+		for b.Loop() {
+			if _, err := m.Forward(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, cpu0)
+		fl := m.Config.ForwardFLOPs(512, 512, 512) * float64(b.N)
+		if d := cpuTime() - cpu0; d > 0 {
+			b.ReportMetric(fl/d.Seconds()/1e9, "GFLOP/cpu-s")
+		}
+	})
 	b.Run("full-1024", func(b *testing.B) {
 		batch := &model.Batch{Tokens: toks, Logits: spanPos, Cache: cache}
 		cpu0 := cpuTime()

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/diffill/diffill/model/kernels"
 )
 
 // Cache holds the keys and values of every layer for the positions of one
@@ -162,9 +164,7 @@ func (c *Cache) Shift(from, delta int) error {
 			k, v := c.kv(l, g)
 			copy(k[dst*d:(dst+moved)*d], k[from*d:c.n*d])
 			copy(v[dst*d:(dst+moved)*d], v[from*d:c.n*d])
-			for p := dst; p < dst+moved; p++ {
-				ropeRotate(k[p*d:(p+1)*d], cos, sin)
-			}
+			kernels.RoPE(k[dst*d:(dst+moved)*d], cos, sin)
 		}
 	}
 	copy(c.valid[dst:dst+moved], c.valid[from:c.n])
@@ -198,17 +198,5 @@ func ropeAngles(pos int, invFreq, cos, sin []float32) {
 		a := float64(p * f)
 		cos[i] = float32(math.Cos(a))
 		sin[i] = float32(math.Sin(a))
-	}
-}
-
-// ropeRotate applies RoPE in transformers' rotate_half convention: dimension i
-// pairs with i + d/2.
-func ropeRotate(x, cos, sin []float32) {
-	half := len(cos)
-	x1, x2 := x[:half], x[half:2*half]
-	for i := range half {
-		a, b := x1[i], x2[i]
-		x1[i] = a*cos[i] - b*sin[i]
-		x2[i] = b*cos[i] + a*sin[i]
 	}
 }

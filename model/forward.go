@@ -222,9 +222,8 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 					kernels.Add(row, l.qkvBias)
 				}
 				c, sn := cos[i*half:(i+1)*half], sin[i*half:(i+1)*half]
-				for hd := 0; hd < cfg.Heads+cfg.KVHeads; hd++ {
-					ropeRotate(row[hd*d:(hd+1)*d], c, sn)
-				}
+				// The query and key heads lie side by side: one call.
+				kernels.RoPE(row[:(cfg.Heads+cfg.KVHeads)*d], c, sn)
 				run, p := &runs[rowRun[i]], rowPos[i]
 				for g := 0; g < cfg.KVHeads; g++ {
 					kc, vc, _ := run.store(li, g, cfg)

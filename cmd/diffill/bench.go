@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/diffill/diffill/model/kernels"
 )
 
 // runBench prints the user-facing performance figures: kernel GFLOP/s
@@ -20,9 +22,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	only := fs.String("only", "kernels,forward,infill", "comma-separated sections: kernels, forward, infill")
 	lspBench := fs.Bool("lsp", false, "measure the language server instead: round trips, start-up, RSS, cancellation bursts")
 	device := fs.String("device", "cpu", "cpu or cuda")
+	kernelPath := fs.String("kernels", "", "kernel `path`: avx512, avx2, go or auto (default: $"+kernels.EnvKernels+", else the best this CPU runs); with --lsp it is passed to the server through $"+kernels.EnvKernels)
 	server := fs.String("server", "", "with --lsp: run `serve` from this diffill `binary` (another build, for before/after figures side by side) instead of this one")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: diffill bench [--model DIR] [--only kernels,forward,infill] [--lsp] [--device cpu|cuda]\n")
+		fmt.Fprintf(stderr, "Usage: diffill bench [--model DIR] [--only kernels,forward,infill] [--lsp] [--device cpu|cuda] [--kernels avx512|avx2|go]\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -31,6 +34,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "diffill bench: unexpected argument %q\nRun 'diffill bench -h' for its flags.\n", fs.Arg(0))
 		return errUsage
+	}
+	if *kernelPath != "" {
+		// Before any weights are packed: a Linear keeps the path it was
+		// packed for.
+		if err := kernels.UsePath(*kernelPath, "forced by --kernels "+*kernelPath); err != nil {
+			return fmt.Errorf("--kernels: %w", err)
+		}
+		if *lspBench {
+			// The server is another process: it reads the path from its
+			// environment.
+			os.Setenv(kernels.EnvKernels, *kernelPath)
+		}
 	}
 	if *lspBench {
 		exe, err := os.Executable()

@@ -31,6 +31,7 @@ func benchKernels(ctx context.Context, w io.Writer) error {
 	cores := pool.Workers()
 	fpc, fpcWhy := flopsPerCycle(cpu, kernels.ISA())
 	fmt.Fprintf(w, "kernels (%s path, %s, %d goroutines)\n", kernels.ISA(), cpu.model, cores)
+	fmt.Fprintf(w, "  path: %s\n", kernels.Path())
 	peak := 0.0
 	if cpu.mhz > 0 {
 		peak = float64(cores) * cpu.mhz / 1e3 * fpc
@@ -39,9 +40,24 @@ func benchKernels(ctx context.Context, w io.Writer) error {
 	} else {
 		fmt.Fprintf(w, "  peak unknown: no cpu MHz in /proc/cpuinfo\n")
 	}
-	ceiling := kernels.PeakGFLOPS(pool, 300*time.Millisecond)
+	// Per CPU-second the ceiling is what one core does while it runs, busy
+	// machine or not: the yardstick of the cpu-s columns. Like the products'
+	// figures it is the best of several runs.
+	ceiling, coreCeiling := 0.0, 0.0
+	for range 6 {
+		t0, cpu0 := time.Now(), processCPU()
+		gf := kernels.PeakGFLOPS(pool, 50*time.Millisecond)
+		wall, used := time.Since(t0), processCPU()-cpu0
+		ceiling = max(ceiling, gf)
+		if cpu0 > 0 && used > 0 {
+			coreCeiling = max(coreCeiling, gf*wall.Seconds()/used.Seconds())
+		}
+	}
 	fmt.Fprintf(w, "  microkernel ceiling, operands in L1: %.0f GFLOP/s%s; far below peak means a busy machine, above it cores running past the nominal clock\n", ceiling, pct(ceiling, peak))
-	fmt.Fprintf(w, "  %-28s %-5s %10s %10s %8s %10s\n", "product (m×k → n)", "dtype", "ms", "GFLOP/s", "% peak", "weight GB/s")
+	if coreCeiling > 0 {
+		fmt.Fprintf(w, "  per CPU-second (the time the goroutines ran, which other work on the machine does not inflate): %.0f GFLOP/cpu-s a core; %% ceil is of this\n", coreCeiling)
+	}
+	fmt.Fprintf(w, "  %-28s %-5s %10s %10s %8s %11s %7s %10s\n", "product (m×k → n)", "dtype", "ms", "GFLOP/s", "% peak", "GFLOP/cpu-s", "% ceil", "weight GB/s")
 
 	type shape struct {
 		name string
@@ -75,15 +91,16 @@ func benchKernels(ctx context.Context, w io.Writer) error {
 					x[i] = float32(r.NormFloat64())
 				}
 				y := make([]float32, m*s.n)
-				d, err := bestTime(ctx, func() { l.Forward(y, x, m) })
+				d, used, err := bestTime(ctx, func() { l.Forward(y, x, m) })
 				if err != nil {
 					return err
 				}
-				gf := 2 * float64(m) * float64(s.n) * float64(s.k) / d.Seconds() / 1e9
+				flops := 2 * float64(m) * float64(s.n) * float64(s.k)
+				gf := flops / d.Seconds() / 1e9
 				wbytes := float64(s.n * s.k * map[string]int{"f32": 4, "bf16": 2}[dt])
-				fmt.Fprintf(w, "  %-28s %-5s %10.3f %10.1f %8s %10.1f\n",
+				fmt.Fprintf(w, "  %-28s %-5s %10.3f %10.1f %8s %11s %7s %10.1f\n",
 					fmt.Sprintf("%s %d×%d → %d", s.name, m, s.k, s.n), dt,
-					float64(d.Microseconds())/1e3, gf, pctCol(gf, peak), wbytes/d.Seconds()/1e9)
+					float64(d.Microseconds())/1e3, gf, pctCol(gf, peak), cpuCol(flops, used), cpuPct(flops, used, coreCeiling), wbytes/d.Seconds()/1e9)
 			}
 		}
 	}
@@ -102,16 +119,34 @@ func benchKernels(ctx context.Context, w io.Writer) error {
 	kv := func(g int) ([]float32, int, []float32, int) {
 		return k[g*hd:], kvHeads * hd, v[g*hd:], kvHeads * hd
 	}
-	d, err := bestTime(ctx, func() {
+	d, used, err := bestTime(ctx, func() {
 		pool.MultiHeadAttention(out, heads*hd, q, heads*hd, kv, n, n, heads, kvHeads, hd, 0.125)
 	})
 	if err != nil {
 		return err
 	}
-	gf := 4 * float64(n) * n * hd * heads / d.Seconds() / 1e9
-	fmt.Fprintf(w, "  %-28s %-5s %10.3f %10.1f %8s\n", "attention 512², 14/2 heads", "f32",
-		float64(d.Microseconds())/1e3, gf, pctCol(gf, peak))
+	flops := 4 * float64(n) * n * hd * heads
+	gf := flops / d.Seconds() / 1e9
+	fmt.Fprintf(w, "  %-28s %-5s %10.3f %10.1f %8s %11s %7s\n", "attention 512², 14/2 heads", "f32",
+		float64(d.Microseconds())/1e3, gf, pctCol(gf, peak), cpuCol(flops, used), cpuPct(flops, used, coreCeiling))
 	return nil
+}
+
+// cpuCol is flops over cpu, one run's CPU time, in GFLOP/cpu-s ("-" when
+// unknown).
+func cpuCol(flops float64, cpu time.Duration) string {
+	if cpu <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", flops/cpu.Seconds()/1e9)
+}
+
+// cpuPct is cpuCol as a percentage of one core's ceiling.
+func cpuPct(flops float64, cpu time.Duration, coreCeiling float64) string {
+	if cpu <= 0 || coreCeiling <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*flops/cpu.Seconds()/1e9/coreCeiling)
 }
 
 func benchLinear(r *rand.Rand, dt string, n, k int) *kernels.Linear {
@@ -130,21 +165,28 @@ func benchLinear(r *rand.Rand, dt string, n, k int) *kernels.Linear {
 }
 
 // bestTime runs f until it has run at least 3 times and 250 ms, and
-// returns its fastest run: on a shared machine the fastest is the least
+// returns its fastest run, and the least CPU time (all goroutines) a run
+// took (0 if unknown): on a shared machine the fastest is the least
 // disturbed.
-func bestTime(ctx context.Context, f func()) (time.Duration, error) {
+func bestTime(ctx context.Context, f func()) (time.Duration, time.Duration, error) {
 	f() // warm caches and the pool
-	best := time.Duration(1<<63 - 1)
+	best, bestCPU := time.Duration(1<<63-1), time.Duration(1<<63-1)
 	start := time.Now()
 	for runs := 0; runs < 3 || time.Since(start) < 250*time.Millisecond; runs++ {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		t := time.Now()
+		t, c := time.Now(), processCPU()
 		f()
 		best = min(best, time.Since(t))
+		if c > 0 {
+			bestCPU = min(bestCPU, processCPU()-c)
+		}
 	}
-	return best, nil
+	if bestCPU == time.Duration(1<<63-1) {
+		bestCPU = 0
+	}
+	return best, bestCPU, nil
 }
 
 func pct(gf, peak float64) string {

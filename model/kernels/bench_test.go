@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -43,10 +44,29 @@ func BenchmarkAttention(b *testing.B) {
 		q, k, v := randF32(r, n*d), randF32(r, n*d), randF32(r, n*d)
 		out := make([]float32, n*d)
 		ws := new(AttentionWorkspace)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cpu0 := threadCPU()
 		for b.Loop() {
 			Attention(out, d, q, d, k, d, v, d, n, n, d, 0.125, ws)
 		}
 		b.ReportMetric(4*n*n*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		reportCPUGFLOPS(b, 4*n*n*d*float64(b.N), cpu0)
+	})
+	// The built-in model's full pass: the 2 query heads of a kv head
+	// stacked, 1024 rows over 512 keys.
+	b.Run("builtin-group", func(b *testing.B) {
+		q, k, v := randF32(r, 2*n*d), randF32(r, n*d), randF32(r, n*d)
+		out := make([]float32, 2*n*d)
+		ws := new(AttentionWorkspace)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cpu0 := threadCPU()
+		for b.Loop() {
+			Attention(out, d, q, d, k, d, v, d, 2*n, n, d, 0.125, ws)
+		}
+		b.ReportMetric(8*n*n*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		reportCPUGFLOPS(b, 8*n*n*d*float64(b.N), cpu0)
 	})
 	b.Run("qwen2-0.5b", func(b *testing.B) {
 		const heads, kvHeads = 14, 2
@@ -69,6 +89,35 @@ var builtinShapes = []struct {
 	n, k int
 }{
 	{"qkv", 512, 256}, {"o", 256, 256}, {"gateup", 1344, 256}, {"down", 256, 672}, {"head", 8192, 256},
+}
+
+// BenchmarkLinearBuiltin times the built-in model's bf16 products at the
+// row counts of whole passes (512 and 1024 positions) on the default pool,
+// on the path DIFFILL_KERNELS chooses. GFLOP/cpu-s is over the process's
+// CPU time, all workers together: divided by the cores' microkernel
+// ceiling (BenchmarkMicroKernel) it is the product's efficiency, and it
+// varies far less than GFLOP/s on a busy machine.
+func BenchmarkLinearBuiltin(b *testing.B) {
+	for _, s := range builtinShapes {
+		r := rand.New(rand.NewPCG(1, 2))
+		_, raw := weights(r, dtBF16, s.n, s.k)
+		l := NewLinearBF16(raw, s.n, s.k)
+		for _, m := range []int{512, 1024} {
+			x := randF32(r, m*s.k)
+			y := make([]float32, m*s.n)
+			b.Run(fmt.Sprintf("%s/m%d", s.name, m), func(b *testing.B) {
+				cpu0 := processCPU()
+				for b.Loop() {
+					l.Forward(y, x, m)
+				}
+				flops := 2 * float64(m*s.n*s.k) * float64(b.N)
+				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				if d := processCPU() - cpu0; cpu0 > 0 && d > 0 {
+					b.ReportMetric(flops/d.Seconds()/1e9, "GFLOP/cpu-s")
+				}
+			})
+		}
+	}
 }
 
 // BenchmarkLinearSteps times the built-in model's bf16 products at the

@@ -38,18 +38,14 @@ type microKernel struct {
 	fn kernelFn
 }
 
-// Cache blocking. A tile's rows of A (mr × kc floats) should stay in L1
-// while the tile walks along a group of panels; the group (kc × nb·nr
-// weights) should stay in L2 while row blocks walk down M, with room to
-// spare for the rows of C being updated. Measured on a 2 MiB L2: 512 KiB
-// groups beat 1 MiB ones, and long walks down M (up to chunkBlocks
-// blocks, ~900 rows) beat short ones by 10-25%, as each group is then
-// fetched from memory fewer times.
-const (
-	l1Budget    = 24 << 10
-	l2Budget    = 512 << 10
-	chunkBlocks = 64
-)
+// Cache blocking: l1Budget and l2Budget (cachesize.go) bound a tile's rows
+// of A (mr × kc floats) and a group of panels (kc × nb·nr weights). Long
+// walks down M (up to chunkRows rows) beat short ones by 10-25%, as each
+// group is then fetched from memory (and 16-bit weights widened) fewer
+// times. In rows, not blocks: 64 blocks were ~900 rows of 14-row AVX-512
+// blocks but only 384 of 6-row AVX2 ones, which split a 512-row product
+// in two chunks that each widened every panel.
+const chunkRows = 900
 
 func kernelsFor(s isa, dt dtype) []microKernel {
 	if s == isaGeneric {
@@ -159,7 +155,7 @@ func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	kc = (kc + 15) &^ 15
 
 	// Panel groups: as many panels as keep kc rows of them in l2Budget.
-	// Row chunks: up to chunkBlocks blocks. Both split evenly, so tasks
+	// Row chunks: up to chunkRows rows. Both split evenly, so tasks
 	// are of a size.
 	// Many rows of bf16 or f16 weights: widen each group to float32 once
 	// per k block, rather than in every microkernel call down M (in the
@@ -174,6 +170,7 @@ func (l *Linear) gemm(y []float32, ldy int, x []float32, ldx int, m int) {
 	}
 	groupPanels := max(l2Budget/(kc*nr*es), 1)
 	ngroups := (l.panels + groupPanels - 1) / groupPanels
+	chunkBlocks := max(chunkRows/plan.big.mr, 1)
 	nchunks := (nblocks + chunkBlocks - 1) / chunkBlocks
 	// Enough tasks that the pool's goroutines finish close together:
 	// split N finer first (each task then still walks all its rows), then M.
@@ -227,16 +224,22 @@ func (t *gemmTask) run(i int) {
 				l.widen(wide[(p-p0)*kb*nr:], p, k0, kb)
 			}
 		}
-		panel := func(p int) unsafe.Pointer {
-			if t.widen {
-				return unsafe.Pointer(&wide[(p-p0)*kb*nr])
-			}
-			return unsafe.Add(t.base, ((p*k+k0)*nr)*t.es)
+		// Panel p of this k block starts (p-p0)·stride bytes after bp0.
+		bp0, stride := unsafe.Add(t.base, ((p0*k+k0)*nr)*t.es), k*nr*t.es
+		if t.widen {
+			bp0, stride = unsafe.Pointer(&wide[0]), kb*nr*4
 		}
+		whole := max(min(p1, l.N/nr), p0) // panels [p0, whole) lie inside N
 		for c := c0; c < c1; c++ {
+			// The hot loop: one kernel call a tile, nothing else.
 			b := t.plan.at(c)
-			for p := p0; p < p1; p++ {
-				t.tile(b, p, panel(p), k0, kb, accum, ragged)
+			fn, a, ldx, ldy := b.k.fn, &t.x[b.r0*t.ldx+k0], t.ldx, t.ldy
+			y := t.y[b.r0*ldy:]
+			for p := p0; p < whole; p++ {
+				fn(a, ldx, unsafe.Add(bp0, (p-p0)*stride), &y[p*nr], ldy, kb, accum)
+			}
+			for p := whole; p < p1; p++ {
+				t.tile(b, p, unsafe.Add(bp0, (p-p0)*stride), k0, kb, accum, ragged)
 			}
 		}
 	}

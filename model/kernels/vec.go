@@ -259,3 +259,38 @@ func swigluGo(out, gate, up []float32) {
 		out[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
 	}
 }
+
+// RoPE rotates every head of x by its position's angles, in transformers'
+// rotate_half convention: x holds len(x)/(2·len(cos)) heads of 2·len(cos)
+// floats, and dimension i of a head pairs with i + len(cos). The assembly
+// rounds each product before the sum, as Go code built for the default
+// GOAMD64=v1 does (no FMA), so the paths give the same bits there.
+func RoPE(x, cos, sin []float32) {
+	half := len(cos)
+	checkLen("RoPE", half, len(sin))
+	if half == 0 {
+		return
+	}
+	if len(x)%(2*half) != 0 {
+		panic(fmt.Sprintf("kernels: RoPE: %d floats are not whole heads of %d", len(x), 2*half))
+	}
+	heads := len(x) / (2 * half)
+	if heads > 0 && curISA != isaGeneric && half%8 == 0 {
+		ropeAVX2(&x[0], &cos[0], &sin[0], half, heads)
+		return
+	}
+	for h := range heads {
+		ropeGo(x[2*h*half:(2*h+2)*half], cos, sin)
+	}
+}
+
+func ropeGo(x, cos, sin []float32) {
+	half := len(cos)
+	x1, x2 := x[:half], x[half:2*half]
+	sin = sin[:half]
+	for i := range half {
+		a, b := x1[i], x2[i]
+		x1[i] = a*cos[i] - b*sin[i]
+		x2[i] = b*cos[i] + a*sin[i]
+	}
+}

@@ -49,3 +49,6 @@ func widenBF16AVX2(dst *float32, src *uint16, rows int)
 
 //go:noescape
 func widenF16AVX2(dst *float32, src *uint16, rows int)
+
+//go:noescape
+func ropeAVX2(x, cos, sin *float32, half, heads int)

@@ -26,6 +26,107 @@ DATA expc<>+40(SB)/4, $5.0000001201e-1
 DATA expc<>+44(SB)/4, $1.0
 GLOBL expc<>(SB), RODATA|NOPTR, $48
 
+// The exp constants again, each as 8 lanes: AVX2 has no broadcast memory
+// operands, and too few registers to keep all of them, so EXP256 folds
+// 32-byte loads of these into its arithmetic instead of broadcasting.
+DATA expv<>+0(SB)/4, $88.0
+DATA expv<>+4(SB)/4, $88.0
+DATA expv<>+8(SB)/4, $88.0
+DATA expv<>+12(SB)/4, $88.0
+DATA expv<>+16(SB)/4, $88.0
+DATA expv<>+20(SB)/4, $88.0
+DATA expv<>+24(SB)/4, $88.0
+DATA expv<>+28(SB)/4, $88.0
+DATA expv<>+32(SB)/4, $-87.0
+DATA expv<>+36(SB)/4, $-87.0
+DATA expv<>+40(SB)/4, $-87.0
+DATA expv<>+44(SB)/4, $-87.0
+DATA expv<>+48(SB)/4, $-87.0
+DATA expv<>+52(SB)/4, $-87.0
+DATA expv<>+56(SB)/4, $-87.0
+DATA expv<>+60(SB)/4, $-87.0
+DATA expv<>+64(SB)/4, $1.44269504088896341
+DATA expv<>+68(SB)/4, $1.44269504088896341
+DATA expv<>+72(SB)/4, $1.44269504088896341
+DATA expv<>+76(SB)/4, $1.44269504088896341
+DATA expv<>+80(SB)/4, $1.44269504088896341
+DATA expv<>+84(SB)/4, $1.44269504088896341
+DATA expv<>+88(SB)/4, $1.44269504088896341
+DATA expv<>+92(SB)/4, $1.44269504088896341
+DATA expv<>+96(SB)/4, $0.693359375
+DATA expv<>+100(SB)/4, $0.693359375
+DATA expv<>+104(SB)/4, $0.693359375
+DATA expv<>+108(SB)/4, $0.693359375
+DATA expv<>+112(SB)/4, $0.693359375
+DATA expv<>+116(SB)/4, $0.693359375
+DATA expv<>+120(SB)/4, $0.693359375
+DATA expv<>+124(SB)/4, $0.693359375
+DATA expv<>+128(SB)/4, $-2.12194440e-4
+DATA expv<>+132(SB)/4, $-2.12194440e-4
+DATA expv<>+136(SB)/4, $-2.12194440e-4
+DATA expv<>+140(SB)/4, $-2.12194440e-4
+DATA expv<>+144(SB)/4, $-2.12194440e-4
+DATA expv<>+148(SB)/4, $-2.12194440e-4
+DATA expv<>+152(SB)/4, $-2.12194440e-4
+DATA expv<>+156(SB)/4, $-2.12194440e-4
+DATA expv<>+160(SB)/4, $1.9875691500e-4
+DATA expv<>+164(SB)/4, $1.9875691500e-4
+DATA expv<>+168(SB)/4, $1.9875691500e-4
+DATA expv<>+172(SB)/4, $1.9875691500e-4
+DATA expv<>+176(SB)/4, $1.9875691500e-4
+DATA expv<>+180(SB)/4, $1.9875691500e-4
+DATA expv<>+184(SB)/4, $1.9875691500e-4
+DATA expv<>+188(SB)/4, $1.9875691500e-4
+DATA expv<>+192(SB)/4, $1.3981999507e-3
+DATA expv<>+196(SB)/4, $1.3981999507e-3
+DATA expv<>+200(SB)/4, $1.3981999507e-3
+DATA expv<>+204(SB)/4, $1.3981999507e-3
+DATA expv<>+208(SB)/4, $1.3981999507e-3
+DATA expv<>+212(SB)/4, $1.3981999507e-3
+DATA expv<>+216(SB)/4, $1.3981999507e-3
+DATA expv<>+220(SB)/4, $1.3981999507e-3
+DATA expv<>+224(SB)/4, $8.3334519073e-3
+DATA expv<>+228(SB)/4, $8.3334519073e-3
+DATA expv<>+232(SB)/4, $8.3334519073e-3
+DATA expv<>+236(SB)/4, $8.3334519073e-3
+DATA expv<>+240(SB)/4, $8.3334519073e-3
+DATA expv<>+244(SB)/4, $8.3334519073e-3
+DATA expv<>+248(SB)/4, $8.3334519073e-3
+DATA expv<>+252(SB)/4, $8.3334519073e-3
+DATA expv<>+256(SB)/4, $4.1665795894e-2
+DATA expv<>+260(SB)/4, $4.1665795894e-2
+DATA expv<>+264(SB)/4, $4.1665795894e-2
+DATA expv<>+268(SB)/4, $4.1665795894e-2
+DATA expv<>+272(SB)/4, $4.1665795894e-2
+DATA expv<>+276(SB)/4, $4.1665795894e-2
+DATA expv<>+280(SB)/4, $4.1665795894e-2
+DATA expv<>+284(SB)/4, $4.1665795894e-2
+DATA expv<>+288(SB)/4, $1.6666665459e-1
+DATA expv<>+292(SB)/4, $1.6666665459e-1
+DATA expv<>+296(SB)/4, $1.6666665459e-1
+DATA expv<>+300(SB)/4, $1.6666665459e-1
+DATA expv<>+304(SB)/4, $1.6666665459e-1
+DATA expv<>+308(SB)/4, $1.6666665459e-1
+DATA expv<>+312(SB)/4, $1.6666665459e-1
+DATA expv<>+316(SB)/4, $1.6666665459e-1
+DATA expv<>+320(SB)/4, $5.0000001201e-1
+DATA expv<>+324(SB)/4, $5.0000001201e-1
+DATA expv<>+328(SB)/4, $5.0000001201e-1
+DATA expv<>+332(SB)/4, $5.0000001201e-1
+DATA expv<>+336(SB)/4, $5.0000001201e-1
+DATA expv<>+340(SB)/4, $5.0000001201e-1
+DATA expv<>+344(SB)/4, $5.0000001201e-1
+DATA expv<>+348(SB)/4, $5.0000001201e-1
+DATA expv<>+352(SB)/4, $1.0
+DATA expv<>+356(SB)/4, $1.0
+DATA expv<>+360(SB)/4, $1.0
+DATA expv<>+364(SB)/4, $1.0
+DATA expv<>+368(SB)/4, $1.0
+DATA expv<>+372(SB)/4, $1.0
+DATA expv<>+376(SB)/4, $1.0
+DATA expv<>+380(SB)/4, $1.0
+GLOBL expv<>(SB), RODATA|NOPTR, $384
+
 // ---------------------------------------------------------------- AVX-512
 
 // LOADEXP512 broadcasts the exp constants into Z20..Z31.
@@ -370,39 +471,29 @@ swiglu512_done:
 
 // ---------------------------------------------------------------- AVX2
 
-// EXP256 sets x = exp(x) like EXP512, with constants loaded as needed
-// (AVX2 has too few registers to keep them), using t1..t4 as temporaries.
+// EXP256 sets x = exp(x) like EXP512, its constants read from expv as
+// memory operands (one fused load each, no broadcast instructions), using
+// t1..t4 as temporaries.
 #define EXP256(x, t1, t2, t3, t4) \
-	VBROADCASTSS expc<>+4(SB), t1; \
-	VCMPPS $13, t1, x, t4; \
-	VMAXPS t1, x, x; \
-	VBROADCASTSS expc<>+0(SB), t1; \
-	VMINPS t1, x, x; \
-	VBROADCASTSS expc<>+8(SB), t1; \
-	VMULPS t1, x, t1; \
+	VCMPPS $13, expv<>+32(SB), x, t4; \
+	VMAXPS expv<>+32(SB), x, x; \
+	VMINPS expv<>+0(SB), x, x; \
+	VMULPS expv<>+64(SB), x, t1; \
 	VROUNDPS $0, t1, t1; \
-	VBROADCASTSS expc<>+12(SB), t2; \
-	VFNMADD231PS t2, t1, x; \
-	VBROADCASTSS expc<>+16(SB), t2; \
-	VFNMADD231PS t2, t1, x; \
-	VBROADCASTSS expc<>+20(SB), t2; \
-	VBROADCASTSS expc<>+24(SB), t3; \
-	VFMADD213PS t3, x, t2; \
-	VBROADCASTSS expc<>+28(SB), t3; \
-	VFMADD213PS t3, x, t2; \
-	VBROADCASTSS expc<>+32(SB), t3; \
-	VFMADD213PS t3, x, t2; \
-	VBROADCASTSS expc<>+36(SB), t3; \
-	VFMADD213PS t3, x, t2; \
-	VBROADCASTSS expc<>+40(SB), t3; \
-	VFMADD213PS t3, x, t2; \
+	VFNMADD231PS expv<>+96(SB), t1, x; \
+	VFNMADD231PS expv<>+128(SB), t1, x; \
+	VMOVUPS expv<>+160(SB), t2; \
+	VFMADD213PS expv<>+192(SB), x, t2; \
+	VFMADD213PS expv<>+224(SB), x, t2; \
+	VFMADD213PS expv<>+256(SB), x, t2; \
+	VFMADD213PS expv<>+288(SB), x, t2; \
+	VFMADD213PS expv<>+320(SB), x, t2; \
 	VMULPS x, x, t3; \
 	VFMADD213PS x, t3, t2; \
-	VBROADCASTSS expc<>+44(SB), t3; \
-	VADDPS t3, t2, t2; \
+	VADDPS expv<>+352(SB), t2, t2; \
 	VCVTPS2DQ t1, t1; \
 	VPSLLD $23, t1, t1; \
-	VPADDD t3, t1, t1; \
+	VPADDD expv<>+352(SB), t1, t1; \
 	VMULPS t1, t2, x; \
 	VANDPS t4, x, x
 
@@ -560,6 +651,24 @@ TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
 	VBROADCASTSS scale+16(FP), Y2
 	VBROADCASTSS sub+20(FP), Y3
 	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+exps256_16:
+	// Two vectors an iteration: two independent exp chains in flight.
+	CMPQ CX, $16
+	JLT exps256_8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y9
+	VFMSUB213PS Y3, Y2, Y4
+	VFMSUB213PS Y3, Y2, Y9
+	EXP256(Y4, Y5, Y6, Y7, Y8)
+	EXP256(Y9, Y10, Y11, Y12, Y13)
+	VMOVUPS Y4, (SI)
+	VMOVUPS Y9, 32(SI)
+	VADDPS Y4, Y0, Y0
+	VADDPS Y9, Y1, Y1
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP exps256_16
 exps256_8:
 	CMPQ CX, $8
 	JLT exps256_sum
@@ -572,6 +681,7 @@ exps256_8:
 	SUBQ $8, CX
 	JMP exps256_8
 exps256_sum:
+	VADDPS Y1, Y0, Y0
 	HSUM256
 	VMOVSS X0, ret+24(FP)
 	VZEROUPPER
@@ -691,5 +801,49 @@ wf16256_loop:
 	DECQ CX
 	JNZ wf16256_loop
 wf16256_done:
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------- RoPE
+
+// func ropeAVX2(x, cos, sin *float32, half, heads int)
+// Rotates heads consecutive heads of 2·half floats (half a multiple of 8)
+// in rotate_half form: x1' = x1·cos - x2·sin, x2' = x2·cos + x1·sin, each
+// product rounded before the sum, as the Go loop rounds them at
+// GOAMD64=v1 (no FMA). AVX-512 machines run it too: at head sizes of 64
+// to 128 the wider registers would save little.
+TEXT ·ropeAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ heads+32(FP), BX
+	MOVQ half+24(FP), R8
+	SHLQ $2, R8 // half in bytes: x2 = x1 + R8
+rope256_head:
+	TESTQ BX, BX
+	JZ rope256_done
+	MOVQ cos+8(FP), SI
+	MOVQ sin+16(FP), DX
+	MOVQ half+24(FP), CX
+rope256_8:
+	VMOVUPS (DI), Y0
+	VMOVUPS (DI)(R8*1), Y1
+	VMOVUPS (SI), Y2
+	VMOVUPS (DX), Y3
+	VMULPS Y2, Y0, Y4
+	VMULPS Y3, Y1, Y5
+	VSUBPS Y5, Y4, Y4
+	VMULPS Y2, Y1, Y6
+	VMULPS Y3, Y0, Y7
+	VADDPS Y7, Y6, Y6
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y6, (DI)(R8*1)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JNZ rope256_8
+	ADDQ R8, DI // past x2 to the next head
+	DECQ BX
+	JMP rope256_head
+rope256_done:
 	VZEROUPPER
 	RET

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -171,10 +172,16 @@ func BenchmarkVec(b *testing.B) {
 		out := make([]float32, n)
 		run := func(name string, f func()) {
 			b.Run(fmt.Sprintf("%s/n%d", name, n), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
 				for b.Loop() {
 					f()
 				}
 				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+				if d := threadCPU() - cpu0; cpu0 > 0 && d > 0 {
+					b.ReportMetric(float64(n)*float64(b.N)/d.Seconds()/1e9, "Gelem/cpu-s")
+				}
 			})
 		}
 		run("dot", func() { Dot(x, y) })
@@ -207,4 +214,42 @@ func TestExpSumAnyBound(t *testing.T) {
 			t.Fatalf("bound %g: sum %g, want %g", bound, sum, want)
 		}
 	}
+}
+
+// TestRoPE holds RoPE to a float64 rotation on every path, for head sizes
+// the assembly takes (half a multiple of 8) and ones it leaves to Go, one
+// head and several; a length that is not whole heads panics.
+func TestRoPE(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, half := range []int{8, 32, 64, 5, 12} {
+			for _, heads := range []int{1, 6} {
+				x := randF32(r, 2*half*heads)
+				c, s := make([]float32, half), make([]float32, half)
+				for i := range c {
+					a := r.Float64() * 2 * math.Pi
+					c[i], s[i] = float32(math.Cos(a)), float32(math.Sin(a))
+				}
+				got := append([]float32(nil), x...)
+				RoPE(got, c, s)
+				for h := range heads {
+					for i := range half {
+						a, b := float64(x[2*h*half+i]), float64(x[2*h*half+half+i])
+						w1 := a*float64(c[i]) - b*float64(s[i])
+						w2 := b*float64(c[i]) + a*float64(s[i])
+						g1, g2 := float64(got[2*h*half+i]), float64(got[2*h*half+half+i])
+						if math.Abs(g1-w1) > 1e-6*(1+math.Abs(w1)) || math.Abs(g2-w2) > 1e-6*(1+math.Abs(w2)) {
+							t.Fatalf("half %d, %d heads: head %d dim %d: (%g, %g), want (%g, %g)", half, heads, h, i, g1, g2, w1, w2)
+						}
+					}
+				}
+			}
+		}
+		defer func() {
+			if recover() == nil {
+				t.Error("RoPE of 1.5 heads did not panic")
+			}
+		}()
+		RoPE(make([]float32, 24), make([]float32, 8), make([]float32, 8))
+	})
 }
