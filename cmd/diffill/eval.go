@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,6 +29,10 @@ type evalCase struct {
 	Kind    string `json:"kind"`
 	Seen    *bool  `json:"seen"`
 	InTrain *bool  `json:"in_train"`
+	// Path is the absolute path of the file prefix+suffix is, for the
+	// workspace context; Module groups the figures per module.
+	Path   string `json:"path,omitempty"`
+	Module string `json:"module,omitempty"`
 }
 
 func (c *evalCase) seen() string {
@@ -62,21 +67,35 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: diffill eval --cases FILE.jsonl [flags]
+       diffill eval --workspace DIR [--workspace DIR2 ...] [--cases N] [--seed S] [flags]
 
-Fills the middle of each case ({"prefix","suffix","middle","kind"?,"seen"?})
-and prints exact match and edit similarity per kind and per seen/unseen,
-next to the trivial baselines (empty answer, copy the previous line), and
-latency percentiles.
+Fills the middle of each case ({"prefix","suffix","middle","kind"?,"seen"?,
+"path"?}) and prints exact match and edit similarity per kind and per
+seen/unseen, next to the trivial baselines (empty answer, copy the previous
+line), and latency percentiles.
+
+With --workspace, eval cuts the cases itself from the Go files of each
+module root DIR (not generated, vendored, testdata or huge files; _test.go
+files only with --tests): --cases N of each kind in all (default 60), split
+evenly between the workspaces, the same for the same --seed. Kinds: line (a
+whole line, asked for at its indentation), cursor (the rest of a line after
+a typed prefix cut at a token boundary in its first three quarters), block
+(3 lines from the first one's indentation). Baselines: the empty answer and
+copy-line (the nearest line of the file that starts with what was typed on
+the cursor's line: its rest). Figures per kind and per module.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	p := decodeFlags(fs)
-	cases := fs.String("cases", "", "JSONL file of cases")
+	cases := fs.String("cases", "", "JSONL file of cases; with --workspace, the number of cases of each kind to cut")
+	var workspaces stringList
+	fs.Var(&workspaces, "workspace", "cut cases from the Go files of this module root (repeatable)")
+	tests := fs.Bool("tests", false, "with --workspace: also cut cases from _test.go files")
 	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
 	limit := fs.Int("limit", 0, "evaluate only the first N cases (0: all)")
-	mode := fs.String("mode", "infill", "request mode: infill (at a point, the model picks the length), complete (as the editor asks at the cursor), or range (infill over the true middle's range: its length sizes the masks)")
+	mode := fs.String("mode", "", "request mode: infill (at a point, the model picks the length), complete (as the editor asks at the cursor), range (infill over the true middle's range: its length sizes the masks), or auto (per kind as a user asks: cursor complete, line complete on one line, block infill); default infill, auto with --workspace")
 	compare := fs.String("compare", "", "also run variants: cache (with and without the cache), length (auto, fixed, oracle, multi)")
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
@@ -88,14 +107,39 @@ Flags:
 		}
 		return errUsage
 	}
-	if *cases == "" || fs.NArg() != 0 {
+	if *cases == "" && len(workspaces) == 0 || fs.NArg() != 0 {
 		fs.Usage()
 		return errUsage
 	}
-	if *mode != "infill" && *mode != "complete" && *mode != "range" {
-		return fmt.Errorf("--mode %q: want infill, complete or range", *mode)
+	if *mode == "" {
+		*mode = "infill"
+		if len(workspaces) > 0 {
+			*mode = "auto"
+		}
 	}
-	cs, err := readCases(*cases, *limit)
+	if *mode != "infill" && *mode != "complete" && *mode != "range" && *mode != "auto" {
+		return fmt.Errorf("--mode %q: want infill, complete, range or auto", *mode)
+	}
+	var cs []*evalCase
+	var err error
+	if len(workspaces) > 0 {
+		n := 60
+		if *cases != "" {
+			if n, err = strconv.Atoi(*cases); err != nil || n <= 0 {
+				return fmt.Errorf("--cases %q: with --workspace, want the number of cases of each kind", *cases)
+			}
+		}
+		cs, err = cutWorkspaceCases(workspaces, cutOptions{perKind: n, seed: p.Seed, tests: *tests})
+		if err == nil && *limit > 0 && *limit < len(cs) {
+			cs = cs[:*limit]
+		}
+		if err == nil && len(cs) == 0 {
+			err = errors.New("--workspace: no cases could be cut")
+		}
+		fmt.Fprintf(stderr, "eval: %d cases from %d workspaces (seed %d, _test.go files %s)\n", len(cs), len(workspaces), p.Seed, map[bool]string{true: "included", false: "skipped"}[*tests])
+	} else {
+		cs, err = readCases(*cases, *limit)
+	}
 	if err != nil {
 		return err
 	}
@@ -121,10 +165,13 @@ Flags:
 	}
 	defer m.Close()
 
-	rep := &evalReport{Cases: len(cs)}
-	rep.Baselines = append(rep.Baselines,
-		scoreAnswers("empty", cs, func(int) string { return "" }, nil),
-		scoreAnswers("copy-prev-line", cs, func(i int) string { return copyPrevLine(cs[i]) }, nil))
+	rep := &evalReport{Cases: len(cs), byRow: len(workspaces) > 0}
+	rep.Baselines = append(rep.Baselines, scoreAnswers("empty", cs, func(int) string { return "" }, nil))
+	if len(workspaces) > 0 {
+		rep.Baselines = append(rep.Baselines, scoreAnswers("copy-line", cs, func(i int) string { return copyLine(cs[i]) }, nil))
+	} else {
+		rep.Baselines = append(rep.Baselines, scoreAnswers("copy-prev-line", cs, func(i int) string { return copyPrevLine(cs[i]) }, nil))
+	}
 	for _, cfg := range configs {
 		r, err := evalRun(ctx, m, cs, cfg, *p, *mode, *warm, stderr)
 		if err != nil {
@@ -227,6 +274,16 @@ func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig
 		}
 		switch {
 		case cfg.length == "oracle":
+		case mode == "auto":
+			// As a user asks: ghost text for the rest of a line, one
+			// line at its indentation, infill for a block.
+			switch c.kind() {
+			case "cursor":
+				req.Mode = infill.ModeComplete
+			case "line":
+				req.Mode = infill.ModeComplete
+				req.Params.SingleLine = true
+			}
 		case mode == "complete":
 			req.Mode = infill.ModeComplete
 		case mode == "range":
@@ -296,6 +353,8 @@ type groupStat struct {
 }
 
 type evalReport struct {
+	byRow bool // print a row per group, a column per set of answers
+
 	Cases     int          `json:"cases"`
 	Baselines []*evalScore `json:"baselines"`
 	Runs      []*evalScore `json:"runs"`
@@ -335,6 +394,9 @@ func groupsOf(c *evalCase) []string {
 	g := []string{"all", c.kind()}
 	if s := c.seen(); s != "" {
 		g = append(g, s, c.kind()+"/"+s)
+	}
+	if c.Module != "" {
+		g = append(g, c.Module+" "+c.kind())
 	}
 	return g
 }
@@ -422,8 +484,9 @@ func percentile(d []time.Duration, q float64) float64 {
 	return float64(s[i].Microseconds()) / 1000
 }
 
-func (r *evalReport) print(w io.Writer) {
-	all := append(slices.Clone(r.Baselines), r.Runs...)
+// groups lists the groups of all, "all" first, then kinds (caseKinds'
+// order first), then the rest by name.
+func reportGroups(all []*evalScore) []string {
 	var groups []string
 	seen := map[string]bool{}
 	for _, s := range all {
@@ -434,12 +497,31 @@ func (r *evalReport) print(w io.Writer) {
 			}
 		}
 	}
+	rank := func(g string) int {
+		if g == "all" {
+			return 0
+		}
+		if i := slices.Index(caseKinds, g); i >= 0 {
+			return 1 + i
+		}
+		return 1 + len(caseKinds)
+	}
 	sort.Slice(groups, func(i, j int) bool {
-		if (groups[i] == "all") != (groups[j] == "all") {
-			return groups[i] == "all"
+		if ri, rj := rank(groups[i]), rank(groups[j]); ri != rj {
+			return ri < rj
 		}
 		return groups[i] < groups[j]
 	})
+	return groups
+}
+
+func (r *evalReport) print(w io.Writer) {
+	all := append(slices.Clone(r.Baselines), r.Runs...)
+	groups := reportGroups(all)
+	if r.byRow {
+		r.printRows(w, all, groups)
+		return
+	}
 	fmt.Fprintf(w, "%d cases; exact match %% / edit similarity per group\n\n", r.Cases)
 	fmt.Fprintf(w, "%-16s", "answers")
 	for _, g := range groups {
@@ -471,6 +553,51 @@ func (r *evalReport) print(w io.Writer) {
 			fmt.Fprintf(w, "\ncache keeps %.1f%% of the uncached exact match\n", 100*c/n)
 		}
 	}
+	r.printPaired(w)
+}
+
+// printRows prints a row per group and a column per set of answers: there
+// are more groups (kinds by modules) than sets.
+func (r *evalReport) printRows(w io.Writer, all []*evalScore, groups []string) {
+	fmt.Fprintf(w, "%d cases; exact match %% / edit similarity\n\n", r.Cases)
+	width := len("group")
+	for _, g := range groups {
+		width = max(width, len(g))
+	}
+	fmt.Fprintf(w, "%-*s %5s", width, "group", "n")
+	for _, s := range all {
+		fmt.Fprintf(w, " %16s", s.Name)
+	}
+	fmt.Fprintln(w)
+	for _, g := range groups {
+		n := 0
+		if st := all[0].Groups[g]; st != nil {
+			n = st.N
+		}
+		fmt.Fprintf(w, "%-*s %5d", width, g, n)
+		for _, s := range all {
+			st := s.Groups[g]
+			if st == nil {
+				fmt.Fprintf(w, " %16s", "-")
+				continue
+			}
+			fmt.Fprintf(w, " %16s", fmt.Sprintf("%5.1f%% / %.3f", 100*st.EM, st.ES))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%-*s %5s", width, "p50 / p95 ms", "")
+	for _, s := range all {
+		if s.P50MS > 0 {
+			fmt.Fprintf(w, " %16s", fmt.Sprintf("%.0f / %.0f", s.P50MS, s.P95MS))
+		} else {
+			fmt.Fprintf(w, " %16s", "-")
+		}
+	}
+	fmt.Fprintln(w)
+	r.printPaired(w)
+}
+
+func (r *evalReport) printPaired(w io.Writer) {
 	if ps := r.Paired; ps != nil {
 		a, b := r.Runs[0].Name, r.Runs[1].Name
 		fmt.Fprintf(w, "exactly right only with %s: %d cases, only with %s: %d; answers differ in %d of %d cases\n",

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -68,7 +69,8 @@ func runInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
   diffill infill --at L:C FILE         complete at line L, column C (1-based; columns in characters)
   diffill infill --range L1:C1-L2:C2 FILE       infill the range (end exclusive)
   diffill infill --range ... --rewrite S FILE   rewrite a fraction S in (0, 1] of it
-  diffill infill --jsonl               stdin: {"prefix","suffix","max_tokens"?} per line;
+  diffill infill --jsonl               stdin: {"prefix","suffix","max_tokens"?,"path"?} per line
+                                       ("path": the absolute path of the file prefix+suffix is);
                                        stdout: {"middle"} (or {"error"}) per line, in order
 
 Flags:
@@ -209,6 +211,9 @@ type jsonlRequest struct {
 	Prefix    *string `json:"prefix"`
 	Suffix    *string `json:"suffix"`
 	MaxTokens int     `json:"max_tokens"`
+	// Path is the absolute path of the file prefix+suffix is, as if open
+	// in an editor with that text: its package gives the context.
+	Path string `json:"path"`
 }
 
 // infillJSONL answers one JSON line per input line, in order; a bad line
@@ -252,6 +257,9 @@ func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []b
 	}
 	if r.MaxTokens < 0 {
 		return "", fmt.Errorf("max_tokens %d < 0", r.MaxTokens)
+	}
+	if r.Path != "" && !filepath.IsAbs(r.Path) {
+		return "", fmt.Errorf("path %q: want an absolute path", r.Path)
 	}
 	if r.MaxTokens > 0 {
 		p.MaxTokens = r.MaxTokens
