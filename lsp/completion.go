@@ -116,10 +116,11 @@ func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.
 	p.Candidates = candidates
 	win, base := window(text, off, off, p.ContextTokens)
 	res, err := eng.Run(ctx, &infill.Request{
-		Text:   win,
-		Spans:  []infill.Span{{Start: off - base, End: off - base}},
-		Mode:   infill.ModeComplete,
-		Params: p,
+		Text:    win,
+		Spans:   []infill.Span{{Start: off - base, End: off - base}},
+		Mode:    infill.ModeComplete,
+		Params:  p,
+		Prelude: s.prelude(doc.URI, text, off),
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/infill/workspace"
 	"github.com/diffill/diffill/model"
 )
 
@@ -60,6 +61,9 @@ type evalConfig struct {
 	name   string
 	cache  bool
 	length string // Params.Length, or "oracle": fixed at the true token count
+	// context is the workspace context each case with a path gets (nil:
+	// none).
+	context *workspace.Config
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -93,6 +97,8 @@ Flags:
 	var workspaces stringList
 	fs.Var(&workspaces, "workspace", "cut cases from the Go files of this module root (repeatable)")
 	tests := fs.Bool("tests", false, "with --workspace: also cut cases from _test.go files")
+	contexts := fs.String("snippets", "", "workspace context runs, comma-separated, each none, all, or pieces joined by + (recv, decls, api, chunks), optionally @BYTES of budget (e.g. none,all,chunks@800); default none,all with --workspace or cases with paths, else none")
+	contextBytes := fs.Int("snippet-bytes", workspace.SnippetBytes, "byte budget of the --snippets runs without @BYTES")
 	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
 	limit := fs.Int("limit", 0, "evaluate only the first N cases (0: all)")
 	mode := fs.String("mode", "", "request mode: infill (at a point, the model picks the length), complete (as the editor asks at the cursor), range (infill over the true middle's range: its length sizes the masks), or auto (per kind as a user asks: cursor complete, line complete on one line, block infill); default infill, auto with --workspace")
@@ -144,16 +150,27 @@ Flags:
 		return err
 	}
 	configs := []evalConfig{{name: "model", cache: !*noCache, length: p.Length}}
+	if *contexts == "" && hasPaths(cs) {
+		*contexts = "none,all"
+	}
+	if *contexts != "" {
+		if *compare != "" {
+			return errors.New("--snippets and --compare: give one of them")
+		}
+		if configs, err = contextConfigs(*contexts, *contextBytes, !*noCache, p.Length); err != nil {
+			return err
+		}
+	}
 	switch *compare {
 	case "":
 	case "cache":
-		configs = []evalConfig{{"cache", true, p.Length}, {"no-cache", false, p.Length}}
+		configs = []evalConfig{{"cache", true, p.Length, nil}, {"no-cache", false, p.Length, nil}}
 	case "length":
 		configs = []evalConfig{
-			{"adaptive", !*noCache, "auto"},
-			{"fixed", !*noCache, "fixed"},
-			{"oracle", !*noCache, "oracle"},
-			{"multi", !*noCache, "multi"},
+			{"adaptive", !*noCache, "auto", nil},
+			{"fixed", !*noCache, "fixed", nil},
+			{"oracle", !*noCache, "oracle", nil},
+			{"multi", !*noCache, "multi", nil},
 		}
 	default:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
@@ -165,6 +182,8 @@ Flags:
 	}
 	defer m.Close()
 
+	sess := workspace.NewSession(workspace.Options{})
+	defer sess.Close()
 	rep := &evalReport{Cases: len(cs), byRow: len(workspaces) > 0}
 	rep.Baselines = append(rep.Baselines, scoreAnswers("empty", cs, func(int) string { return "" }, nil))
 	if len(workspaces) > 0 {
@@ -173,7 +192,7 @@ Flags:
 		rep.Baselines = append(rep.Baselines, scoreAnswers("copy-prev-line", cs, func(i int) string { return copyPrevLine(cs[i]) }, nil))
 	}
 	for _, cfg := range configs {
-		r, err := evalRun(ctx, m, cs, cfg, *p, *mode, *warm, stderr)
+		r, err := evalRun(ctx, m, sess, cs, cfg, *p, *mode, *warm, stderr)
 		if err != nil {
 			return err
 		}
@@ -253,7 +272,7 @@ func readCases(path string, limit int) ([]*evalCase, error) {
 }
 
 // evalRun answers every case with one engine configuration.
-func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig, p infill.Params, mode string, warm bool, progress io.Writer) (*evalScore, error) {
+func evalRun(ctx context.Context, m *model.Model, sess *workspace.Session, cs []*evalCase, cfg evalConfig, p infill.Params, mode string, warm bool, progress io.Writer) (*evalScore, error) {
 	eng := infill.NewEngine(m, infill.WithCache(cfg.cache))
 	lat := make([]time.Duration, len(cs))
 	answers := make([]string, len(cs))
@@ -301,7 +320,16 @@ func evalRun(ctx context.Context, m *model.Model, cs []*evalCase, cfg evalConfig
 				return nil, fmt.Errorf("case %d (one keystroke earlier): %w", i+1, err)
 			}
 		}
+		var sel func() string
+		if cfg.context != nil && c.Path != "" {
+			sel = caseContext(ctx, sess, c, req.Text, at, *cfg.context)
+		}
 		t0 := time.Now()
+		if sel != nil {
+			// Timed: choosing the snippets is in the request's path;
+			// loading the package (waited for above) is not.
+			req.Prelude = sel()
+		}
 		res, err := eng.Run(ctx, req)
 		lat[i] = time.Since(t0)
 		if err != nil {

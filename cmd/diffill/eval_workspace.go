@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"go/scanner"
 	"go/token"
@@ -12,7 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/diffill/diffill/infill/workspace"
 )
 
 // Limits on the files eval --workspace cuts cases from.
@@ -319,4 +324,72 @@ func (l *stringList) String() string { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error {
 	*l = append(*l, s)
 	return nil
+}
+
+// hasPaths reports whether some case says which file it is.
+func hasPaths(cs []*evalCase) bool {
+	for _, c := range cs {
+		if c.Path != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// contextConfigs parses --snippets: runs "none", "all", or pieces joined by
+// "+", each with an optional "@BYTES" budget.
+func contextConfigs(list string, bytes int, cache bool, length string) ([]evalConfig, error) {
+	var out []evalConfig
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		name, budget := item, bytes
+		if n, b, ok := strings.Cut(item, "@"); ok {
+			v, err := strconv.Atoi(b)
+			if err != nil || v <= 0 {
+				return nil, fmt.Errorf("--snippets %q: want a positive byte budget after @", item)
+			}
+			name, budget = n, v
+		}
+		cfg := evalConfig{name: item, cache: cache, length: length}
+		if name != "none" {
+			wc := workspace.DefaultConfig
+			wc.Budget = budget
+			wc.Pieces = workspace.Pieces{}
+			for _, piece := range strings.Split(name, "+") {
+				switch piece {
+				case "all":
+					wc.Pieces = workspace.AllPieces
+				case "recv":
+					wc.Pieces.Recv = true
+				case "decls":
+					wc.Pieces.Decls = true
+				case "api":
+					wc.Pieces.API = true
+				case "chunks":
+					wc.Pieces.Chunks = true
+				default:
+					return nil, fmt.Errorf("--snippets %q: %q is not none, all, recv, decls, api or chunks", item, piece)
+				}
+			}
+			cfg.context = &wc
+		}
+		out = append(out, cfg)
+	}
+	return out, nil
+}
+
+// caseContext loads the package of a case's file with the case's text
+// (the file with its middle cut out) as an unsaved overlay, waiting for
+// it as an editor would have by then, and returns what chooses the
+// snippets then: the part of a request's path that eval times.
+func caseContext(ctx context.Context, sess *workspace.Session, c *evalCase, text string, at int, cfg workspace.Config) func() string {
+	w := sess.For(c.Path)
+	w.SetOverlay(c.Path, text)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	p := w.Wait(wctx, c.Path)
+	cancel()
+	return func() string {
+		defer w.ClearOverlay(c.Path)
+		return workspace.Prelude(w.Root(), workspace.Snippets(p, cfg.Query(c.Path, text, at, nil)))
+	}
 }

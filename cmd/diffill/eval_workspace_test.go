@@ -194,7 +194,8 @@ func TestCutWorkspaceCases(t *testing.T) {
 
 // TestEvalWorkspace runs eval --workspace end to end on a small module
 // written here, with the tiny checkpoint: the report has a row per kind
-// and per module, the baselines, and progress on stderr.
+// and per module, the baselines, runs without and with the workspace
+// context, and progress on stderr.
 func TestEvalWorkspace(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -206,12 +207,12 @@ func TestEvalWorkspace(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, errb.String())
 	}
-	for _, want := range []string{"copy-line", "empty", "model", "example.com/small cursor", "example.com/small block", "\ncursor "} {
+	for _, want := range []string{"copy-line", "empty", " none ", " all\n", "example.com/small cursor", "example.com/small block", "\ncursor "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report has no %q:\n%s", want, out.String())
 		}
 	}
-	if !strings.Contains(errb.String(), "eval model: 9/9 cases") {
+	if !strings.Contains(errb.String(), "eval all: 9/9 cases") {
 		t.Errorf("no progress on stderr: %q", errb.String())
 	}
 	if err := runEval(context.Background(), []string{"--workspace", dir, "--cases", "x"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "number of cases") {

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/infill/workspace"
 	"github.com/diffill/diffill/model"
 	"github.com/diffill/diffill/model/builtin"
 )
@@ -86,6 +87,7 @@ Flags:
 	jsonl := fs.Bool("jsonl", false, "read requests from stdin as JSON lines")
 	middle := fs.Bool("middle", false, "print only the new text of each span, not the whole file")
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
+	snippetBytes := fs.Int("snippet-bytes", workspace.DefaultConfig.Budget, "byte budget of the workspace context (snippets of the file's package and imports) for --jsonl lines with a \"path\" (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -156,7 +158,11 @@ Flags:
 	defer m.Close()
 	eng := infill.NewEngine(m, infill.WithCache(!*noCache))
 	if *jsonl {
-		return infillJSONL(ctx, eng, *p, os.Stdin, stdout)
+		wc := workspace.DefaultConfig
+		wc.Budget = *snippetBytes
+		sess := workspace.NewSession(workspace.Options{})
+		defer sess.Close()
+		return infillJSONL(ctx, eng, *p, &jsonlContext{sess, wc}, os.Stdin, stdout)
 	}
 	res, err := eng.Run(ctx, req)
 	if err != nil {
@@ -218,7 +224,7 @@ type jsonlRequest struct {
 
 // infillJSONL answers one JSON line per input line, in order; a bad line
 // gets an error line and the run goes on.
-func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, in io.Reader, out io.Writer) error {
+func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, wc *jsonlContext, in io.Reader, out io.Writer) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	w := bufio.NewWriter(out)
@@ -230,7 +236,7 @@ func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, in io
 		if line == "" {
 			continue
 		}
-		middle, err := jsonlOne(ctx, eng, p, []byte(line))
+		middle, err := jsonlOne(ctx, eng, p, wc, []byte(line))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -247,7 +253,14 @@ func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, in io
 	return sc.Err()
 }
 
-func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []byte) (string, error) {
+// jsonlContext gives --jsonl lines with a "path" their workspace context
+// (nil: none).
+type jsonlContext struct {
+	sess *workspace.Session
+	cfg  workspace.Config
+}
+
+func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, wc *jsonlContext, line []byte) (string, error) {
 	var r jsonlRequest
 	if err := json.Unmarshal(line, &r); err != nil {
 		return "", err
@@ -265,11 +278,18 @@ func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []b
 		p.MaxTokens = r.MaxTokens
 	}
 	at := len(*r.Prefix)
+	text := *r.Prefix + *r.Suffix
+	prelude := ""
+	if r.Path != "" && wc != nil {
+		// A script can wait for the package to load; an editor cannot.
+		prelude = wc.sess.PreludeWait(ctx, r.Path, text, at, wc.cfg)
+	}
 	res, err := eng.Run(ctx, &infill.Request{
-		Text:   *r.Prefix + *r.Suffix,
-		Spans:  []infill.Span{{Start: at, End: at}},
-		Mode:   infill.ModeInfill,
-		Params: p,
+		Text:    text,
+		Spans:   []infill.Span{{Start: at, End: at}},
+		Mode:    infill.ModeInfill,
+		Params:  p,
+		Prelude: prelude,
 	})
 	if err != nil {
 		return "", err

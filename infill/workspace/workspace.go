@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Options configure a Workspace. The zero value uses the environment.
@@ -73,6 +74,8 @@ type Package struct {
 	// Loaded is set once the files and every import that could be found
 	// are in (a package being loaded still answers, with less).
 	Loaded bool
+
+	lazy *lazyIndex
 }
 
 // File is one file of a Package.
@@ -88,6 +91,7 @@ type File struct {
 	Generated bool
 	Overlay   bool // the text is an open document's, not the disk's
 	chunks    []chunk
+	key       [32]byte // of path and text
 }
 
 // Workspace is the Go code of one module (or of a directory outside any).
@@ -106,6 +110,7 @@ type Workspace struct {
 	pkgs     map[string]*pkgState
 	apis     map[string]*API // import path -> API (nil: not found)
 	memo     map[[32]byte]*File
+	disk     map[string]diskEntry // files read from disk, by path
 }
 
 type pkgState struct {
@@ -129,6 +134,7 @@ func New(root string, o Options) *Workspace {
 		pkgs:     map[string]*pkgState{},
 		apis:     map[string]*API{},
 		memo:     map[[32]byte]*File{},
+		disk:     map[string]diskEntry{},
 	}
 	w.mod = readModule(w.root)
 	go w.loader()
@@ -266,6 +272,15 @@ func (w *Workspace) loader() {
 			return
 		case <-w.jobs:
 		}
+		// Edits come in bursts while the user types: let a burst end
+		// before reloading (a first load does not wait).
+		if w.reloading() {
+			select {
+			case <-w.ctx.Done():
+				return
+			case <-time.After(reloadQuiet):
+			}
+		}
 		for w.ctx.Err() == nil {
 			dir, ok := w.nextDirty()
 			if !ok {
@@ -274,6 +289,21 @@ func (w *Workspace) loader() {
 			w.safeLoad(dir)
 		}
 	}
+}
+
+// reloadQuiet is how long the loader lets edits settle before a reload.
+const reloadQuiet = 100 * time.Millisecond
+
+// reloading reports whether every dirty package already has a snapshot.
+func (w *Workspace) reloading() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, st := range w.pkgs {
+		if st.dirty && st.snap == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *Workspace) nextDirty() (string, bool) {
@@ -317,7 +347,7 @@ func (w *Workspace) load(dir string) {
 	w.mu.Unlock()
 
 	files := w.readFiles(dir, overlays)
-	pkg := &Package{Dir: dir, Module: w.mod, Files: files, Name: packageName(files), Imports: map[string]*API{}}
+	pkg := &Package{Dir: dir, Module: w.mod, Files: files, Name: packageName(files), Imports: map[string]*API{}, lazy: &lazyIndex{}}
 	imports := importsOf(pkg)
 	w.mu.Lock()
 	for _, ip := range imports {
@@ -345,6 +375,7 @@ func (w *Workspace) load(dir string) {
 	}
 	next := *pkg
 	next.Imports = map[string]*API{}
+	next.lazy = &lazyIndex{}
 	w.mu.Lock()
 	for _, ip := range imports {
 		if api := w.apis[ip]; api != nil {
@@ -435,15 +466,41 @@ func (w *Workspace) readFiles(dir string, overlays map[string]string) []*File {
 				files = append(files, &File{Path: p, Size: int(info.Size())})
 				continue
 			}
+			// Unchanged on disk (size and time): not read again, so that a
+			// keystroke in one file does not re-read the package.
+			stamp := diskStamp{info.Size(), info.ModTime().UnixNano()}
+			w.mu.Lock()
+			d, ok := w.disk[p]
+			w.mu.Unlock()
+			if ok && d.stamp == stamp {
+				files = append(files, d.file)
+				continue
+			}
 			b, err := os.ReadFile(p)
 			if err != nil {
 				continue
 			}
 			text = string(b)
 		}
-		files = append(files, w.file(p, text, overlay))
+		f := w.file(p, text, overlay)
+		if !overlay {
+			info, err := os.Stat(p)
+			if err == nil && info.Size() == int64(len(text)) {
+				w.mu.Lock()
+				w.disk[p] = diskEntry{diskStamp{info.Size(), info.ModTime().UnixNano()}, f}
+				w.mu.Unlock()
+			}
+		}
+		files = append(files, f)
 	}
 	return files
+}
+
+type diskStamp struct{ size, mtime int64 }
+
+type diskEntry struct {
+	stamp diskStamp
+	file  *File
 }
 
 // file parses one file, memoised by path and content.
@@ -458,7 +515,7 @@ func (w *Workspace) file(path, text string, overlay bool) *File {
 	if f != nil {
 		return f
 	}
-	f = &File{Path: path, Text: text, Size: len(text), Overlay: overlay, Fset: token.NewFileSet()}
+	f = &File{Path: path, Text: text, Size: len(text), Overlay: overlay, Fset: token.NewFileSet(), key: k}
 	f.AST, f.Err = parser.ParseFile(f.Fset, path, text, parser.SkipObjectResolution|parser.ParseComments)
 	if f.AST != nil {
 		f.Generated = ast.IsGenerated(f.AST)

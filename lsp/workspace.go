@@ -1,0 +1,53 @@
+package lsp
+
+import (
+	"strings"
+
+	"go.lsp.dev/protocol"
+	"go.lsp.dev/uri"
+
+	"github.com/diffill/diffill/infill/workspace"
+)
+
+// The server keeps one workspace per module root (workspace.Session): the
+// open documents are its overlays, and every completion, inline completion
+// and action gets the snippets of the document's package as its prelude.
+
+// docPath is the file path of a file: URI, or "" for other schemes.
+func docPath(u protocol.DocumentURI) string {
+	if !strings.HasPrefix(string(u), "file://") {
+		return ""
+	}
+	return uri.URI(u).Filename()
+}
+
+// syncWorkspace gives the workspace a document's current text (nil: the
+// document closed or is not served).
+func (s *Server) syncWorkspace(u protocol.DocumentURI, text *string) {
+	p := docPath(u)
+	if p == "" || !strings.HasSuffix(p, ".go") {
+		return
+	}
+	if text == nil {
+		s.ws.ClearOverlay(p)
+		return
+	}
+	s.ws.SetOverlay(p, *text)
+}
+
+// prelude is the workspace context of a request at off in text, or "" when
+// the document is not a Go file on disk. It never waits for loading.
+func (s *Server) prelude(u protocol.DocumentURI, text string, off int) string {
+	p := docPath(u)
+	if p == "" || !strings.HasSuffix(p, ".go") {
+		return ""
+	}
+	cfg := workspace.DefaultConfig
+	if s.opt.Context != nil {
+		cfg = *s.opt.Context
+	}
+	if cfg.Budget <= 0 {
+		return ""
+	}
+	return s.ws.Prelude(p, text, off, cfg)
+}
