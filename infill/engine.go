@@ -199,6 +199,12 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 	}
 	base = e.withPrelude(base, req.Prelude)
 	decs := e.variants(base, spans, p, pl)
+	if req.Corpus != "" {
+		idx := newCopyIndex(e.tok, req.Corpus)
+		for _, d := range decs {
+			d.copy = idx
+		}
+	}
 
 	// The first decoder takes over the cached document, if it fits.
 	primary := decs[0]

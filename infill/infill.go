@@ -194,6 +194,9 @@ type Request struct {
 	// one request to the next while it applies, so that the cache of the
 	// last document still holds.
 	Prelude string
+	// Corpus is text the copy prior copies from (see copy.go): the
+	// document, its package's snippets. "": no copy prior.
+	Corpus string
 	// OnStep, if set, is called after each denoising step, on the goroutine
 	// that called Run, with the text of each span so far (committed tokens
 	// only).

@@ -64,7 +64,15 @@ type evalConfig struct {
 	// context is the workspace context each case with a path gets (nil:
 	// none).
 	context *workspace.Config
+	// copy is the copy prior's corpus: 0 none, copyDoc the document
+	// around the cursor, copyPackage that and the package's snippets.
+	copy int
 }
+
+const (
+	copyDoc = 1 + iota
+	copyPackage
+)
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("diffill eval", flag.ContinueOnError)
@@ -164,13 +172,13 @@ Flags:
 	switch *compare {
 	case "":
 	case "cache":
-		configs = []evalConfig{{"cache", true, p.Length, nil}, {"no-cache", false, p.Length, nil}}
+		configs = []evalConfig{{"cache", true, p.Length, nil, 0}, {"no-cache", false, p.Length, nil, 0}}
 	case "length":
 		configs = []evalConfig{
-			{"adaptive", !*noCache, "auto", nil},
-			{"fixed", !*noCache, "fixed", nil},
-			{"oracle", !*noCache, "oracle", nil},
-			{"multi", !*noCache, "multi", nil},
+			{"adaptive", !*noCache, "auto", nil, 0},
+			{"fixed", !*noCache, "fixed", nil, 0},
+			{"oracle", !*noCache, "oracle", nil, 0},
+			{"multi", !*noCache, "multi", nil, 0},
 		}
 	default:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
@@ -321,14 +329,29 @@ func evalRun(ctx context.Context, m *model.Model, sess *workspace.Session, cs []
 			}
 		}
 		var sel func() string
-		if cfg.context != nil && c.Path != "" {
-			sel = caseContext(ctx, sess, c, req.Text, at, *cfg.context)
+		if (cfg.context != nil || cfg.copy == copyPackage) && c.Path != "" {
+			wc := workspace.DefaultConfig
+			if cfg.context != nil {
+				wc = *cfg.context
+			}
+			wc.Budget = max(wc.Budget, workspace.SnippetBytes)
+			sel = caseContext(ctx, sess, c, req.Text, at, wc)
 		}
 		t0 := time.Now()
+		snippets := ""
 		if sel != nil {
 			// Timed: choosing the snippets is in the request's path;
 			// loading the package (waited for above) is not.
-			req.Prelude = sel()
+			snippets = sel()
+			if cfg.context != nil {
+				req.Prelude = snippets
+			}
+		}
+		switch cfg.copy {
+		case copyDoc:
+			req.Corpus = workspace.Corpus(req.Text, at, "")
+		case copyPackage:
+			req.Corpus = workspace.Corpus(req.Text, at, snippets)
 		}
 		res, err := eng.Run(ctx, req)
 		lat[i] = time.Since(t0)

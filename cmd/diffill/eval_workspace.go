@@ -337,7 +337,9 @@ func hasPaths(cs []*evalCase) bool {
 }
 
 // contextConfigs parses --snippets: runs "none", "all", or pieces joined by
-// "+", each with an optional "@BYTES" budget.
+// "+", each with an optional "@BYTES" budget; or "copy" (no snippets in the
+// canvas, the copy prior over the document) or "copy+package" (the copy
+// prior over the document and the package's snippets).
 func contextConfigs(list string, bytes int, cache bool, length string) ([]evalConfig, error) {
 	var out []evalConfig
 	for _, item := range strings.Split(list, ",") {
@@ -351,6 +353,16 @@ func contextConfigs(list string, bytes int, cache bool, length string) ([]evalCo
 			name, budget = n, v
 		}
 		cfg := evalConfig{name: item, cache: cache, length: length}
+		switch name {
+		case "copy":
+			cfg.copy = copyDoc
+			out = append(out, cfg)
+			continue
+		case "copy+package":
+			cfg.copy = copyPackage
+			out = append(out, cfg)
+			continue
+		}
 		if name != "none" {
 			wc := workspace.DefaultConfig
 			wc.Budget = budget

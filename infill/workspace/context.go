@@ -121,3 +121,30 @@ func othersKey(p *Package, path string) string {
 	}
 	return string(h.Sum(nil))
 }
+
+// Corpus bounds: how much of the document around the cursor the copy
+// prior copies from, before and after it.
+const (
+	CorpusBefore = 12 << 10
+	CorpusAfter  = 4 << 10
+)
+
+// Corpus is the text the engine's copy prior copies from for a cursor at
+// off: the document around it (after the cursor first, then before it, so
+// that the nearest text comes last, where the prior looks first) and,
+// when extra is not empty, extra (the package's snippets) before both.
+func Corpus(text string, off int, extra string) string {
+	if off < 0 || off > len(text) {
+		return ""
+	}
+	lo := max(0, off-CorpusBefore)
+	hi := min(len(text), off+CorpusAfter)
+	var b strings.Builder
+	b.Grow(len(extra) + hi - lo + 2)
+	b.WriteString(extra)
+	b.WriteString("\n")
+	b.WriteString(text[off:hi])
+	b.WriteString("\n")
+	b.WriteString(text[lo:off])
+	return b.String()
+}
