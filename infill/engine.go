@@ -420,8 +420,8 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 			return nil, mode, fmt.Errorf("infill: span %d [%d, %d) overlaps or precedes span %d", i, s.Start, s.End, i-1)
 		case splitsRune(text, s.Start) || splitsRune(text, s.End):
 			return nil, mode, fmt.Errorf("infill: span %d [%d, %d) cuts a UTF-8 character in two", i, s.Start, s.End)
-		case mode == ModeComplete && s.Start != s.End:
-			return nil, mode, fmt.Errorf("infill: completion span %d is not a point", i)
+		case mode == ModeComplete && s.Start != s.End && !isClosing(text[s.Start:s.End]):
+			return nil, mode, fmt.Errorf("infill: completion span %d [%d, %d) is neither a point nor closing brackets and quotes (%q)", i, s.Start, s.End, text[s.Start:s.End])
 		case mode == ModeRewrite && s.Start == s.End:
 			return nil, mode, fmt.Errorf("infill: rewrite span %d is empty", i)
 		}
@@ -435,6 +435,7 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 		}
 		switch mode {
 		case ModeComplete:
+			sp.pc.closing = sp.pc.orig
 			sp.single = p.SingleLine || !multiLinePoint(text, s.Start)
 			sp.n = defaultLineTokens
 			if !sp.single {

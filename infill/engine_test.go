@@ -947,3 +947,71 @@ func TestEndThreshold(t *testing.T) {
 		t.Errorf("end threshold 0.5: %d steps, want at most %d (the ends at once, then the content)", steps[0.5], content+1)
 	}
 }
+
+func TestClosingRest(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{"return len(⁁)", ")"},
+		{"x := []int{⁁}", "}"},
+		{"fmt.Println(\"⁁\")", "\")"},
+		{"re := regexp.MustCompile(`⁁`)  ", "`)"}, // blanks at the end stay
+		{"{Name: f(⁁),", "),"},
+		{"return len(⁁", ""},          // nothing after the cursor
+		{"f(⁁)   ", ")"},              // trailing blanks
+		{"f(⁁, b)", ""},               // the user's code, not the editor's
+		{"s := \"⁁\" + x", ""},        // more code after the quote
+		{"return len(⁁)\nfoo()", ")"}, // stops at the line end
+		{"⁁   ", ""},
+		{"\t⁁}", ""},     // a block's "}" on its own line
+		{"x\n\t⁁})", ""}, // the same, not on the first line
+		{"\tf(⁁)", ")"},
+	} {
+		i := strings.Index(tc.line, "⁁")
+		text := tc.line[:i] + tc.line[i+len("⁁"):]
+		if got := text[i:ClosingRest(text, i)]; got != tc.want {
+			t.Errorf("ClosingRest(%q) covers %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestCompleteThroughClosers: a completion whose span covers the closers
+// an editor auto-inserted replaces them, and whatever the model wrote, the
+// line it leaves keeps every closer, in order, and closes what they
+// closed (the tiny models write noise: only the shape is checked here).
+func TestCompleteThroughClosers(t *testing.T) {
+	docs := []string{
+		"package a\n\nfunc (a *stack) empty() bool {\n\treturn len(⁁)\n}\n",
+		"package a\n\nfunc f() {\n\tx := []int{⁁}\n\t_ = x\n}\n",
+		"package a\n\nfunc f() {\n\tfmt.Println(\"⁁\")\n}\n",
+		"package a\n\nvar re = regexp.MustCompile(`⁁`)\n",
+	}
+	for _, name := range allTiny {
+		tm := loadTiny(t, name)
+		e := NewEngine(tm.m)
+		for _, doc := range docs {
+			at := strings.Index(doc, "⁁")
+			text := doc[:at] + doc[at+len("⁁"):]
+			end := ClosingRest(text, at)
+			if end == at {
+				t.Fatalf("no closers found after the cursor in %q", doc)
+			}
+			req := &Request{Text: text, Spans: []Span{{at, end}}, Mode: ModeComplete, Params: DefaultParams()}
+			req.Params.Candidates = 2
+			res, err := e.Run(context.Background(), req)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			checkEdits(t, req, res, req.Spans)
+			closing := text[at:end]
+			open := openBrackets(text[:at])
+			for _, c := range res.Candidates {
+				got := c.Edits[0].NewText
+				if !isSubsequence(closing, got) {
+					t.Errorf("%s: %q for %q drops some of the closers %q", name, got, doc, closing)
+				}
+				if !open.after(got).same(open.after(closing)) || unmatchedClosers(open, got) > 0 {
+					t.Errorf("%s: %q for %q does not close the line as %q did", name, got, doc, closing)
+				}
+			}
+		}
+	}
+}

@@ -30,8 +30,10 @@ type Mode int
 
 const (
 	// ModeComplete writes new text at a point: each span is zero-width
-	// (Start == End). Single line unless the cursor is on a blank line or
-	// just after an opening brace (see Params.SingleLine).
+	// (Start == End), or covers the closing brackets and quotes that an
+	// editor put after the cursor (see ClosingRest), which the answer
+	// then writes through and keeps. Single line unless the cursor is on
+	// a blank line or just after an opening brace (see Params.SingleLine).
 	ModeComplete Mode = iota
 	// ModeInfill replaces each span with new text of the model's chosen length.
 	ModeInfill

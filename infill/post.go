@@ -8,6 +8,9 @@ type postContext struct {
 	after  string // the document after the span
 	orig   string // the span's original text (infill, rewrite)
 	single bool   // one line: stop at the end of the line
+	// closing is the editor's closers a completion replaces (see
+	// ClosingRest): the answer must keep them.
+	closing string
 }
 
 // postprocess cleans a decoded span text: it drops bytes that do not form
@@ -22,14 +25,16 @@ func postprocess(ans string, pc postContext) string {
 			ans = ans[:i]
 		}
 	}
+	open := openBrackets(pc.before)
 	ans = trimLineOverlap(ans, pc.after)
-	ans = trimCharOverlap(ans, pc)
-	ans = trimUnmatchedClosers(ans, pc)
+	ans = trimCharOverlap(ans, pc, open)
+	ans = trimUnmatchedClosers(ans, pc, open)
+	ans = trimOpenComment(ans, open)
 	if lineEndFollows(pc.after) {
 		// No trailing blanks before the end of the line.
 		ans = strings.TrimRight(ans, " \t")
 	}
-	return ans
+	return keepClosers(ans, pc, open)
 }
 
 // lineEndFollows reports whether the span ends its line.
@@ -83,7 +88,7 @@ func trimLineOverlap(ans, after string) string {
 // trimCharOverlap removes the end of ans where it repeats the start of the
 // rest of the line after the span and leaves a closing bracket unmatched:
 // "f(a, b)" before ")" becomes "f(a, b".
-func trimCharOverlap(ans string, pc postContext) string {
+func trimCharOverlap(ans string, pc postContext, open bracketScanner) string {
 	line := pc.after
 	if i := strings.IndexByte(line, '\n'); i >= 0 {
 		line = line[:i]
@@ -91,7 +96,6 @@ func trimCharOverlap(ans string, pc postContext) string {
 	if line == "" || ans == "" {
 		return ans
 	}
-	open := openBrackets(pc.before)
 	base := unmatchedClosers(open, ans+line)
 	if base == 0 {
 		return ans
@@ -108,11 +112,10 @@ func trimCharOverlap(ans string, pc postContext) string {
 	return ans
 }
 
-// trimUnmatchedClosers cuts ans before its first closing bracket that
-// matches nothing, when the span's original text had none (it "started
-// balanced"), so that the document's bracket structure survives.
-func trimUnmatchedClosers(ans string, pc postContext) string {
-	open := openBrackets(pc.before)
+// trimUnmatchedClosers cuts ans before its first closing bracket (or
+// "*/") that matches nothing, when the span's original text had none (it
+// "started balanced"), so that the document's bracket structure survives.
+func trimUnmatchedClosers(ans string, pc postContext, open bracketScanner) string {
 	if unmatchedClosers(open, pc.orig) > 0 {
 		return ans
 	}
@@ -123,8 +126,31 @@ func trimUnmatchedClosers(ans string, pc postContext) string {
 	return strings.TrimRight(ans[:i], " \t")
 }
 
+// trimOpenComment cuts ans before a block comment it opens and does not
+// close: a completion must not turn the code after it into a comment.
+// (One that closes a comment not open is cut by trimUnmatchedClosers.)
+func trimOpenComment(ans string, open bracketScanner) string {
+	if open.state == '*' {
+		return ans // the span is inside a comment already
+	}
+	sc := open.after("")
+	start := -1
+	for i := 0; i < len(ans); i++ {
+		was := sc.state
+		sc.feed(ans[i:i+1], nil)
+		if was != '*' && sc.state == '*' {
+			start = i - 1 // the '/' of "/*"
+		}
+	}
+	if sc.state != '*' || start < 0 {
+		return ans
+	}
+	return strings.TrimRight(ans[:start], " \t")
+}
+
 // bracketScanner follows Go's brackets, skipping strings, runes and
-// comments.
+// comments. A "*/" in code or in a line comment closes a block comment
+// that is not open: it is reported as an unmatched closer.
 type bracketScanner struct {
 	stack []byte
 	state byte // 0 code, '"' string, '`' raw string, '\'' rune, '/' line comment, '*' block comment
@@ -166,6 +192,8 @@ func (sc *bracketScanner) feed(s string, bad func(i int)) {
 		case '/':
 			if c == '\n' {
 				sc.state = 0
+			} else if c == '/' && sc.prev == '*' && bad != nil {
+				bad(max(i-1, 0)) // a line comment closes no block comment either
 			}
 		case '*':
 			if c == '/' && sc.prev == '*' {
@@ -179,6 +207,8 @@ func (sc *bracketScanner) feed(s string, bad func(i int)) {
 			case '/':
 				if sc.prev == '/' {
 					sc.state = '/'
+				} else if sc.prev == '*' && bad != nil {
+					bad(max(i-1, 0)) // "*/" is never Go code
 				}
 			case '*':
 				if sc.prev == '/' {
@@ -199,9 +229,11 @@ func (sc *bracketScanner) feed(s string, bad func(i int)) {
 	}
 }
 
-// openBrackets scans the document before a span from the start of its
-// top-level declaration (the last line that starts in column 0 with a
-// letter) and returns the scanner state there.
+// openBrackets returns the scanner state at the end of the document before
+// a span. Strings and comments are followed from the start of the text (a
+// declaration may sit inside a block comment); brackets from the start of
+// the span's top-level declaration (the last line that starts in column 0
+// with a letter), so that broken code above does not count.
 func openBrackets(before string) bracketScanner {
 	start := 0
 	for i := len(before) - 1; i >= 0; i-- {
@@ -211,6 +243,10 @@ func openBrackets(before string) bracketScanner {
 		}
 	}
 	var sc bracketScanner
+	sc.feed(before[:start], nil)
+	if sc.state == 0 {
+		sc.stack = sc.stack[:0]
+	}
 	sc.feed(before[start:], nil)
 	return sc
 }

@@ -11,7 +11,8 @@ import (
 // TestPostprocessScenarios runs testdata/post/*.txtar. Each file has a doc
 // with the span marked (⁁ a point, ⟦...⟧ a range), the model's raw answer,
 // and the text wanted after post-processing. The comment may say
-// "single: true" (one-line completion).
+// "single: true" (one-line completion) and "closing: true" (the range is
+// the closers after a completion point, see ClosingRest).
 func TestPostprocessScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/post/*.txtar")
 	if err != nil || len(files) == 0 {
@@ -42,6 +43,10 @@ func TestPostprocessScenarios(t *testing.T) {
 				pc.before, pc.orig, pc.after = doc[:i], doc[i+len("⟦"):j], doc[j+len("⟧"):]
 			}
 			pc.single = strings.Contains(string(ar.Comment), "single: true")
+			if strings.Contains(string(ar.Comment), "closing: true") {
+				// The ⟦...⟧ range is the closers a completion replaces.
+				pc.closing = pc.orig
+			}
 			if got := postprocess(answer, pc); got != want {
 				t.Errorf("postprocess(%q) = %q, want %q", answer, got, want)
 			}

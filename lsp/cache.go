@@ -26,22 +26,27 @@ type cacheEntry struct {
 	gen    int    // settings generation
 	prefix string // up to cacheContext bytes before the cursor
 	suffix string // up to cacheContext bytes after it
-	texts  []string
-	conf   []float64
+	// replace is how many bytes after the cursor the texts replace (the
+	// editor's closers, see infill.ClosingRest).
+	replace int
+	texts   []string
+	conf    []float64
 }
 
-// put records the texts completed at off of text.
-func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, off int, texts []string, conf []float64) {
+// put records the texts completed at off of text, each replacing the
+// replace bytes after off.
+func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, off, replace int, texts []string, conf []float64) {
 	if len(texts) == 0 {
 		return
 	}
 	e := cacheEntry{
-		uri:    uri,
-		gen:    gen,
-		prefix: strings.Clone(text[max(0, off-cacheContext):off]),
-		suffix: strings.Clone(text[off:min(len(text), off+cacheContext)]),
-		texts:  texts,
-		conf:   conf,
+		uri:     uri,
+		gen:     gen,
+		prefix:  strings.Clone(text[max(0, off-cacheContext):off]),
+		suffix:  strings.Clone(text[off:min(len(text), off+cacheContext)]),
+		replace: replace,
+		texts:   texts,
+		conf:    conf,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -52,8 +57,9 @@ func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, of
 }
 
 // get returns what is left to insert at off of text of a cached completion
-// whose context was text with some of its own characters since typed.
-func (c *completionCache) get(uri protocol.DocumentURI, gen int, text string, off int) (texts []string, conf []float64, ok bool) {
+// whose context was text with some of its own characters since typed, and
+// how many bytes after off it replaces.
+func (c *completionCache) get(uri protocol.DocumentURI, gen int, text string, off int) (texts []string, conf []float64, replace int, ok bool) {
 	suffix := text[off:min(len(text), off+cacheContext)]
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -73,18 +79,20 @@ func (c *completionCache) get(uri protocol.DocumentURI, gen int, text string, of
 				continue
 			}
 			typed := text[start:off]
+			// What is left must change something: once the closers it
+			// replaces are all that is left, there is nothing to offer.
 			for j, t := range e.texts {
-				if len(t) > len(typed) && strings.HasPrefix(t, typed) {
+				if len(t) > len(typed) && strings.HasPrefix(t, typed) && t[len(typed):] != text[off:off+e.replace] {
 					texts = append(texts, t[len(typed):])
 					conf = append(conf, e.conf[j])
 				}
 			}
 			if len(texts) > 0 {
-				return texts, conf, true
+				return texts, conf, e.replace, true
 			}
 		}
 	}
-	return nil, nil, false
+	return nil, nil, 0, false
 }
 
 // prefixMatches reports whether before (the text before a cursor) ends

@@ -21,7 +21,7 @@ type commandArgs struct {
 }
 
 func (s *Server) codeAction(ctx context.Context, v *view, p *protocol.CodeActionParams) ([]protocol.CodeAction, error) {
-	d, ok := v.docs[p.TextDocument.URI]
+	d, ok := v.docs.get(p.TextDocument.URI)
 	if !ok {
 		_, err := v.lookup(p.TextDocument.URI)
 		return nil, err

@@ -70,11 +70,11 @@ type suggestion struct {
 // no longer current is dropped.
 func (s *Server) suggest(ctx context.Context, v *view, doc *document.Document, off, candidates int, explicit bool) ([]suggestion, error) {
 	text := doc.Text()
-	if texts, conf, ok := s.cache.get(doc.URI, v.gen, text, off); ok {
+	if texts, conf, replace, ok := s.cache.get(doc.URI, v.gen, text, off); ok {
 		s.cacheHits.Add(1)
 		out := make([]suggestion, len(texts))
 		for i := range texts {
-			out[i] = suggestion{start: off, end: off, text: texts[i], conf: conf[i]}
+			out[i] = suggestion{start: off, end: off + replace, text: texts[i], conf: conf[i]}
 		}
 		return out, nil
 	}
@@ -114,10 +114,15 @@ func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.
 	}
 	p := params(v.settings)
 	p.Candidates = candidates
-	win, base := window(text, off, off, p.ContextTokens)
+	// Closing brackets and quotes that are all the rest of the line are
+	// the editor's (auto-closed as the user typed the opener): the
+	// completion writes through them and its edit replaces them, keeping
+	// each one (see infill.ClosingRest).
+	end := infill.ClosingRest(text, off)
+	win, base := window(text, off, end, p.ContextTokens)
 	res, err := eng.Run(ctx, &infill.Request{
 		Text:    win,
-		Spans:   []infill.Span{{Start: off - base, End: off - base}},
+		Spans:   []infill.Span{{Start: off - base, End: end - base}},
 		Mode:    infill.ModeComplete,
 		Params:  p,
 		Prelude: s.prelude(doc.URI, text, off),
@@ -144,19 +149,18 @@ func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.
 		// client would see U+FFFD there (JSON has no raw bytes), so the
 		// server, and its cache, see the same.
 		sg := suggestion{start: e.Start + base, end: e.End + base, text: document.ValidUTF8(e.NewText), conf: c.Confidence}
-		if sg.start != off || sg.text == "" || seen[sg.text] || strings.ContainsAny(text[sg.start:sg.end], "\r\n") {
+		if sg.start != off || sg.end != end || sg.text == text[sg.start:sg.end] || seen[sg.text] || strings.ContainsAny(text[sg.start:sg.end], "\r\n") {
 			// Completion edits must start at the cursor and stay on its
-			// line (VS Code's rule for completion and inline ranges).
+			// line (VS Code's rule for completion and inline ranges);
+			// one that changes nothing (the closers alone) is no answer.
 			continue
 		}
 		seen[sg.text] = true
 		out = append(out, sg)
-		if sg.end == off {
-			texts = append(texts, sg.text)
-			confs = append(confs, sg.conf)
-		}
+		texts = append(texts, sg.text)
+		confs = append(confs, sg.conf)
 	}
-	s.cache.put(doc.URI, v.gen, text, off, texts, confs)
+	s.cache.put(doc.URI, v.gen, text, off, end-off, texts, confs)
 	return out, nil
 }
 

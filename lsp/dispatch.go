@@ -23,6 +23,15 @@ type handler struct {
 	// supersede: a newer request of this method for the same document
 	// cancels this one (completion requests as the user types).
 	supersede bool
+	// positions: the params carry positions or ranges, checked before they
+	// are decoded (see checkPositions); needs lists the top-level fields
+	// without which the method cannot be served. Methods without positions
+	// (didOpen's whole text) are not walked.
+	positions bool
+	needs     []string
+	// badParams, for a notification, is told of malformed positions in
+	// its params (the notification is not served); nil: it is logged.
+	badParams func(s *Server, params json.RawMessage, err error)
 	serve     func(ctx context.Context, s *Server, v *view, params json.RawMessage) (any, error)
 }
 
@@ -36,15 +45,15 @@ func init() {
 		protocol.MethodInitialized:                     {serve: typed((*Server).initialized)},
 		protocol.MethodSetTrace:                        {serve: typed((*Server).setTrace)},
 		protocol.MethodTextDocumentDidOpen:             {serve: typed((*Server).didOpen)},
-		protocol.MethodTextDocumentDidChange:           {serve: typed((*Server).didChange)},
+		protocol.MethodTextDocumentDidChange:           {positions: true, badParams: (*Server).badChange, serve: typed((*Server).didChange)},
 		protocol.MethodTextDocumentDidClose:            {serve: typed((*Server).didClose)},
 		protocol.MethodTextDocumentDidSave:             {serve: typed((*Server).didSave)},
 		protocol.MethodWorkspaceDidChangeConfiguration: {serve: typed((*Server).didChangeConfiguration)},
 		protocol.MethodWorkDoneProgressCancel:          {serve: typed((*Server).workDoneProgressCancel)},
-		protocol.MethodTextDocumentCodeAction:          {serve: typed((*Server).codeAction)},
-		protocol.MethodTextDocumentCompletion:          {async: true, supersede: true, serve: typed((*Server).completion)},
-		methodInlineCompletion:                         {async: true, supersede: true, serve: typed((*Server).inlineCompletion)},
-		protocol.MethodWorkspaceExecuteCommand:         {async: true, serve: typed((*Server).executeCommand)},
+		protocol.MethodTextDocumentCodeAction:          {positions: true, needs: []string{"range"}, serve: typed((*Server).codeAction)},
+		protocol.MethodTextDocumentCompletion:          {async: true, supersede: true, positions: true, needs: []string{"position"}, serve: typed((*Server).completion)},
+		methodInlineCompletion:                         {async: true, supersede: true, positions: true, needs: []string{"position"}, serve: typed((*Server).inlineCompletion)},
+		protocol.MethodWorkspaceExecuteCommand:         {async: true, positions: true, serve: typed((*Server).executeCommand)},
 		MethodStats:                                    {serve: typed((*Server).stats)},
 	}
 }
@@ -124,6 +133,19 @@ func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrp
 	h, ok := handlers[method]
 	if !ok {
 		return s.unimplemented(ctx, reply, req)
+	}
+	if h.positions {
+		if err := checkPositions(req.Params(), h.needs...); err != nil {
+			if isCall {
+				return reply(ctx, nil, err)
+			}
+			if h.badParams != nil {
+				h.badParams(s, req.Params(), err)
+				return nil
+			}
+			s.log.Warn("notification with malformed positions dropped", zap.String("method", method), zap.Error(err))
+			return nil
+		}
 	}
 	v := s.view.Load()
 	if !h.async {

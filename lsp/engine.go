@@ -3,6 +3,7 @@ package lsp
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -38,6 +39,11 @@ func (s *Server) engine(ctx context.Context, v *view) (Engine, error) {
 	s.engines.mu.Lock()
 	slot := s.engines.slot
 	if slot == nil || s.engines.key != key {
+		if slot != nil {
+			// The old model is no longer this session's: let the loader
+			// unload it (runs on it still in flight finish first).
+			go slot.close()
+		}
 		slot = &engineSlot{ready: make(chan struct{})}
 		s.engines.key, s.engines.slot = key, slot
 		s.goAsync(func(sctx context.Context) { s.loadEngine(sctx, slot, model, device) })
@@ -52,6 +58,26 @@ func (s *Server) engine(ctx context.Context, v *view) (Engine, error) {
 		return nil, jsonrpc2.Errorf(codeRequestFailed, "%v", slot.err)
 	}
 	return slot.eng, nil
+}
+
+// close gives the slot's engine back to the loader, once it is loaded, if
+// the engine holds resources (io.Closer).
+func (sl *engineSlot) close() {
+	<-sl.ready
+	if c, ok := sl.eng.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+// closeAll gives the current engine back when the session ends.
+func (es *engines) closeAll() {
+	es.mu.Lock()
+	slot := es.slot
+	es.slot, es.key = nil, ""
+	es.mu.Unlock()
+	if slot != nil {
+		slot.close()
+	}
 }
 
 func (s *Server) loadEngine(ctx context.Context, slot *engineSlot, model, device string) {

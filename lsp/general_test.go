@@ -76,7 +76,7 @@ func TestBeforeInitialize(t *testing.T) {
 	if _, err := s.Initialize(ctx, fake.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.srv.view.Load().docs["file:///a.go"]; ok {
+	if _, ok := s.srv.view.Load().docs.get("file:///a.go"); ok {
 		t.Error("didOpen before initialize was kept")
 	}
 	err = s.Call(ctx, protocol.MethodInitialize, map[string]any{"capabilities": map[string]any{}}, nil)

@@ -195,7 +195,7 @@ func (s *session) inline(ctx context.Context, uri protocol.DocumentURI, p protoc
 // serverText is the server's copy of uri.
 func (s *session) serverText(t *testing.T, uri protocol.DocumentURI) string {
 	t.Helper()
-	d := s.srv.view.Load().docs[uri]
+	d, _ := s.srv.view.Load().docs.get(uri)
 	if d == nil || d.doc == nil {
 		t.Fatalf("server does not hold %s", uri)
 	}

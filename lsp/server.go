@@ -111,7 +111,7 @@ const (
 // and what the settings were when a request arrived. Handlers that run
 // concurrently read their request's view, never the live state.
 type view struct {
-	docs     map[protocol.DocumentURI]*docState
+	docs     *docSet
 	settings settings.Settings
 	gen      int // increases whenever the settings change
 	enc      document.Encoding
@@ -172,7 +172,7 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 		parentPoll: 5 * time.Second,
 		ws:         workspace.NewSession(workspace.Options{}),
 	}
-	s.view.Store(&view{docs: map[protocol.DocumentURI]*docState{}, settings: defaults})
+	s.view.Store(&view{docs: newDocSet(), settings: defaults})
 	return s
 }
 
@@ -215,6 +215,7 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 	}
 	s.wg.Wait()
 	s.ws.Close()
+	s.engines.closeAll()
 	return err
 }
 
@@ -229,19 +230,9 @@ func (s *Server) update(f func(v *view)) *view {
 	return &v
 }
 
-// withDoc returns a copy of the document map with uri set (or, for nil,
-// removed).
-func (v *view) withDoc(uri protocol.DocumentURI, d *docState) map[protocol.DocumentURI]*docState {
-	docs := make(map[protocol.DocumentURI]*docState, len(v.docs)+1)
-	for k, x := range v.docs {
-		docs[k] = x
-	}
-	if d == nil {
-		delete(docs, uri)
-	} else {
-		docs[uri] = d
-	}
-	return docs
+// withDoc returns the view's documents with uri set (or, for nil, removed).
+func (v *view) withDoc(uri protocol.DocumentURI, d *docState) *docSet {
+	return v.docs.with(uri, d)
 }
 
 // errUnknownDocument and friends are the errors a request can hit before
@@ -257,7 +248,7 @@ var (
 
 // lookup returns the open document uri of view v.
 func (v *view) lookup(uri protocol.DocumentURI) (*document.Document, error) {
-	d, ok := v.docs[uri]
+	d, ok := v.docs.get(uri)
 	if !ok {
 		return nil, jsonrpc2.Errorf(jsonrpc2.InvalidParams, "%s: %v (send textDocument/didOpen first)", uri, errUnknownDocument)
 	}
@@ -269,7 +260,7 @@ func (v *view) lookup(uri protocol.DocumentURI) (*document.Document, error) {
 
 // currentVersion returns the live version of uri, and whether it is open.
 func (s *Server) currentVersion(uri protocol.DocumentURI) (int32, bool) {
-	d, ok := s.view.Load().docs[uri]
+	d, ok := s.view.Load().docs.get(uri)
 	if !ok || d.doc == nil {
 		return 0, false
 	}

@@ -34,14 +34,10 @@ func (s *Server) stats(ctx context.Context, v *view, _ *struct{}) (*Stats, error
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st := &Stats{
-		Goroutines: runtime.NumGoroutine(), HeapInuseBytes: ms.HeapInuse, RSSBytes: rss(), OpenDocuments: len(v.docs),
+		Goroutines: runtime.NumGoroutine(), HeapInuseBytes: ms.HeapInuse, RSSBytes: rss(), OpenDocuments: v.docs.len(),
 		CompletionRuns: s.engineRuns.Load(), CompletionCached: s.cacheHits.Load(), CompletionJoined: s.joined.Load(),
 	}
-	for _, d := range v.docs {
-		if d.doc != nil {
-			st.OpenBytes += d.doc.Len()
-		}
-	}
+	st.OpenBytes = v.docs.keptBytes()
 	s.mu.Lock()
 	st.PendingRequests = s.pending
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package lsp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -23,7 +24,7 @@ func (s *Server) didOpen(ctx context.Context, v *view, p *protocol.DidOpenTextDo
 		s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("diffill: not serving %s: %v", item.URI, err))
 	} else {
 		st = &docState{doc: document.New(item.URI, string(item.LanguageID), item.Version, item.Text)}
-		s.syncWorkspace(item.URI, &item.Text)
+		s.syncWorkspace(item.URI, st.doc)
 	}
 	s.update(func(v *view) { v.docs = v.withDoc(item.URI, st) })
 	return nil, nil
@@ -35,11 +36,10 @@ func (s *Server) admit(uri protocol.DocumentURI, n int) error {
 	if n > s.opt.MaxDocumentBytes {
 		return fmt.Errorf("%w: %d bytes, over the %d-byte limit", document.ErrTooLarge, n, s.opt.MaxDocumentBytes)
 	}
-	total := n
-	for u, d := range s.view.Load().docs {
-		if u != uri && d.doc != nil {
-			total += d.doc.Len()
-		}
+	docs := s.view.Load().docs
+	total := docs.keptBytes() + n
+	if d, ok := docs.get(uri); ok {
+		total -= d.size()
 	}
 	if total > s.opt.MaxOpenBytes {
 		return fmt.Errorf("%w: open documents would take %d bytes, over the %d-byte limit; close some", document.ErrTooLarge, total, s.opt.MaxOpenBytes)
@@ -49,7 +49,7 @@ func (s *Server) admit(uri protocol.DocumentURI, n int) error {
 
 func (s *Server) didChange(ctx context.Context, v *view, p *didChangeParams) (any, error) {
 	uri := p.TextDocument.URI
-	old, ok := v.docs[uri]
+	old, ok := v.docs.get(uri)
 	if !ok {
 		return nil, fmt.Errorf("didChange for %s: %w", uri, errUnknownDocument)
 	}
@@ -89,13 +89,31 @@ func (s *Server) didChange(ctx context.Context, v *view, p *didChangeParams) (an
 		s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("diffill: not serving %s: %v", uri, aerr))
 	}
 	s.update(func(v *view) { v.docs = v.withDoc(uri, st) })
-	if st.doc != nil {
-		text := st.doc.Text()
-		s.syncWorkspace(uri, &text)
-	} else {
-		s.syncWorkspace(uri, nil)
-	}
+	s.syncWorkspace(uri, st.doc)
 	return nil, nil
+}
+
+// badChange handles a didChange whose ranges are malformed: the edit cannot
+// be applied, so the server's copy of the document no longer matches the
+// editor's, and the document is not served until it is reopened (as after
+// any edit that does not apply).
+func (s *Server) badChange(raw json.RawMessage, perr error) {
+	var p struct {
+		TextDocument struct {
+			URI protocol.DocumentURI `json:"uri"`
+		} `json:"textDocument"`
+	}
+	if json.Unmarshal(raw, &p) != nil || p.TextDocument.URI == "" {
+		s.log.Warn("didChange with malformed ranges and no document", zap.Error(perr))
+		return
+	}
+	uri := p.TextDocument.URI
+	if _, ok := s.view.Load().docs.get(uri); !ok {
+		return
+	}
+	err := fmt.Errorf("out of sync with the editor after an edit with a malformed range (%v); close and reopen the file", perr)
+	s.update(func(v *view) { v.docs = v.withDoc(uri, &docState{broken: err}) })
+	s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("diffill: not serving %s: %v", uri, err))
 }
 
 func (s *Server) didClose(ctx context.Context, v *view, p *protocol.DidCloseTextDocumentParams) (any, error) {

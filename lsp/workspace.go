@@ -7,6 +7,7 @@ import (
 	"go.lsp.dev/uri"
 
 	"github.com/diffill/diffill/infill/workspace"
+	"github.com/diffill/diffill/lsp/document"
 )
 
 // The server keeps one workspace per module root (workspace.Session): the
@@ -22,17 +23,22 @@ func docPath(u protocol.DocumentURI) string {
 }
 
 // syncWorkspace gives the workspace a document's current text (nil: the
-// document closed or is not served).
-func (s *Server) syncWorkspace(u protocol.DocumentURI, text *string) {
+// document closed or is not served). A document too large for the
+// workspace to parse is only sized: its text is not made into one string
+// on every keystroke.
+func (s *Server) syncWorkspace(u protocol.DocumentURI, doc *document.Document) {
 	p := docPath(u)
 	if p == "" || !strings.HasSuffix(p, ".go") {
 		return
 	}
-	if text == nil {
+	switch {
+	case doc == nil:
 		s.ws.ClearOverlay(p)
-		return
+	case doc.Len() > s.ws.MaxFileBytes():
+		s.ws.SetLargeOverlay(p, doc.Len())
+	default:
+		s.ws.SetOverlay(p, doc.Text())
 	}
-	s.ws.SetOverlay(p, *text)
 }
 
 // prelude is the workspace context of a request at off in text, or "" when

@@ -182,11 +182,20 @@ func (m *Model) forwardCPU(ctx context.Context, batches []*Batch) ([]*tensor.Den
 
 	// Embeddings, RoPE angles (shared by all layers) and the first norm.
 	inv := ropeInvFreq(cfg.RopeTheta, d)
+	// The embedding table may be a file mapping: its rows are gathered on
+	// this goroutine, where a fault becomes an error (see guardFaults).
+	err := m.guardFaults(func() error {
+		for i := 0; i < rows; i++ {
+			m.embed.row(x[i*h:(i+1)*h], runs[rowRun[i]].b.Tokens[rowPos[i]])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	rowsParallel(pool, rows, h, func(r0, r1 int) {
 		for i := r0; i < r1; i++ {
 			row := x[i*h : (i+1)*h]
-			run := &runs[rowRun[i]]
-			m.embed.row(row, run.b.Tokens[rowPos[i]])
 			if cfg.EmbedScale != 1 {
 				kernels.Scale(row, cfg.EmbedScale)
 			}

@@ -2,16 +2,29 @@
 
 package model
 
-import "os"
+import (
+	"io"
+	"os"
 
-// mapFile reads a whole file; systems without mmap pay one copy.
-func mapFile(name string) ([]byte, func() error, error) {
-	data, err := os.ReadFile(name)
+	"github.com/diffill/diffill/model/internal/safefile"
+)
+
+// mapFile reads a whole regular file; systems without mmap pay one copy.
+func mapFile(name string) ([]byte, func() error, os.FileInfo, error) {
+	f, st, err := safefile.Open(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return data, func() error { return nil }, nil
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return data, func() error { return nil }, st, nil
 }
+
+// fileID is unknown here; size and time identify a file's version.
+func fileID(os.FileInfo) (dev, ino uint64) { return 0, 0 }
 
 // dropPages is a no-op where files are read, not mapped.
 func dropPages([]byte) {}

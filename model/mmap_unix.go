@@ -5,35 +5,44 @@ package model
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/diffill/diffill/model/internal/safefile"
 )
 
-// mapFile maps a whole file read-only. The returned release unmaps it; the
-// bytes must not be touched after that.
-func mapFile(name string) ([]byte, func() error, error) {
-	f, err := os.Open(name)
+// mapFile maps a whole regular file read-only. The returned release unmaps
+// it; the bytes must not be touched after that, and are read only under
+// Model.guardFaults (the file may shrink under the mapping).
+func mapFile(name string) ([]byte, func() error, os.FileInfo, error) {
+	f, st, err := safefile.Open(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
 	size := st.Size()
 	if size == 0 {
-		return []byte{}, func() error { return nil }, nil
+		return []byte{}, func() error { return nil }, st, nil
 	}
 	if size != int64(int(size)) {
-		return nil, nil, fmt.Errorf("%s: %d bytes is too large to map", name, size)
+		return nil, nil, nil, fmt.Errorf("%s: %d bytes is too large to map", name, size)
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mmap %s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("mmap %s: %w", name, err)
 	}
-	return data, func() error { return unix.Munmap(data) }, nil
+	return data, func() error { return unix.Munmap(data) }, st, nil
+}
+
+// fileID returns the device and inode of a file, which change when a file is
+// replaced by a rename.
+func fileID(st os.FileInfo) (dev, ino uint64) {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Dev), uint64(sys.Ino)
+	}
+	return 0, 0
 }
 
 // dropPages tells the kernel that the whole pages inside b, a part of a

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/diffill/diffill/model/internal/safefile"
 	"github.com/diffill/diffill/model/kernels"
 	"github.com/diffill/diffill/model/tokenizer"
 )
@@ -66,8 +67,9 @@ type Model struct {
 	serial  *kernels.Pool // no workers: for kernels that run inside a parallel task
 
 	release     []func() error
-	weightFiles []string // the safetensors files read, for error messages
-	mapped      bool     // the weight files are memory-mapped
+	weightFiles []string    // the safetensors files read, for error messages
+	mapped      bool        // the weight files are memory-mapped
+	stamps      []fileStamp // the mapped files as loaded (Changed)
 
 	// Set by SetBackend (backend.go); tensors and lay keep the checkpoint's
 	// raw weights reachable for a backend to upload.
@@ -120,14 +122,48 @@ func (e *embedding) row(dst []float32, id int32) {
 // optional generation_config.json, tokenizer_config.json and tokenizer files.
 // The weights are memory-mapped.
 func Load(dir string) (*Model, error) {
-	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+	if err := CheckDir(dir); err != nil {
+		return nil, err
+	}
+	read := func(name string) ([]byte, error) { return safefile.ReadDirFile(dir, name) }
+	var stamps []fileStamp
 	m, err := load(read, func(name string) ([]byte, func() error, error) {
-		return mapFile(filepath.Join(dir, name))
+		path := filepath.Join(dir, name)
+		data, release, st, err := mapFile(path)
+		if err == nil {
+			stamps = append(stamps, stampOf(path, st))
+		}
+		return data, release, err
 	}, true)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
+	m.stamps = stamps
 	return m, nil
+}
+
+// DirContents says what a checkpoint directory holds, for messages about
+// one that does not.
+const DirContents = "a model directory holds config.json, model.safetensors (or model.safetensors.index.json and its shards) " +
+	"and tokenizer.json (or vocab.json and merges.txt), as published on Hugging Face"
+
+// CheckDir tells whether dir can be a checkpoint directory at all: it
+// exists, is a directory, and has a config.json. The errors say what a
+// model directory holds.
+func CheckDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("model directory %s does not exist (%s)", dir, DirContents)
+	case err != nil:
+		return fmt.Errorf("model directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is a file, not a model directory (%s)", dir, DirContents)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s has no config.json, so it is no model directory (%s)", dir, DirContents)
+	}
+	return nil
 }
 
 // LoadFiles loads a checkpoint from in-memory files named as in a checkpoint
@@ -173,11 +209,16 @@ func load(read func(string) ([]byte, error), open func(string) ([]byte, func() e
 		}
 	}()
 
-	tensors, err := m.openWeights(read, open)
+	// The weight files may be mapped: parsing and packing them read the
+	// mapping on this goroutine only.
+	err = m.guardFaults(func() error {
+		tensors, err := m.openWeights(read, open)
+		if err != nil {
+			return err
+		}
+		return m.buildWeights(tensors)
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := m.buildWeights(tensors); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -301,6 +342,14 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 			}
 			ts[i] = t
 		}
+		if m.mapped && len(ts) == 1 {
+			// Packing runs on the kernels' workers, which must not read
+			// the mapping (see guardFaults): give them a copy made here.
+			// Stacked parts are copied by stackLinear already.
+			c := *ts[0]
+			c.Data = append([]byte(nil), c.Data...)
+			ts[0] = &c
+		}
 		l := stackLinear(ts, k)
 		if m.mapped {
 			// The kernels keep their own packed copy: the mapped pages are
@@ -352,7 +401,13 @@ func (m *Model) buildWeights(all map[string]*tensorData) error {
 			return err
 		}
 	} else {
-		m.head = emb.linear(cfg.Vocab, h)
+		src := emb
+		if m.mapped {
+			c := *emb // packed on the workers: see linear above
+			c.Data = append([]byte(nil), c.Data...)
+			src = &c
+		}
+		m.head = src.linear(cfg.Vocab, h)
 	}
 	m.tensors, m.lay = all, lay
 	switch len(dtypes) {

@@ -14,27 +14,31 @@ import (
 // section measures its own baseline in the same run, because these
 // machines are too noisy for figures taken at different times to compare.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("diffill bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
 	only := fs.String("only", "kernels,forward,infill", "comma-separated sections: kernels, forward, infill")
 	lspBench := fs.Bool("lsp", false, "measure the language server instead: round trips, start-up, RSS, cancellation bursts")
 	device := fs.String("device", "cpu", "cpu or cuda")
+	server := fs.String("server", "", "with --lsp: run `serve` from this diffill `binary` (another build, for before/after figures side by side) instead of this one")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: diffill bench [--model DIR] [--only kernels,forward,infill] [--lsp] [--device cpu|cuda]\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
+		fmt.Fprintf(stderr, "diffill bench: unexpected argument %q\nRun 'diffill bench -h' for its flags.\n", fs.Arg(0))
 		return errUsage
 	}
 	if *lspBench {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("locating the diffill binary to serve: %w", err)
+		}
+		if *server != "" {
+			exe = *server
 		}
 		return benchLSP(ctx, stdout, exe, *modelDir)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/diffill/diffill/lsp"
 	"github.com/diffill/diffill/lsp/fake"
 	"github.com/diffill/diffill/lsp/settings"
+	"github.com/diffill/diffill/model/builtin"
 )
 
 // benchLSP measures the language server as an editor meets it: the time
@@ -193,7 +194,73 @@ func benchLSP(ctx context.Context, w io.Writer, binary, modelDir string) error {
 	fmt.Fprintf(w, "  heap in use %.1f MB before, %.1f MB after; goroutines %d before, %d after; RSS %.1f MB after\n",
 		float64(before.HeapInuseBytes)/(1<<20), float64(after.HeapInuseBytes)/(1<<20), before.Goroutines, after.Goroutines, float64(after.RSSBytes)/(1<<20))
 
+	if err := benchModelSwitch(ctx, w, c, uri, benchCuts(lines)[0].at, modelDir); err != nil {
+		return fmt.Errorf("model switching: %w", err)
+	}
 	return c.Shutdown(ctx)
+}
+
+// benchModelSwitch is a user trying six models and going back to the first:
+// six copies of the built-in model's files, each set as diffill.model with
+// a completion, then the starting model again. It reports the resident
+// memory before, at the peak and after; models no session uses must be
+// unloaded.
+func benchModelSwitch(ctx context.Context, w io.Writer, c *fake.Client, uri protocol.DocumentURI, at protocol.Position, modelDir string) error {
+	tmp, err := os.MkdirTemp("", "diffill-bench-models-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	var dirs []string
+	for i := 0; i < 6; i++ {
+		d := fmt.Sprintf("%s/m%d", tmp, i)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+		for name, b := range builtin.Files() {
+			if err := os.WriteFile(d+"/"+name, b, 0o644); err != nil {
+				return err
+			}
+		}
+		dirs = append(dirs, d)
+	}
+	set := func(dir string) error {
+		err := c.Notify(protocol.MethodWorkspaceDidChangeConfiguration, map[string]any{"settings": map[string]any{"diffill": map[string]any{"model": dir}}})
+		if err != nil {
+			return err
+		}
+		return benchComplete(ctx, c, protocol.MethodTextDocumentCompletion, uri, at)
+	}
+	settle := func() (*lsp.Stats, error) {
+		time.Sleep(500 * time.Millisecond) // handles close asynchronously; memory goes back after
+		return benchStats(ctx, c)
+	}
+	start, err := settle()
+	if err != nil {
+		return err
+	}
+	peak := start.RSSBytes
+	for _, d := range dirs {
+		if err := set(d); err != nil {
+			return err
+		}
+		st, err := benchStats(ctx, c)
+		if err != nil {
+			return err
+		}
+		peak = max(peak, st.RSSBytes)
+	}
+	if err := set(modelDir); err != nil {
+		return err
+	}
+	end, err := settle()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "switching among 6 models (%.1f MB of weights each) and back: RSS %.1f MB before, %.1f MB at the peak, %.1f MB after (%+.0f%%)\n",
+		float64(len(builtin.Files()["model.safetensors"]))/(1<<20), float64(start.RSSBytes)/(1<<20), float64(peak)/(1<<20), float64(end.RSSBytes)/(1<<20),
+		100*(float64(end.RSSBytes)/float64(start.RSSBytes)-1))
+	return nil
 }
 
 // startBenchServer starts `binary serve` (or an in-process server) and a
@@ -227,7 +294,7 @@ func startBenchServer(ctx context.Context, binary string) (*fake.Client, func(),
 		}, nil
 	}
 	defaults := settings.Default()
-	engines := &engineCache{m: map[string]*cachedEngine{}}
+	engines := newEngineCache(nil)
 	srv := lsp.NewServer(engines.load, zap.NewNop(), lsp.Options{Defaults: &defaults, Version: buildVersion()})
 	sconn, cconn := net.Pipe()
 	errc := make(chan error, 1)

@@ -107,7 +107,8 @@ Flags:
 	tests := fs.Bool("tests", false, "with --workspace: also cut cases from _test.go files")
 	contexts := fs.String("snippets", "", "workspace context runs, comma-separated, each none, all, or pieces joined by + (recv, decls, api, chunks), optionally @BYTES of budget (e.g. none,all,chunks@800); default none,all with --workspace or cases with paths, else none")
 	contextBytes := fs.Int("snippet-bytes", workspace.SnippetBytes, "byte budget of the --snippets runs without @BYTES")
-	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
+	modelDir := fs.String("model", "", "checkpoint `directory` (default: the built-in model)")
+	device := fs.String("device", "auto", "`device` to run the model on: auto (a GPU if there is one), cpu or cuda")
 	limit := fs.Int("limit", 0, "evaluate only the first N cases (0: all)")
 	mode := fs.String("mode", "", "request mode: infill (at a point, the model picks the length), complete (as the editor asks at the cursor), range (infill over the true middle's range: its length sizes the masks), or auto (per kind as a user asks: cursor complete, line complete on one line, block infill); default infill, auto with --workspace")
 	compare := fs.String("compare", "", "also run variants: cache (with and without the cache), length (auto, fixed, oracle, multi)")
@@ -115,15 +116,19 @@ Flags:
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	answersOut := fs.String("answers", "", "write each case's answers (one JSON line per case: middle and each run's answer) to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *cases == "" && len(workspaces) == 0 {
+		fmt.Fprintln(stderr, "diffill eval: no --cases or --workspace given: pass a JSONL file of cases, such as model/train/testdata/heldout.jsonl, or a module root.\nRun 'diffill eval -h' for its flags.")
 		return errUsage
 	}
-	if *cases == "" && len(workspaces) == 0 || fs.NArg() != 0 {
-		fs.Usage()
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "diffill eval: unexpected argument %q (the cases come with --cases FILE or --workspace DIR).\nRun 'diffill eval -h' for its flags.\n", fs.Arg(0))
 		return errUsage
+	}
+	if err := checkModelFlags(*modelDir, *device); err != nil {
+		return err
 	}
 	if *mode == "" {
 		*mode = "infill"
@@ -184,7 +189,7 @@ Flags:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
 	}
 
-	m, err := loadInfillModel(*modelDir)
+	m, err := loadCLIModel(*modelDir, *device, stderr)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,46 @@ func decodeFlags(fs *flag.FlagSet) *infill.Params {
 	return &p
 }
 
+// checkModelFlags checks a command's --model and --device flags before any
+// work, so that a mistake in them is what the user hears first.
+func checkModelFlags(dir, device string) error {
+	if err := checkDevice(device); err != nil {
+		return err
+	}
+	if dir != "" {
+		if err := model.CheckDir(dir); err != nil {
+			return fmt.Errorf("--model: %w; leave --model out to use the built-in model", err)
+		}
+	}
+	return nil
+}
+
+// loadCLIModel loads the model of a command's --model and --device flags
+// (see loadInfillModel, attachDevice). Which device it runs on goes to
+// stderr when the user named one or a GPU is used; "auto" falling back to
+// the CPU is the common case and says nothing.
+func loadCLIModel(dir, device string, stderr io.Writer) (*model.Model, error) {
+	if err := checkModelFlags(dir, device); err != nil {
+		return nil, err
+	}
+	m, err := loadInfillModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	var said []string
+	got, err := attachDevice(m, device, func(format string, a ...any) { said = append(said, fmt.Sprintf(format, a...)) })
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	if got != "cpu" || device != "auto" && device != "" {
+		for _, l := range said {
+			fmt.Fprintln(stderr, l)
+		}
+	}
+	return m, nil
+}
+
 // loadInfillModel loads a checkpoint directory, or the built-in model when
 // dir is empty.
 func loadInfillModel(dir string) (*model.Model, error) {
@@ -79,7 +119,8 @@ Flags:
 		fs.PrintDefaults()
 	}
 	p := decodeFlags(fs)
-	modelDir := fs.String("model", "", "checkpoint directory (default: the built-in model)")
+	modelDir := fs.String("model", "", "checkpoint `directory` (default: the built-in model)")
+	device := fs.String("device", "auto", "`device` to run the model on: auto (a GPU if there is one), cpu or cuda")
 	at := fs.String("at", "", "complete at LINE:COL")
 	rng := fs.String("range", "", "infill the range L1:C1-L2:C2")
 	rewrite := fs.Float64("rewrite", 0, "rewrite the --range with this strength in (0, 1]")
@@ -88,20 +129,26 @@ Flags:
 	middle := fs.Bool("middle", false, "print only the new text of each span, not the whole file")
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
 	snippetBytes := fs.Int("snippet-bytes", workspace.DefaultConfig.Budget, "byte budget of the workspace context (snippets of the file's package and imports) for --jsonl lines with a \"path\" (0: none)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
 	}
 	p.HoleMarker = *holes
+	if err := checkModelFlags(*modelDir, *device); err != nil {
+		return err
+	}
 	if *jsonl {
 		if fs.NArg() != 0 || *at != "" || *rng != "" {
 			fmt.Fprintln(stderr, "diffill infill: --jsonl takes no FILE, --at or --range")
 			return errUsage
 		}
-	} else if fs.NArg() != 1 {
-		fs.Usage()
+	} else if fs.NArg() == 0 {
+		fmt.Fprintf(stderr, "diffill infill: no FILE given: pass the file to fill, with %s where code should go\n"+
+			"(or --at LINE:COL to complete at a point, --range L1:C1-L2:C2 to infill a range), or --jsonl to read cases from stdin.\n"+
+			"Run 'diffill infill -h' for its flags.\n", p.HoleMarker)
+		return errUsage
+	} else if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "diffill infill: one FILE only (got %d: %s); flags go before it.\nRun 'diffill infill -h' for its flags.\n",
+			fs.NArg(), strings.Join(fs.Args(), " "))
 		return errUsage
 	}
 	if *at != "" && *rng != "" || *rewrite != 0 && *rng == "" {
@@ -118,13 +165,19 @@ Flags:
 		text = string(b)
 	}
 	req := &infill.Request{Text: text, Mode: infill.ModeFillHoles}
+	if !*jsonl && *at == "" && *rng == "" && !strings.Contains(text, p.HoleMarker) {
+		return fmt.Errorf("%s has no hole marker %q: put %q where code should go, or give --at LINE:COL to complete at a point "+
+			"or --range L1:C1-L2:C2 to infill a range (--hole sets another marker)", fs.Arg(0), p.HoleMarker, p.HoleMarker)
+	}
 	switch {
 	case *at != "":
 		off, err := lineCol(text, *at)
 		if err != nil {
 			return fmt.Errorf("--at: %w", err)
 		}
-		req.Mode, req.Spans = infill.ModeComplete, []infill.Span{{Start: off, End: off}}
+		// Closers after the point (an editor's auto-closed brackets) are
+		// completed through, as the language server does.
+		req.Mode, req.Spans = infill.ModeComplete, []infill.Span{{Start: off, End: infill.ClosingRest(text, off)}}
 	case *rng != "":
 		a, b, ok := strings.Cut(*rng, "-")
 		if !ok {
@@ -151,7 +204,7 @@ Flags:
 	}
 	req.Params = *p
 
-	m, err := loadInfillModel(*modelDir)
+	m, err := loadCLIModel(*modelDir, *device, stderr)
 	if err != nil {
 		return err
 	}

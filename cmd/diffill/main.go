@@ -9,6 +9,7 @@
 //	diffill eval    --cases FILE.jsonl                  exact match, edit similarity, latency
 //	diffill model   info DIR | forward DIR --text ...   inspect a checkpoint
 //	diffill bench   [--lsp] [--device cpu|cuda]         user-facing performance figures
+//	diffill version                                     version, revision, Go version, CPU features
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"gorgonia.org/tensor"
@@ -39,6 +41,7 @@ func commands() []command {
 		{"eval", "evaluate infilling on a JSONL file of cases", runEval},
 		{"model", "inspect a checkpoint: info DIR, forward DIR --text ...", runModel},
 		{"bench", "print latency, tokens/s and GFLOP/s figures", runBench},
+		{"version", "print the version, VCS revision, Go version and CPU features", runVersion},
 	}
 }
 
@@ -71,6 +74,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
+	}
+	if strings.HasPrefix(args[0], "-") {
+		// "diffill --device cpu infill f.go": the flags belong to a command.
+		fmt.Fprintf(stderr, "diffill: %s comes before the command: flags go after it%s.\n"+
+			"Run 'diffill -h' for the commands, 'diffill <command> -h' for a command's flags.\n", args[0], reordered(args))
+		return 2
+	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
@@ -84,7 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsage):
 			return 2
 		default:
-			fmt.Fprintf(stderr, "diffill %s: %v\n", c.name, err)
+			// Errors from package infill already begin with "infill: ".
+			msg := strings.TrimPrefix(err.Error(), c.name+": ")
+			fmt.Fprintf(stderr, "diffill %s: %s\n", c.name, msg)
 			return 1
 		}
 	}
@@ -96,3 +110,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // errUsage reports a command-line mistake that has already been explained
 // on stderr; the process exits with status 2.
 var errUsage = errors.New("usage")
+
+// reordered spells args with the flags before the command moved after it
+// (" (diffill infill --device cpu f.go)"), or "" when no command follows.
+func reordered(args []string) string {
+	for i, a := range args {
+		for _, c := range commands() {
+			if a == c.name {
+				re := append(append([]string{a}, args[:i]...), args[i+1:]...)
+				return " (diffill " + strings.Join(re, " ") + ")"
+			}
+		}
+	}
+	return ""
+}

@@ -52,11 +52,8 @@ func parseModelFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (string,
 	}
 	var dir string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return "", err
-			}
-			return "", errUsage
+		if err := parseFlags(fs, args, stderr); err != nil {
+			return "", err
 		}
 		if fs.NArg() == 0 {
 			break

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,12 +15,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/diffill/diffill/infill"
 	"github.com/diffill/diffill/infill/workspace"
 	"github.com/diffill/diffill/lsp"
 	"github.com/diffill/diffill/lsp/settings"
-	"github.com/diffill/diffill/model"
-	"github.com/diffill/diffill/model/builtin"
 )
 
 // runServe runs the language server: on stdio, or on a loopback TCP port
@@ -47,18 +43,15 @@ Flags:
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	snippetBytes := fs.Int("snippet-bytes", workspace.DefaultConfig.Budget, "byte budget of the workspace context in every request's canvas (snippets of the document's package and imports; 0: none, the default, as the built-in model gains nothing from it)")
 	logFile := fs.String("log-file", "", "append the log to this `file` instead of stderr (the log never goes to stdout)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "diffill serve: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+		fmt.Fprintf(stderr, "diffill serve: unexpected argument %q\nRun 'diffill serve -h' for its flags.\n", fs.Arg(0))
 		return errUsage
 	}
-	if err := checkDevice(*device); err != nil {
+	// A bad --model is said now, not at the editor's first keystroke.
+	if err := checkModelFlags(*modelDir, *device); err != nil {
 		return err
 	}
 	log, closeLog, err := serveLogger(*logLevel, *logFile, stderr)
@@ -69,7 +62,7 @@ Flags:
 
 	defaults := settings.Default()
 	defaults.Model, defaults.Device = *modelDir, *device
-	engines := &engineCache{m: map[string]*cachedEngine{}, logf: log.Sugar().Infof}
+	engines := newEngineCache(log.Sugar().Infof)
 	wc := workspace.DefaultConfig
 	wc.Budget = *snippetBytes
 	opts := lsp.Options{Defaults: &defaults, Version: buildVersion(), Context: &wc}
@@ -155,62 +148,6 @@ func listenAddr(s string) (addr string, explicit bool, err error) {
 		return net.JoinHostPort("127.0.0.1", port), false, nil
 	}
 	return s, true, nil
-}
-
-// engineCache loads each (model, device) once for all sessions, as an
-// editor with several windows connects several sessions to one server.
-type engineCache struct {
-	mu   sync.Mutex
-	m    map[string]*cachedEngine
-	logf func(format string, a ...any) // says once which device a model runs on, and why
-}
-
-type cachedEngine struct {
-	ready chan struct{}
-	eng   lsp.Engine
-	err   error
-}
-
-func (c *engineCache) load(ctx context.Context, dir, device string) (lsp.Engine, error) {
-	if err := checkDevice(device); err != nil {
-		return nil, err
-	}
-	key := dir + "\x00" + device
-	c.mu.Lock()
-	e := c.m[key]
-	if e == nil || (e.err != nil && isDone(e.ready)) {
-		// New, or failed before: (re)try, since the user may have fixed it.
-		e = &cachedEngine{ready: make(chan struct{})}
-		c.m[key] = e
-		c.mu.Unlock()
-		var m *model.Model
-		var err error
-		if dir == "" {
-			m, err = builtin.Load()
-		} else {
-			m, err = loadInfillModel(dir)
-		}
-		if err == nil {
-			_, err = attachDevice(m, device, c.logf)
-			if err != nil {
-				m.Close()
-			}
-		}
-		if err != nil {
-			e.err = err
-		} else {
-			e.eng = infill.NewEngine(m)
-		}
-		close(e.ready)
-	} else {
-		c.mu.Unlock()
-	}
-	select {
-	case <-e.ready:
-		return e.eng, e.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 func isDone(ch chan struct{}) bool {

@@ -37,6 +37,13 @@ func (s *Session) For(path string) *Workspace {
 // SetOverlay gives path's workspace the open document's text.
 func (s *Session) SetOverlay(path, text string) { s.For(path).SetOverlay(path, text) }
 
+// SetLargeOverlay tells path's workspace that the open document has size
+// bytes, too many to parse (see Workspace.SetLargeOverlay).
+func (s *Session) SetLargeOverlay(path string, size int) { s.For(path).SetLargeOverlay(path, size) }
+
+// MaxFileBytes is the largest file a workspace parses.
+func (s *Session) MaxFileBytes() int { return s.opt.withDefaults().MaxFileBytes }
+
 // ClearOverlay puts path back to the disk's text.
 func (s *Session) ClearOverlay(path string) { s.For(path).ClearOverlay(path) }
 

@@ -107,6 +107,7 @@ type Workspace struct {
 
 	mu       sync.Mutex
 	overlays map[string]string // absolute path -> text
+	large    map[string]int    // absolute path -> size of an overlay too large to parse
 	pkgs     map[string]*pkgState
 	apis     map[string]*API // import path -> API (nil: not found)
 	memo     map[[32]byte]*File
@@ -131,6 +132,7 @@ func New(root string, o Options) *Workspace {
 		jobs:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		overlays: map[string]string{},
+		large:    map[string]int{},
 		pkgs:     map[string]*pkgState{},
 		apis:     map[string]*API{},
 		memo:     map[[32]byte]*File{},
@@ -158,6 +160,7 @@ func (w *Workspace) Close() {
 func (w *Workspace) SetOverlay(path, text string) {
 	path = filepath.Clean(path)
 	w.mu.Lock()
+	delete(w.large, path)
 	if old, ok := w.overlays[path]; !ok || old != text {
 		w.overlays[path] = text
 		w.markDirty(filepath.Dir(path))
@@ -166,12 +169,37 @@ func (w *Workspace) SetOverlay(path, text string) {
 	w.wake()
 }
 
+// SetLargeOverlay says that path is open with size bytes of unsaved text,
+// more than Options.MaxFileBytes: it is listed, not parsed, so the caller
+// need not make a string of it on every keystroke (an editor's 20 MB
+// document). A smaller size is ignored (give the text with SetOverlay).
+func (w *Workspace) SetLargeOverlay(path string, size int) {
+	if size <= w.opt.MaxFileBytes {
+		return
+	}
+	path = filepath.Clean(path)
+	w.mu.Lock()
+	delete(w.overlays, path)
+	if old, ok := w.large[path]; !ok || old != size {
+		w.large[path] = size
+		w.markDirty(filepath.Dir(path))
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+// MaxFileBytes is the largest file the workspace parses.
+func (w *Workspace) MaxFileBytes() int { return w.opt.MaxFileBytes }
+
 // ClearOverlay puts path back to its content on disk.
 func (w *Workspace) ClearOverlay(path string) {
 	path = filepath.Clean(path)
 	w.mu.Lock()
-	if _, ok := w.overlays[path]; ok {
+	_, ok := w.overlays[path]
+	_, big := w.large[path]
+	if ok || big {
 		delete(w.overlays, path)
+		delete(w.large, path)
 		w.markDirty(filepath.Dir(path))
 	}
 	w.mu.Unlock()
@@ -344,9 +372,15 @@ func (w *Workspace) load(dir string) {
 			overlays[p] = t
 		}
 	}
+	large := map[string]int{}
+	for p, n := range w.large {
+		if filepath.Dir(p) == dir {
+			large[p] = n
+		}
+	}
 	w.mu.Unlock()
 
-	files := w.readFiles(dir, overlays)
+	files := w.readFiles(dir, overlays, large)
 	pkg := &Package{Dir: dir, Module: w.mod, Files: files, Name: packageName(files), Imports: map[string]*API{}, lazy: &lazyIndex{}}
 	imports := importsOf(pkg)
 	w.mu.Lock()
@@ -432,7 +466,7 @@ func fileKey(path, text string) [32]byte {
 
 // readFiles reads dir's .go files, overlays in place of the disk (and
 // overlays of files not on disk yet added).
-func (w *Workspace) readFiles(dir string, overlays map[string]string) []*File {
+func (w *Workspace) readFiles(dir string, overlays map[string]string, large map[string]int) []*File {
 	names := map[string]bool{}
 	if ents, err := os.ReadDir(dir); err == nil {
 		for _, e := range ents {
@@ -446,6 +480,11 @@ func (w *Workspace) readFiles(dir string, overlays map[string]string) []*File {
 			names[p] = true
 		}
 	}
+	for p := range large {
+		if strings.HasSuffix(p, ".go") {
+			names[p] = true
+		}
+	}
 	var paths []string
 	for p := range names {
 		paths = append(paths, p)
@@ -455,6 +494,10 @@ func (w *Workspace) readFiles(dir string, overlays map[string]string) []*File {
 	for _, p := range paths {
 		if w.ctx.Err() != nil {
 			break
+		}
+		if n, ok := large[p]; ok {
+			files = append(files, &File{Path: p, Size: n, Overlay: true})
+			continue
 		}
 		text, overlay := overlays[p]
 		if !overlay {

@@ -11,6 +11,7 @@ package document
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 
 	"go.lsp.dev/protocol"
@@ -62,27 +63,46 @@ type Document struct {
 	LanguageID string
 	Version    int32
 
-	text  string
-	lines []int // byte offset where each line starts; lines[0] == 0
+	r *rope // the text, in pieces, with its line index
+
+	once sync.Once // text is made from r on first use
+	text string
 }
 
 // New returns a document holding text. Bytes that are not valid UTF-8 are
 // replaced, one U+FFFD per bad byte, so that every offset the server hands
 // out lies on a character boundary the client also sees.
 func New(uri protocol.DocumentURI, languageID string, version int32, text string) *Document {
-	text = ValidUTF8(text)
-	return &Document{URI: uri, LanguageID: languageID, Version: version, text: text, lines: lineStarts(text)}
+	return newSized(uri, languageID, version, text, defaultPieceSize)
 }
 
-// Text returns the document's full text.
-func (d *Document) Text() string { return d.text }
+func newSized(uri protocol.DocumentURI, languageID string, version int32, text string, size int) *Document {
+	text = ValidUTF8(text)
+	d := &Document{URI: uri, LanguageID: languageID, Version: version, r: newRope(text, size)}
+	d.once.Do(func() { d.text = text })
+	return d
+}
+
+// Text returns the document's full text. The first call after an edit
+// joins the pieces (a copy of the text); later calls return the same string.
+func (d *Document) Text() string {
+	d.once.Do(func() { d.text = d.r.String() })
+	return d.text
+}
+
+// Slice returns the text of the byte range [start, end), clamped to the
+// document, without joining the whole text.
+func (d *Document) Slice(start, end int) string {
+	start, end = max(start, 0), min(end, d.r.len())
+	return d.r.slice(start, end)
+}
 
 // Len returns the document's size in bytes.
-func (d *Document) Len() int { return len(d.text) }
+func (d *Document) Len() int { return d.r.len() }
 
 // LineCount returns the number of lines; a document ending in a newline has
 // an empty last line.
-func (d *Document) LineCount() int { return len(d.lines) }
+func (d *Document) LineCount() int { return d.r.lineCount() }
 
 // ValidUTF8 replaces each byte of s that is not part of valid UTF-8 with
 // U+FFFD, the way editors decode such files.
@@ -103,34 +123,18 @@ func ValidUTF8(s string) string {
 	return string(b)
 }
 
-func lineStarts(s string) []int {
-	lines := make([]int, 1, 1+len(s)/32)
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\n':
-			lines = append(lines, i+1)
-		case '\r':
-			if i+1 < len(s) && s[i+1] == '\n' {
-				i++
-			}
-			lines = append(lines, i+1)
-		}
-	}
-	return lines
-}
-
 // lineBounds returns the byte offsets where line starts and where its
 // content ends, before the line terminator.
 func (d *Document) lineBounds(line int) (start, end int) {
-	start = d.lines[line]
-	if line+1 == len(d.lines) {
-		return start, len(d.text)
+	start = d.r.lineStart(line)
+	if line+1 == d.r.lineCount() {
+		return start, d.r.len()
 	}
-	end = d.lines[line+1]
-	if end > start && d.text[end-1] == '\n' {
+	end = d.r.lineStart(line + 1)
+	if end > start && d.r.byteAt(end-1) == '\n' {
 		end--
 	}
-	if end > start && d.text[end-1] == '\r' {
+	if end > start && d.r.byteAt(end-1) == '\r' {
 		end--
 	}
 	return start, end
@@ -142,11 +146,15 @@ func (d *Document) lineBounds(line int) (start, end int) {
 // sequence) means the start of that character. A line the document does not
 // have is an error.
 func (d *Document) Offset(p protocol.Position, enc Encoding) (int, error) {
-	if int64(p.Line) >= int64(len(d.lines)) {
-		return 0, fmt.Errorf("%w: line %d, but the document has %d lines", ErrOutOfRange, p.Line, len(d.lines))
+	if n := d.r.lineCount(); int64(p.Line) >= int64(n) {
+		return 0, fmt.Errorf("%w: line %d, but the document has %d lines", ErrOutOfRange, p.Line, n)
 	}
 	start, end := d.lineBounds(int(p.Line))
-	return advance(d.text, start, end, int64(p.Character), enc), nil
+	// A unit is at most 4 bytes: only that much of a long line is read.
+	if lim := int64(start) + 4*int64(p.Character) + 4; lim < int64(end) {
+		end = int(lim)
+	}
+	return start + advance(d.r.slice(start, end), 0, end-start, int64(p.Character), enc), nil
 }
 
 // advance returns the offset reached from start after n code units of enc,
@@ -189,18 +197,18 @@ func (d *Document) Position(off int, enc Encoding) protocol.Position {
 	if off < 0 {
 		off = 0
 	}
-	if off > len(d.text) {
-		off = len(d.text)
+	if n := d.r.len(); off > n {
+		off = n
 	}
-	line := searchLine(d.lines, off)
+	line := d.r.lineOf(off)
 	start, end := d.lineBounds(line)
 	if off > end {
 		off = end
 	}
-	for off > start && off < len(d.text) && !utf8.RuneStart(d.text[off]) {
+	for off > start && off < d.r.len() && !utf8.RuneStart(d.r.byteAt(off)) {
 		off--
 	}
-	return protocol.Position{Line: uint32(line), Character: uint32(units(d.text[start:off], enc))}
+	return protocol.Position{Line: uint32(line), Character: uint32(units(d.r.slice(start, off), enc))}
 }
 
 // Range converts a pair of byte offsets to a range.
@@ -220,20 +228,6 @@ func (d *Document) Span(r protocol.Range, enc Encoding) (start, end int, err err
 		return 0, 0, fmt.Errorf("range end %d:%d is before its start %d:%d", r.End.Line, r.End.Character, r.Start.Line, r.Start.Character)
 	}
 	return start, end, nil
-}
-
-// searchLine returns the line holding byte offset off.
-func searchLine(lines []int, off int) int {
-	lo, hi := 0, len(lines) // lines[lo] <= off < lines[hi]
-	for hi-lo > 1 {
-		mid := int(uint(lo+hi) >> 1)
-		if lines[mid] <= off {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return lo
 }
 
 // units counts s in code units of enc.

@@ -2,6 +2,7 @@ package document
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -127,18 +128,47 @@ func TestApply(t *testing.T) {
 	}
 }
 
-// checkLines holds the incrementally maintained line index to a rescan.
+// checkLines holds the incrementally maintained line index to a rescan of
+// the text.
 func checkLines(t *testing.T, d *Document) {
 	t.Helper()
-	want := lineStarts(d.text)
-	if len(want) != len(d.lines) {
-		t.Fatalf("text %q: lines %v, want %v", d.text, d.lines, want)
+	want := lineStarts(d.Text())
+	if len(want) != d.LineCount() {
+		t.Fatalf("text %q: %d lines, want %d", d.Text(), d.LineCount(), len(want))
 	}
-	for i := range want {
-		if want[i] != d.lines[i] {
-			t.Fatalf("text %q: lines %v, want %v", d.text, d.lines, want)
+	for i, w := range want {
+		if got := d.r.lineStart(i); got != w {
+			t.Fatalf("text %q: line %d starts at %d, want %d", d.Text(), i, got, w)
+		}
+		if got := d.r.lineOf(w); got != i {
+			t.Fatalf("text %q: offset %d is on line %d, want %d", d.Text(), w, got, i)
 		}
 	}
+	for k, p := range d.r.pieces {
+		if p.s == "" {
+			t.Fatalf("piece %d is empty", k)
+		}
+		if k > 0 && d.r.pieces[k-1].s[len(d.r.pieces[k-1].s)-1] == '\r' && p.s[0] == '\n' {
+			t.Fatalf("pieces %d and %d cut a CR LF", k-1, k)
+		}
+	}
+}
+
+// lineStarts is the reference line index: where each line starts.
+func lineStarts(s string) []int {
+	lines := []int{0}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\n':
+			lines = append(lines, i+1)
+		case '\r':
+			if i+1 < len(s) && s[i+1] == '\n' {
+				i++
+			}
+			lines = append(lines, i+1)
+		}
+	}
+	return lines
 }
 
 // FuzzPosition checks that converting a position to an offset and back
@@ -150,7 +180,8 @@ func FuzzPosition(f *testing.F) {
 	f.Add("x\xffy\xe4", uint32(0), uint32(3), uint8(2))
 	f.Fuzz(func(t *testing.T, text string, line, char uint32, e uint8) {
 		enc := Encoding(e % 3)
-		d := New("file:///f", "", 0, text)
+		// Tiny pieces, so that lines and characters straddle them.
+		d := newSized("file:///f", "", 0, text, 1+int(e/3)%7)
 		if !utf8.ValidString(d.Text()) {
 			t.Fatalf("text not valid UTF-8: %q", d.Text())
 		}
@@ -183,7 +214,7 @@ func FuzzApply(f *testing.F) {
 	f.Add("x\ry", uint32(0), uint32(1), uint32(0), uint32(1), "\n", uint8(2))
 	f.Fuzz(func(t *testing.T, text string, l1, c1, l2, c2 uint32, insert string, e uint8) {
 		enc := Encoding(e % 3)
-		d := New("file:///f", "", 0, text)
+		d := newSized("file:///f", "", 0, text, 1+int(e/3)%7)
 		r := rng(l1, c1, l2, c2)
 		start, end, spanErr := d.Span(*r, enc)
 		d2, err := d.Apply([]Change{{Range: r, Text: insert}}, 1, enc, 0)
@@ -198,5 +229,46 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("Apply = %q, want %q", d2.Text(), want)
 		}
 		checkLines(t, d2)
+		// The same edit again, on the result, in one didChange with a
+		// second one: each applies to the result of the one before.
+		d3, err := d2.Apply([]Change{{Range: r, Text: insert}, {Range: rng(l2, c2, l2, c2+1), Text: "é"}}, 2, enc, 0)
+		if err != nil {
+			return
+		}
+		s2, e2, _ := d2.Span(*r, enc)
+		mid := d2.Text()[:s2] + ValidUTF8(insert) + d2.Text()[e2:]
+		ref := newSized("file:///f", "", 0, mid, 1<<20)
+		s3, e3, err := ref.Span(*rng(l2, c2, l2, c2+1), enc)
+		if err != nil {
+			t.Fatalf("second change applied by Apply, refused by the reference: %v", err)
+		}
+		if want := mid[:s3] + "é" + mid[e3:]; d3.Text() != want {
+			t.Fatalf("two changes = %q, want %q", d3.Text(), want)
+		}
+		checkLines(t, d3)
 	})
+}
+
+// BenchmarkApplyKeystroke: one character typed in the middle of a document,
+// as didChange applies it, for documents of 2 KB to 20 MB.
+func BenchmarkApplyKeystroke(b *testing.B) {
+	for _, size := range []int{2 << 10, 2 << 20, 20 << 20} {
+		var sb strings.Builder
+		for i := 0; sb.Len() < size; i++ {
+			fmt.Fprintf(&sb, "func f%d(x int) int { return x*%d + 1 } // 😀\n", i, i)
+		}
+		d := New("file:///b.go", "go", 0, sb.String())
+		b.Run(fmt.Sprintf("%dKB", size>>10), func(b *testing.B) {
+			at := d.Position(d.Len()/2, UTF16)
+			cur := d
+			for range b.N {
+				next, err := cur.Apply([]Change{{Range: &protocol.Range{Start: at, End: at}, Text: "x"}}, 1, UTF16, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cur = next
+				at.Character++
+			}
+		})
+	}
 }

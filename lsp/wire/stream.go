@@ -43,7 +43,17 @@ type Stream struct {
 	onError func(error)
 
 	wmu sync.Mutex // serialises writes: jsonrpc2's and our own error replies
+
+	// badRun counts the bad frames since the last good one; past
+	// maxBadReplies of them, frames without an id are no longer answered
+	// one by one (garbage would otherwise cost a reply per few bytes of
+	// input), and the next good frame is preceded by one reply that says
+	// how many were skipped.
+	badRun, unanswered int
 }
+
+// maxBadReplies is how many bad frames in a row get a reply each.
+const maxBadReplies = 16
 
 // Option configures a Stream.
 type Option func(*Stream)
@@ -88,19 +98,26 @@ func (s *Stream) Read(ctx context.Context) (jsonrpc2.Message, int64, error) {
 			s.reject(nil, jsonrpc2.InvalidRequest, fmt.Errorf("message of %d bytes is over the %d-byte limit; skipped", length, s.max))
 			continue
 		}
-		body, err := s.in.readFull(int(length))
+		// The body stays in the read buffer: a body that turns out to
+		// be bad is given back by moving the read position, not by
+		// copying it (see reader.unread), and resynchronising costs time
+		// linear in the input whatever lengths the headers claim.
+		body, err := s.in.next(int(length))
 		total += int64(len(body))
 		if err != nil {
 			return nil, total, err
 		}
 		msg, id, code, derr := decode(body)
 		if derr == nil {
+			s.goodFrame()
+			// The decoded message holds copies (json.RawMessage copies),
+			// never the buffer.
 			return msg, total, nil
 		}
 		// A Content-Length larger than the body swallows the next frame's
 		// header; hand the bytes from that header on back to the reader.
 		if i := headerStart(body[1:]); i >= 0 {
-			s.in.unread(body[1+i:])
+			s.in.unread(len(body) - 1 - i)
 		}
 		s.reject(id, code, derr)
 	}
@@ -215,14 +232,36 @@ func decode(body []byte) (msg jsonrpc2.Message, id json.RawMessage, code jsonrpc
 	return msg, nil, 0, nil
 }
 
+// goodFrame ends a run of bad frames, reporting the ones not answered.
+func (s *Stream) goodFrame() {
+	if s.unanswered > 0 {
+		err := fmt.Errorf("%d more malformed frames were skipped without a reply each", s.unanswered)
+		if s.onError != nil {
+			s.onError(err)
+		}
+		s.reply(nil, jsonrpc2.ParseError, err)
+	}
+	s.badRun, s.unanswered = 0, 0
+}
+
 // reject answers a bad frame. A zero code means no reply can be sent.
 func (s *Stream) reject(id json.RawMessage, code jsonrpc2.Code, err error) {
+	s.badRun++
+	if id == nil && s.badRun > maxBadReplies {
+		s.unanswered++
+		return
+	}
 	if s.onError != nil {
 		s.onError(err)
 	}
 	if code == 0 {
 		return
 	}
+	s.reply(id, code, err)
+}
+
+// reply sends an error response.
+func (s *Stream) reply(id json.RawMessage, code jsonrpc2.Code, err error) {
 	if id == nil {
 		id = json.RawMessage("null")
 	}
@@ -309,31 +348,40 @@ func headerStart(body []byte) int {
 	return -1
 }
 
-// reader is a buffered reader that can take bytes back.
+// reader is a buffered reader that can take back bytes it returned.
+//
+// Its costs are linear in the input: the buffer is compacted only when the
+// consumed part is at least as large as the part it moves, and grows by
+// doubling, so every byte is moved a constant number of times (amortised);
+// work counts the bytes moved and scanned, for tests to hold it to that.
 type reader struct {
 	src  io.Reader
 	buf  []byte
 	r, w int
 	err  error
+	work int64
 }
 
-// fill reads more input, compacting the buffer first.
+// fill reads more input, making room first.
 func (b *reader) fill() error {
 	if b.err != nil {
 		return b.err
 	}
-	if b.r > 0 {
-		copy(b.buf, b.buf[b.r:b.w])
-		b.w -= b.r
-		b.r = 0
-	}
 	if b.w == len(b.buf) {
-		nb := make([]byte, max(4096, 2*len(b.buf)))
-		copy(nb, b.buf[:b.w])
-		b.buf = nb
+		live := b.w - b.r
+		if b.r > 0 && b.r >= live {
+			copy(b.buf, b.buf[b.r:b.w])
+		} else {
+			nb := make([]byte, max(4096, 2*len(b.buf)))
+			copy(nb, b.buf[b.r:b.w])
+			b.buf = nb
+		}
+		b.work += int64(live)
+		b.r, b.w = 0, live
 	}
 	n, err := b.src.Read(b.buf[b.w:])
 	b.w += n
+	b.work += int64(n)
 	if err != nil && n == 0 {
 		b.err = err
 		return err
@@ -345,12 +393,17 @@ func (b *reader) fill() error {
 // limit is returned in pieces of limit bytes, so that garbage without
 // newlines cannot grow the buffer. n is the number of bytes consumed.
 func (b *reader) readLine(limit int) (line []byte, n int, err error) {
+	scanned := 0 // bytes after b.r known to hold no newline
 	for {
-		if i := bytes.IndexByte(b.buf[b.r:b.w], '\n'); i >= 0 && i < limit {
+		if i := bytes.IndexByte(b.buf[b.r+scanned:b.w], '\n'); i >= 0 && scanned+i < limit {
+			i += scanned
+			b.work += int64(i + 1 - scanned)
 			line = b.buf[b.r : b.r+i+1]
 			b.r += i + 1
 			return line, i + 1, nil
 		}
+		b.work += int64(b.w - b.r - scanned)
+		scanned = b.w - b.r
 		if b.w-b.r >= limit {
 			// Keep a tail that might begin a "Content-Length:" split across
 			// reads.
@@ -370,23 +423,21 @@ func (b *reader) readLine(limit int) (line []byte, n int, err error) {
 	}
 }
 
-// readFull returns the next n bytes in a new slice.
-func (b *reader) readFull(n int) ([]byte, error) {
-	out := make([]byte, n)
-	got := copy(out, b.buf[b.r:b.w])
-	b.r += got
-	if got < n {
-		if b.err != nil {
-			return out[:got], fmt.Errorf("reading message body: %w", io.ErrUnexpectedEOF)
-		}
-		m, err := io.ReadFull(b.src, out[got:])
-		if err != nil {
+// next returns the next n bytes, consumed. The slice is the reader's buffer:
+// valid until the next call, and what unread can give back.
+func (b *reader) next(n int) ([]byte, error) {
+	for b.w-b.r < n {
+		if err := b.fill(); err != nil {
+			out := b.buf[b.r:b.w]
+			b.r = b.w
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return out[:got+m], fmt.Errorf("reading message body: %w", err)
+			return out, fmt.Errorf("reading message body: %w", err)
 		}
 	}
+	out := b.buf[b.r : b.r+n : b.r+n]
+	b.r += n
 	return out, nil
 }
 
@@ -406,11 +457,8 @@ func (b *reader) discard(n int64) error {
 	return nil
 }
 
-// unread puts p back in front of the unread input.
-func (b *reader) unread(p []byte) {
-	rest := b.buf[b.r:b.w]
-	nb := make([]byte, len(p)+len(rest), max(4096, len(p)+len(rest)))
-	copy(nb, p)
-	copy(nb[len(p):], rest)
-	b.buf, b.r, b.w = nb, 0, len(p)+len(rest)
+// unread gives back the last n bytes that next returned. Nothing has been
+// read since, so they are still in the buffer just before the read position.
+func (b *reader) unread(n int) {
+	b.r -= n
 }

@@ -165,5 +165,81 @@ func FuzzStream(f *testing.F) {
 		if len(s.in.buf) > 1<<16 {
 			t.Fatalf("buffer grew to %d bytes", len(s.in.buf))
 		}
+		// The cost budget: bytes moved and scanned stay linear in the
+		// input, whatever the headers claim.
+		if budget := 8*int64(len(data)) + 1<<16; s.in.work > budget {
+			t.Fatalf("%d bytes of input cost %d bytes of work (budget %d)", len(data), s.in.work, budget)
+		}
 	})
+}
+
+// hostileFraming are inputs that made resynchronisation quadratic: headers
+// whose lengths swallow the frames after them, each then read again.
+var hostileFraming = map[string]string{
+	"headers claiming 1 MB, back to back": "Content-Length: 1000000\r\n\r\n",
+	"same, with a cut header in between":  "Content-Length: 1000000\r\n\r\nxc",
+	"header names in a JSON string":       "Content-Length: 900000\r\n\r\n{\"a\":\"content-length: 9",
+	"garbage lines":                       "garbage garbage garbage\r\n",
+	"no newlines":                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	"c after c":                           "ccccccccccccccccccccccccc",
+}
+
+// TestResyncLinear feeds 8.4 MB of each hostile pattern: the stream's work
+// (bytes moved and scanned) stays within a constant factor of the input.
+// (It was quadratic: 1 MB of the first two patterns took 0.4 and 1.4 s,
+// and the work grows with the square of the input.)
+func TestResyncLinear(t *testing.T) {
+	const size = 8_400_000
+	for name, pat := range hostileFraming {
+		data := []byte(strings.Repeat(pat, size/len(pat)))
+		p := &pipe{in: bytes.NewReader(data)}
+		s := NewStream(p)
+		for {
+			if _, _, err := s.Read(context.Background()); err != nil {
+				break
+			}
+		}
+		if s.in.work > 8*int64(len(data)) {
+			t.Errorf("%s: %d bytes of input cost %d bytes of work", name, len(data), s.in.work)
+		}
+	}
+}
+
+// BenchmarkResync8MB: the time to get through 8.4 MB of hostile framing.
+func BenchmarkResync8MB(b *testing.B) {
+	for name, pat := range hostileFraming {
+		data := []byte(strings.Repeat(pat, 8_400_000/len(pat)))
+		b.Run(strings.ReplaceAll(name, " ", "_"), func(b *testing.B) {
+			for range b.N {
+				s := NewStream(&pipe{in: bytes.NewReader(data)})
+				for {
+					if _, _, err := s.Read(context.Background()); err != nil {
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBadRunReplies: a long run of garbage frames is answered frame by frame
+// only at first, then once with a count, so that garbage cannot make the
+// server write a reply for every few bytes it reads.
+func TestBadRunReplies(t *testing.T) {
+	input := strings.Repeat("Content-Length: 3\r\n\r\nxyz", 100) + frame(good1)
+	methods, replies := readAll(t, input)
+	if len(methods) != 1 || methods[0] != "initialize" {
+		t.Fatalf("messages: %v", methods)
+	}
+	if len(replies) != maxBadReplies+1 {
+		t.Fatalf("%d error replies for 100 bad frames, want %d", len(replies), maxBadReplies+1)
+	}
+	p := &pipe{in: strings.NewReader(input)}
+	s := NewStream(p)
+	if _, _, err := s.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d more malformed frames", 100-maxBadReplies); !strings.Contains(p.out.String(), want) {
+		t.Fatalf("no reply saying %q", want)
+	}
 }

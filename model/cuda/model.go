@@ -81,7 +81,14 @@ func AttachTo(d *Device, m *model.Model, opt Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	e, err := NewEngine(d, cfg, w, opt)
+	// The upload reads the checkpoint's mapped bytes: under the model's
+	// fault guard, so that a weights file truncated meanwhile is an error.
+	var e *Engine
+	err = m.GuardFaults(func() error {
+		var err error
+		e, err = NewEngine(d, cfg, w, opt)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"io/fs"
+	"os"
 	"regexp"
 	"slices"
 	"testing"
@@ -54,6 +56,52 @@ func FuzzGoSplitter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := splitPieces(goSplitter{}, s), splitPieces(re, s); !slices.Equal(got, want) {
 			t.Fatalf("split %q:\n got %q\nwant %q", s, got, want)
+		}
+	})
+}
+
+// FuzzTokenizerJSON: any tokenizer.json either fails to load with an error
+// or gives a tokenizer whose every encoding stays inside its vocabulary and
+// decodes without panicking, and whose ids each name one token.
+func FuzzTokenizerJSON(f *testing.F) {
+	for _, p := range []string{"../testdata/qwen2-tiny/tokenizer.json", "../testdata/llada-tiny/tokenizer.json"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":0,"b":0},"merges":[]}}`))
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"added_tokens":[{"id":1,"content":"<m>","special":true},{"id":1,"content":"<n>","special":true}]}`))
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":2147483647},"merges":[]}}`))
+	samples := []string{"", "func main() {\n\tx := 1\n}", "<m><n>ab\xff\xfe", "aaaa bbbb abab"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := FromFiles(func(name string) ([]byte, error) {
+			if name == "tokenizer.json" {
+				return data, nil
+			}
+			return nil, fs.ErrNotExist
+		})
+		if err != nil {
+			return
+		}
+		n := tok.VocabSize()
+		for _, s := range samples {
+			ids := tok.Encode(s)
+			for _, id := range ids {
+				if id < 0 || int(id) >= n {
+					t.Fatalf("Encode(%q) gives id %d outside the vocabulary of %d", s, id, n)
+				}
+			}
+			tok.Decode(ids)
+		}
+		seen := map[int32]string{}
+		for s, id := range tok.vocab {
+			if prev, dup := seen[id]; dup {
+				t.Fatalf("%q and %q share id %d", prev, s, id)
+			}
+			seen[id] = s
+			tok.TokenBytes(id)
 		}
 	})
 }

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/diffill/diffill/model/internal/safefile"
 )
 
 // DefaultCacheWords bounds the per-tokenizer cache of pre-token encodings.
@@ -25,7 +25,7 @@ const DefaultCacheWords = 1 << 16
 // tokenizer_config.json), which is how the Dream family ships it.
 func Load(dir string) (*Tokenizer, error) {
 	t, err := FromFiles(func(name string) ([]byte, error) {
-		return os.ReadFile(filepath.Join(dir, name))
+		return safefile.ReadDirFile(dir, name)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer from %s: %w", dir, err)
@@ -496,17 +496,31 @@ func (sp *spec) build() (*Tokenizer, error) {
 	if sp.prefixStage >= 0 && sp.prefixStage != 0 {
 		return nil, errors.New("ByteLevel add_prefix_space after a Split is not supported")
 	}
+	// An id names one token: two spellings of one id would make encoding
+	// and decoding disagree, and every table below is indexed by id.
 	maxID := int32(-1)
+	byID := make(map[int32]string, len(sp.vocab))
 	for tok, id := range sp.vocab {
 		if id < 0 {
 			return nil, fmt.Errorf("vocab token %q has negative id %d", tok, id)
 		}
+		if other, dup := byID[id]; dup {
+			a, b := min(tok, other), max(tok, other) // the same message every run
+			return nil, fmt.Errorf("vocab tokens %q and %q share id %d: each id must name one token (a corrupt or hand-edited tokenizer file?)", a, b, id)
+		}
+		byID[id] = tok
 		maxID = max(maxID, id)
 	}
 	for i := range sp.added {
 		a := &sp.added[i]
 		if a.ID < 0 {
 			return nil, fmt.Errorf("added token %q has negative id %d", a.Content, a.ID)
+		}
+		if prev, dup := t.addedByID[a.ID]; dup && prev.Content != a.Content {
+			return nil, fmt.Errorf("added tokens %q and %q share id %d: each id must name one token", prev.Content, a.Content, a.ID)
+		}
+		if prev, dup := t.added[a.Content]; dup && prev.ID != a.ID {
+			return nil, fmt.Errorf("added token %q has two ids, %d and %d", a.Content, prev.ID, a.ID)
 		}
 		maxID = max(maxID, a.ID)
 		t.added[a.Content] = a
