@@ -27,6 +27,15 @@ func (s *Server) inlineCompletion(ctx context.Context, v *view, p *inlineComplet
 	}
 	list := &inlineCompletionList{Items: []inlineCompletionItem{}}
 	for _, sg := range sugs {
+		// Ghost text shows only answers that parse in place (confidence 0
+		// says one does not), and, unless the user asked, only those
+		// confident enough: a wrong one is a keystroke to undo.
+		if sg.conf <= 0 || !explicit && sg.conf < v.settings.GhostThreshold {
+			continue
+		}
+		if len(list.Items) == inlineCompletionCandidates {
+			break
+		}
 		r := doc.Range(sg.start, sg.end, v.enc)
 		list.Items = append(list.Items, inlineCompletionItem{InsertText: sg.text, Range: &r})
 	}

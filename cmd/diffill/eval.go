@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/infill/gocheck"
 	"github.com/diffill/diffill/infill/workspace"
 	"github.com/diffill/diffill/model"
 )
@@ -67,6 +68,9 @@ type evalConfig struct {
 	// copy is the copy prior's corpus: 0 none, copyDoc the document
 	// around the cursor, copyPackage that and the package's snippets.
 	copy int
+	// goaware: the answer is gocheck.Suggest's best (decodes and copied
+	// lines, checked by Go's parser and type checker).
+	goaware bool
 }
 
 const (
@@ -115,6 +119,7 @@ Flags:
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
+	goAware := fs.Bool("go", false, "also run Go-aware decoding (several candidates checked by Go's parser and type checker, best first) and report, for every run, the share of answers that parse and type-check in place, and what ghost text would show at each confidence threshold")
 	answersOut := fs.String("answers", "", "write each case's answers (one JSON line per case: middle and each run's answer) to this file")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -177,18 +182,23 @@ Flags:
 	switch *compare {
 	case "":
 	case "cache":
-		configs = []evalConfig{{"cache", true, p.Length, nil, 0}, {"no-cache", false, p.Length, nil, 0}}
+		configs = []evalConfig{{"cache", true, p.Length, nil, 0, false}, {"no-cache", false, p.Length, nil, 0, false}}
 	case "length":
 		configs = []evalConfig{
-			{"adaptive", !*noCache, "auto", nil, 0},
-			{"fixed", !*noCache, "fixed", nil, 0},
-			{"oracle", !*noCache, "oracle", nil, 0},
-			{"multi", !*noCache, "multi", nil, 0},
+			{"adaptive", !*noCache, "auto", nil, 0, false},
+			{"fixed", !*noCache, "fixed", nil, 0, false},
+			{"oracle", !*noCache, "oracle", nil, 0, false},
+			{"multi", !*noCache, "multi", nil, 0, false},
 		}
 	default:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
 	}
 
+	if *goAware {
+		g := configs[0]
+		g.name, g.goaware = "go", true
+		configs = append(configs, g)
+	}
 	m, err := loadCLIModel(*modelDir, *device, stderr)
 	if err != nil {
 		return err
@@ -213,6 +223,9 @@ Flags:
 	}
 	if len(rep.Runs) == 2 {
 		rep.Paired = pair(rep.Runs[0], rep.Runs[1])
+	}
+	if *goAware {
+		rep.Checks = checkRuns(ctx, sess, cs, rep.Runs)
 	}
 	if *answersOut != "" {
 		if err := writeAnswers(*answersOut, cs, rep.Runs); err != nil {
@@ -289,6 +302,8 @@ func evalRun(ctx context.Context, m *model.Model, sess *workspace.Session, cs []
 	eng := infill.NewEngine(m, infill.WithCache(cfg.cache))
 	lat := make([]time.Duration, len(cs))
 	answers := make([]string, len(cs))
+	confs := make([]float64, len(cs))
+	sources := make([]string, len(cs))
 	start := time.Now()
 	for i, c := range cs {
 		q := p
@@ -358,18 +373,35 @@ func evalRun(ctx context.Context, m *model.Model, sess *workspace.Session, cs []
 		case copyPackage:
 			req.Corpus = workspace.Corpus(req.Text, at, snippets)
 		}
+		if cfg.goaware {
+			d := caseDoc(ctx, sess, c, req.Text, at)
+			t0 = time.Now()
+			as, err := gocheck.Suggest(ctx, eng, req, d, gocheck.SuggestOptions{})
+			lat[i] = time.Since(t0)
+			if err != nil {
+				return nil, fmt.Errorf("case %d: %w", i+1, err)
+			}
+			if len(as) > 0 {
+				answers[i], confs[i], sources[i] = as[0].Text, as[0].Confidence, as[0].Source
+			}
+			if progress != nil && ((i+1)%10 == 0 || i+1 == len(cs)) {
+				fmt.Fprintf(progress, "eval %s: %d/%d cases, %.0fs\n", cfg.name, i+1, len(cs), time.Since(start).Seconds())
+			}
+			continue
+		}
 		res, err := eng.Run(ctx, req)
 		lat[i] = time.Since(t0)
 		if err != nil {
 			return nil, fmt.Errorf("case %d: %w", i+1, err)
 		}
 		answers[i] = res.Candidates[0].Edits[0].NewText
+		confs[i] = res.Candidates[0].Confidence
 		if progress != nil && ((i+1)%10 == 0 || i+1 == len(cs)) {
 			fmt.Fprintf(progress, "eval %s: %d/%d cases, %.0fs\n", cfg.name, i+1, len(cs), time.Since(start).Seconds())
 		}
 	}
 	sc := scoreAnswers(cfg.name, cs, func(i int) string { return answers[i] }, lat)
-	sc.answers = answers
+	sc.answers, sc.confs, sc.sources, sc.goaware = answers, confs, sources, cfg.goaware
 	return sc, nil
 }
 
@@ -392,8 +424,11 @@ func copyPrevLine(c *evalCase) string {
 
 // evalScore is the quality of one set of answers.
 type evalScore struct {
-	answers []string // per case, for --answers
-	exact   []bool   // per case: the answer is the middle
+	answers []string  // per case, for --answers
+	exact   []bool    // per case: the answer is the middle
+	confs   []float64 // per case: the answer's confidence
+	sources []string  // per case, Go-aware runs: where the answer came from
+	goaware bool
 
 	Name   string                `json:"name"`
 	Groups map[string]*groupStat `json:"groups"`
@@ -418,6 +453,8 @@ type evalReport struct {
 	// a few dozen exact answers a difference of one case is several
 	// percent, and the cases only one run gets right say more.
 	Paired *pairedStat `json:"paired,omitempty"`
+	// Checks are the Go checks of each run's answers (eval --go).
+	Checks []*checkStat `json:"checks,omitempty"`
 }
 
 // pairedStat counts the cases exactly right in only one of two runs.
@@ -610,6 +647,7 @@ func (r *evalReport) print(w io.Writer) {
 		}
 	}
 	r.printPaired(w)
+	r.printChecks(w)
 }
 
 // printRows prints a row per group and a column per set of answers: there
@@ -651,6 +689,7 @@ func (r *evalReport) printRows(w io.Writer, all []*evalScore, groups []string) {
 	}
 	fmt.Fprintln(w)
 	r.printPaired(w)
+	r.printChecks(w)
 }
 
 func (r *evalReport) printPaired(w io.Writer) {
