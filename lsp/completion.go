@@ -56,8 +56,11 @@ func (s *Server) completion(ctx context.Context, v *view, p *protocol.Completion
 }
 
 // goDecodes is how many decodes (at different lengths) a Go completion
-// checks and ranks, next to the copied lines.
-const goDecodes = 3
+// checks and ranks, next to the copied lines. Measured on 120 dev-set
+// cases (eval --workspace, 4 modules, --go --go-decodes): 3 decodes gave
+// exact match 10.8% against 9.2% for 1, at p50 726 ms against 291 ms
+// (the engine alone: 119-149 ms); one keeps ghost text responsive.
+const goDecodes = 1
 
 // engineError words an engine failure, or the cancellation that caused it.
 func (s *Server) engineError(ctx context.Context, err error) error {

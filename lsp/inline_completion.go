@@ -27,10 +27,11 @@ func (s *Server) inlineCompletion(ctx context.Context, v *view, p *inlineComplet
 	}
 	list := &inlineCompletionList{Items: []inlineCompletionItem{}}
 	for _, sg := range sugs {
-		// Ghost text shows only answers that parse in place (confidence 0
-		// says one does not), and, unless the user asked, only those
-		// confident enough: a wrong one is a keystroke to undo.
-		if sg.conf <= 0 || !explicit && sg.conf < v.settings.GhostThreshold {
+		// Ghost text that comes as the user types shows only answers
+		// that parse in place (confidence 0 says one does not) and are
+		// confident enough: a wrong one is a keystroke to undo. Asked for
+		// (invoked), it shows the best, as the completion list does.
+		if !explicit && (sg.conf <= 0 || sg.conf < v.settings.GhostThreshold) {
 			continue
 		}
 		if len(list.Items) == inlineCompletionCandidates {

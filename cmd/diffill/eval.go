@@ -70,7 +70,8 @@ type evalConfig struct {
 	copy int
 	// goaware: the answer is gocheck.Suggest's best (decodes and copied
 	// lines, checked by Go's parser and type checker).
-	goaware bool
+	goaware   bool
+	goDecodes int
 }
 
 const (
@@ -120,6 +121,7 @@ Flags:
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	goAware := fs.Bool("go", false, "also run Go-aware decoding (several candidates checked by Go's parser and type checker, best first) and report, for every run, the share of answers that parse and type-check in place, and what ghost text would show at each confidence threshold")
+	goDecodes := fs.Int("go-decodes", 3, "with --go: the decodes (at different lengths) each case checks and ranks")
 	answersOut := fs.String("answers", "", "write each case's answers (one JSON line per case: middle and each run's answer) to this file")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -182,13 +184,13 @@ Flags:
 	switch *compare {
 	case "":
 	case "cache":
-		configs = []evalConfig{{"cache", true, p.Length, nil, 0, false}, {"no-cache", false, p.Length, nil, 0, false}}
+		configs = []evalConfig{{"cache", true, p.Length, nil, 0, false, 0}, {"no-cache", false, p.Length, nil, 0, false, 0}}
 	case "length":
 		configs = []evalConfig{
-			{"adaptive", !*noCache, "auto", nil, 0, false},
-			{"fixed", !*noCache, "fixed", nil, 0, false},
-			{"oracle", !*noCache, "oracle", nil, 0, false},
-			{"multi", !*noCache, "multi", nil, 0, false},
+			{"adaptive", !*noCache, "auto", nil, 0, false, 0},
+			{"fixed", !*noCache, "fixed", nil, 0, false, 0},
+			{"oracle", !*noCache, "oracle", nil, 0, false, 0},
+			{"multi", !*noCache, "multi", nil, 0, false, 0},
 		}
 	default:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
@@ -196,7 +198,7 @@ Flags:
 
 	if *goAware {
 		g := configs[0]
-		g.name, g.goaware = "go", true
+		g.name, g.goaware, g.goDecodes = "go", true, *goDecodes
 		configs = append(configs, g)
 	}
 	m, err := loadCLIModel(*modelDir, *device, stderr)
@@ -376,7 +378,7 @@ func evalRun(ctx context.Context, m *model.Model, sess *workspace.Session, cs []
 		if cfg.goaware {
 			d := caseDoc(ctx, sess, c, req.Text, at)
 			t0 = time.Now()
-			as, err := gocheck.Suggest(ctx, eng, req, d, gocheck.SuggestOptions{})
+			as, err := gocheck.Suggest(ctx, eng, req, d, gocheck.SuggestOptions{Decodes: cfg.goDecodes})
 			lat[i] = time.Since(t0)
 			if err != nil {
 				return nil, fmt.Errorf("case %d: %w", i+1, err)
