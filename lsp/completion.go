@@ -151,6 +151,7 @@ func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.
 		Mode:    infill.ModeComplete,
 		Params:  p,
 		Prelude: s.prelude(doc.URI, text, off),
+		Corpus:  s.corpus(doc.URI, text, off),
 	}
 	type answer struct {
 		text string

@@ -12,7 +12,9 @@ import (
 
 // The server keeps one workspace per module root (workspace.Session): the
 // open documents are its overlays, and every completion, inline completion
-// and action gets the snippets of the document's package as its prelude.
+// and action gets the snippets of the document's package as its prelude
+// (when Options.Context has a budget) and the document around the cursor
+// as the copy prior's corpus.
 
 // docPath is the file path of a file: URI, or "" for other schemes.
 func docPath(u protocol.DocumentURI) string {
@@ -56,4 +58,10 @@ func (s *Server) prelude(u protocol.DocumentURI, text string, off int) string {
 		return ""
 	}
 	return s.ws.Prelude(p, text, off, cfg)
+}
+
+// corpus is the text the engine's copy prior copies from for a request at
+// off: the document around the cursor.
+func (s *Server) corpus(u protocol.DocumentURI, text string, off int) string {
+	return workspace.Corpus(text, off, "")
 }

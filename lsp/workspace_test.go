@@ -19,13 +19,15 @@ import (
 // preludes records the prelude of every request the engine gets.
 type preludes struct {
 	Engine
-	mu   sync.Mutex
-	seen []string
+	mu     sync.Mutex
+	seen   []string
+	corpus string // the last request's
 }
 
 func (p *preludes) Run(ctx context.Context, req *infill.Request) (*infill.Result, error) {
 	p.mu.Lock()
 	p.seen = append(p.seen, req.Prelude)
+	p.corpus = req.Corpus
 	p.mu.Unlock()
 	return p.Engine.Run(ctx, req)
 }
@@ -40,7 +42,8 @@ func (p *preludes) last() string {
 }
 
 // TestWorkspaceContext: a completion in a Go file of a module on disk gets
-// the snippets of its package as the engine's prelude (once the package
+// the document as the copy prior's corpus and the snippets of its package
+// as the engine's prelude (once the package
 // has loaded in the background; no request waits for it), and a file's
 // unsaved text in the editor wins over the disk.
 func TestWorkspaceContext(t *testing.T) {
@@ -96,6 +99,14 @@ func TestWorkspaceContext(t *testing.T) {
 	waitFor("type Widget struct {\n\tSize int\n}")
 	if !strings.Contains(rec.last(), "func (w *Widget) Grow(n int)") {
 		t.Errorf("the receiver's methods are not in the prelude:\n%s", rec.last())
+	}
+	// The copy prior's corpus is the document around the cursor, the
+	// text before it last.
+	rec.mu.Lock()
+	corpus := rec.corpus
+	rec.mu.Unlock()
+	if !strings.Contains(corpus, "func (w *Widget) Shrink() {\n\tw.") || !strings.HasPrefix(corpus, "\n\n}\n") || strings.HasSuffix(corpus, "}\n") {
+		t.Errorf("corpus %q", corpus)
 	}
 	// The editor's unsaved text of widget.go wins over the disk.
 	widget := protocol.DocumentURI(uri.File(filepath.Join(dir, "widget.go")))

@@ -15,6 +15,7 @@ import (
 	"go/scanner"
 	"go/token"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/diffill/diffill/infill/workspace"
 )
@@ -248,6 +249,25 @@ func (c *Checker) parseCheck(answer string) string {
 		}
 		if !c.beforeErrs[errKey{off, e.msg}] {
 			return e.msg
+		}
+	}
+	return ""
+}
+
+// ParsingPrefix returns the longest prefix of answer that passes the
+// parse check, or "" when none does. Prefixes are cut at any character,
+// not at the answer's own tokens: an answer may begin inside a string.
+func (c *Checker) ParsingPrefix(answer string) string {
+	for n := len(answer) - 1; n > 0; n-- {
+		if !utf8.RuneStart(answer[n]) {
+			continue
+		}
+		p := answer[:n]
+		if strings.TrimSpace(p) == "" || strings.TrimRight(p, " \t") != p {
+			continue
+		}
+		if c.parseCheck(p) == "" {
+			return p
 		}
 	}
 	return ""

@@ -106,3 +106,22 @@ func TestChecksGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestParsingPrefix: a decode that runs past its answer (inside an
+// auto-closed raw string: the span covers the closing backquote) gives
+// back the beginning that parses in place; one that parses whole, or has
+// no such beginning, gives "".
+func TestParsingPrefix(t *testing.T) {
+	src := "package main\n\ntype User struct {\n\tName  string `json:\"name\"`\n\tEmail string ``\n}\n"
+	at := strings.Index(src, "``") + 1
+	c := New(Doc{Path: "/a.go", Text: src, Start: at, End: at + 1})
+	for _, tt := range []struct{ answer, want string }{
+		{"json:\"name\"`\"`\"``", "json:\"name\"`"},
+		{"json:\"email\"`", ""},
+		{"`(", "`"},
+	} {
+		if got := c.ParsingPrefix(tt.answer); got != tt.want {
+			t.Errorf("ParsingPrefix(%q) = %q, want %q", tt.answer, got, tt.want)
+		}
+	}
+}

@@ -71,6 +71,16 @@ func Suggest(ctx context.Context, eng Runner, req *infill.Request, d Doc, o Sugg
 			add(cand.Edits[0].NewText, "model", cand.Confidence)
 		}
 	}
+	// A decode that does not parse may have a beginning that does (the
+	// model went on past the end of the answer): its longest such prefix
+	// is a candidate too.
+	for i, n := 0, len(out); i < n; i++ {
+		if !out[i].Verdict.Parses {
+			if t := c.ParsingPrefix(out[i].Text); t != "" {
+				add(t, "trim", out[i].Model)
+			}
+		}
+	}
 	if o.Copies > 0 {
 		for _, t := range CopyLines(d, o.Copies) {
 			add(t, "copy", 0)
@@ -126,6 +136,8 @@ func confidence(a Answer) float64 {
 		p = 0.55
 	case "copy":
 		p = 0.3
+	case "trim":
+		p = a.Model * 0.25
 	default:
 		p = a.Model * 0.5
 	}
