@@ -55,7 +55,13 @@ type plan struct {
 	// whatever its rank (pad policies; see chooseEnds).
 	endThreshold float64
 	masksOnly    bool // steps recompute masks and new tokens, not whole spans
-	userMax      bool // MaxTokens was given (expand policy: the cap)
+	// doubt: rewrite re-masks only tokens less probable than this (in
+	// context, masked).
+	doubt float64
+	// margin: a rewritten span must be this much more probable (log) than
+	// the original to replace it.
+	margin  float64
+	userMax bool // MaxTokens was given (expand policy: the cap)
 }
 
 // spanState is a span's place on the canvas.
@@ -87,6 +93,21 @@ type decoder struct {
 	full   bool    // the next pass recomputes every position
 
 	scoring bool // the next pass scores existing tokens (rewrite)
+	// scorePhase is the scoring pass under way: it masks the rewritten
+	// positions p with (p - span start) % scorePasses == scorePhase;
+	// saved holds their tokens meanwhile.
+	scorePhase int
+	saved      []int32
+	// A rewrite scores its spans twice: as they were (then orig and
+	// origLogp hold the canvas and the scores) and, once denoised, as
+	// rewritten (verifying), and keeps a span's new text only if the model
+	// finds it more probable than the old.
+	orig      []int32
+	origLogp  []float64
+	verifying bool
+	// reject, if set, refuses a rewritten span's new tokens whatever
+	// their score (the engine's check that the code around stays whole).
+	reject func(span int, ids []int32) bool
 
 	block, nblocks           int
 	blockStep, blockSteps    int
@@ -185,13 +206,19 @@ func (d *decoder) nextBlock() {
 func (d *decoder) nextPass() *pass {
 	d.targets, d.spanOf = d.targets[:0], d.spanOf[:0]
 	if d.scoring {
+		// Score a token where the model was trained to predict one: at a
+		// mask, the rest of the span in place (the logits at a visible
+		// position were never trained and mostly copy the token there).
+		d.saved = d.saved[:0]
 		for s, sp := range d.spans {
 			if sp.remask == 0 {
 				continue
 			}
-			for p := sp.pos; p < sp.pos+sp.n; p++ {
+			for p := sp.pos + d.scorePhase; p < sp.pos+sp.n; p += scorePasses {
 				d.targets = append(d.targets, p)
 				d.spanOf = append(d.spanOf, s)
+				d.saved = append(d.saved, d.tokens[p])
+				d.tokens[p] = d.ni.mask
 			}
 		}
 	} else {
@@ -255,7 +282,7 @@ func (d *decoder) apply(rows []float32) error {
 		return fmt.Errorf("infill: model returned %d logits for %d positions of vocabulary %d", len(rows), len(d.targets), v)
 	}
 	if d.scoring {
-		d.remask(rows)
+		d.score(rows)
 		return nil
 	}
 	d.denoise(rows)
@@ -264,35 +291,112 @@ func (d *decoder) apply(rows []float32) error {
 	if d.pl.length == lenExpand {
 		d.resize()
 	}
+	if d.orig != nil && d.countMasked(-1) == 0 && d.changed() {
+		d.scoring, d.verifying, d.scorePhase = true, true, 0
+	}
 	return nil
 }
 
-// remask re-masks, in each rewritten span, the positions whose existing
-// token the model finds least likely.
-func (d *decoder) remask(rows []float32) {
+// changed reports whether a rewritten span's tokens differ from the
+// original's.
+func (d *decoder) changed() bool {
+	for _, sp := range d.spans {
+		if sp.remask > 0 && !slices.Equal(d.tokens[sp.pos:sp.pos+sp.n], d.orig[sp.pos:sp.pos+sp.n]) {
+			return true
+		}
+	}
+	return false
+}
+
+// verify keeps, in each rewritten span, the new tokens if the model finds
+// them more probable together (the sum of each token's log-probability,
+// scored as the original was) than the original ones by the plan's margin,
+// else (or when reject refuses them) puts the original back: a rewrite
+// never leaves text the model itself likes less, and an unchanged span is
+// a fine answer.
+func (d *decoder) verify() {
+	for s, sp := range d.spans {
+		if sp.remask == 0 {
+			continue
+		}
+		var now, was float64
+		for p := sp.pos; p < sp.pos+sp.n; p++ {
+			now += d.logp[p]
+			was += d.origLogp[p]
+		}
+		if now <= was+d.pl.margin || d.reject != nil && d.reject(s, d.tokens[sp.pos:sp.pos+sp.n]) {
+			copy(d.tokens[sp.pos:sp.pos+sp.n], d.orig[sp.pos:sp.pos+sp.n])
+			copy(d.logp[sp.pos:sp.pos+sp.n], d.origLogp[sp.pos:sp.pos+sp.n])
+		}
+	}
+	d.scoring, d.verifying = false, false
+	d.orig = nil
+}
+
+// scorePasses is how many passes score a rewritten span: pass j masks
+// every scorePasses-th token from the j-th, so each token is scored with
+// its neighbours in place. More passes score closer to one token masked at
+// a time, and cost a step each.
+const scorePasses = 2
+
+// score records, after a scoring pass, the probability of each masked
+// token in its context, puts the tokens back, and after the last pass
+// re-masks what the model doubts.
+func (d *decoder) score(rows []float32) {
 	v := d.ni.vocab
-	type scored struct {
-		pos  int
-		logp float64
-	}
-	bySpan := make(map[int][]scored)
 	for i, p := range d.targets {
-		row := rows[i*v : (i+1)*v]
-		bySpan[d.spanOf[i]] = append(bySpan[d.spanOf[i]], scored{p, logProb(row, d.tokens[p])})
+		d.tokens[p] = d.saved[i]
+		d.logp[p] = logProb(rows[i*v:(i+1)*v], d.saved[i])
 	}
-	for s, sc := range bySpan {
-		slices.SortStableFunc(sc, func(a, b scored) int {
+	d.scorePhase++
+	longest := 0
+	for _, sp := range d.spans {
+		if sp.remask > 0 {
+			longest = max(longest, sp.n)
+		}
+	}
+	if d.scorePhase < min(scorePasses, longest) {
+		return
+	}
+	if d.verifying {
+		d.verify()
+		return
+	}
+	d.remask()
+}
+
+// remask re-masks, in each rewritten span, the tokens the model finds
+// least likely, at most the span's remask of them and only those below
+// the plan's doubt probability: a token the model is sure of stays, and a
+// span it is sure of throughout comes back unchanged. (Denoising then
+// puts a re-masked token back where the model doubts its replacement as
+// much.)
+func (d *decoder) remask() {
+	d.orig = slices.Clone(d.tokens)
+	d.origLogp = slices.Clone(d.logp)
+	for _, sp := range d.spans {
+		if sp.remask == 0 {
+			continue
+		}
+		var doubted []int
+		for p := sp.pos; p < sp.pos+sp.n; p++ {
+			if d.logp[p] < math.Log(d.pl.doubt) {
+				doubted = append(doubted, p)
+			}
+		}
+		slices.SortStableFunc(doubted, func(a, b int) int {
 			switch {
-			case a.logp < b.logp:
+			case d.logp[a] < d.logp[b]:
 				return -1
-			case a.logp > b.logp:
+			case d.logp[a] > d.logp[b]:
 				return 1
 			}
-			return a.pos - b.pos
+			return a - b
 		})
-		for _, x := range sc[:min(d.spans[s].remask, len(sc))] {
-			d.tokens[x.pos] = d.ni.mask
-			d.masked[x.pos] = true
+		for _, p := range doubted[:min(sp.remask, len(doubted))] {
+			d.tokens[p] = d.ni.mask
+			d.masked[p] = true
+			d.logp[p] = 0
 		}
 	}
 	d.scoring = false
@@ -349,6 +453,10 @@ func (d *decoder) denoise(rows []float32) {
 	}
 	props := make([]proposal, len(d.targets))
 	isTarget := make(map[int]int, len(d.targets))
+	var origLogp []float64 // rewrite: the original token's log-probability per target
+	if d.orig != nil {
+		origLogp = make([]float64, len(d.targets))
+	}
 	for i, p := range d.targets {
 		s := d.spanOf[i]
 		sp := &d.spans[s]
@@ -377,6 +485,9 @@ func (d *decoder) denoise(rows []float32) {
 		}
 		if sp.allow != nil && p == sp.pos {
 			d.restrict(row, sp.allow)
+		}
+		if d.orig != nil && sp.keepN {
+			origLogp[i] = logProb(row, d.orig[p])
 		}
 		props[i] = d.smp.propose(row, b, d.rng)
 		isTarget[p] = i
@@ -432,6 +543,11 @@ func (d *decoder) denoise(rows []float32) {
 		d.tokens[c.pos] = c.p.tok
 		d.masked[c.pos] = false
 		d.logp[c.pos] = c.p.logp
+		if i := isTarget[c.pos]; origLogp != nil && d.spans[d.spanOf[i]].keepN && c.p.tok != d.orig[c.pos] && c.p.prob < d.pl.doubt {
+			// A rewrite replaces a token only with one the model does not
+			// doubt; else the original stays.
+			d.tokens[c.pos], d.logp[c.pos] = d.orig[c.pos], origLogp[i]
+		}
 	}
 	if pol == lenPad || pol == lenMulti || pol == lenExpand {
 		// An end commits the rest of its span as end too: pads only

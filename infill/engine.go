@@ -150,13 +150,18 @@ func (e *Engine) Reset() {
 
 // spanPlan is one span of a request, resolved.
 type spanPlan struct {
+	// Span is where the span lies on the canvas: the request's span
+	// aligned by alignSpan. user is the request's span, where the edit
+	// goes; the text between the two ends is kept as it is.
 	Span
+	user   Span
 	orig   []int32 // rewrite: the span's tokens
 	n      int     // masks (or tokens, rewrite)
 	remask int     // rewrite
 	single bool
-	// heal is the partial word before a completion point, taken out of
-	// the prefix and given back as the forced start of the answer, so the
+	// heal is the partial word before a completion point (or the part
+	// of a token before a span's start, see alignSpan), taken out of the
+	// prefix and given back as the forced start of the answer, so the
 	// canvas ends at a pre-token boundary as in training ("fo|" is
 	// completed as "foo", not as "fo" + "o").
 	heal  string
@@ -220,7 +225,12 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 	var onStep func(*decoder)
 	if req.OnStep != nil {
 		onStep = func(d *decoder) {
-			req.OnStep(Step{Done: d.steps, Total: max(d.stepsTotal, d.steps), Texts: d.texts(e.tok)})
+			texts := d.texts(e.tok)
+			for i, sp := range spans {
+				// As the edit will be: over the request's span.
+				texts[i] = req.Text[sp.user.Start:sp.Start] + texts[i] + req.Text[sp.End:sp.user.End]
+			}
+			req.OnStep(Step{Done: d.steps, Total: max(d.stepsTotal, d.steps), Texts: texts})
 		}
 	}
 	if err := run(ctx, e.net, decs, onStep); err != nil {
@@ -241,8 +251,13 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 			if sp.heal != "" {
 				t = strings.TrimPrefix(t, sp.heal)
 			}
-			t = postprocess(t, sp.pc)
-			c.Edits = append(c.Edits, Edit{Start: sp.Start, End: sp.End, NewText: t})
+			if t != req.Text[sp.Start:sp.End] {
+				// (A rewrite that kept every token is the text as it was.)
+				t = postprocess(t, sp.pc)
+			}
+			// The text alignSpan left out of the span stays as it was.
+			t = req.Text[sp.user.Start:sp.Start] + t + req.Text[sp.End:sp.user.End]
+			c.Edits = append(c.Edits, Edit{Start: sp.user.Start, End: sp.user.End, NewText: t})
 			key.WriteString(t)
 			key.WriteByte(0)
 		}
@@ -281,6 +296,12 @@ func resolveParams(p Params) (Params, error) {
 	}
 	if p.Strength == 0 {
 		p.Strength = d.Strength
+	}
+	if p.Doubt == 0 {
+		p.Doubt = d.Doubt
+	}
+	if p.RewriteMargin == 0 {
+		p.RewriteMargin = d.RewriteMargin
 	}
 	if p.HoleMarker == "" {
 		p.HoleMarker = d.HoleMarker
@@ -321,6 +342,10 @@ func resolveParams(p Params) (Params, error) {
 		return p, fmt.Errorf("infill: context tokens %d < 0", p.ContextTokens)
 	case p.Strength < 0 || p.Strength > 1:
 		return p, fmt.Errorf("infill: strength %g outside (0, 1]", p.Strength)
+	case p.Doubt < 0 || p.Doubt > 1:
+		return p, fmt.Errorf("infill: doubt %g outside (0, 1]", p.Doubt)
+	case p.RewriteMargin < 0:
+		return p, fmt.Errorf("infill: rewrite margin %g < 0", p.RewriteMargin)
 	case p.Candidates < 0:
 		return p, fmt.Errorf("infill: candidates %d < 0", p.Candidates)
 	case p.EndThreshold < 0 || p.EndThreshold > 1:
@@ -367,6 +392,8 @@ func (e *Engine) makePlan(p Params, mode Mode) (*plan, error) {
 		endThreshold: p.EndThreshold,
 		masksOnly:    masksOnly,
 		userMax:      p.MaxTokens > 0,
+		doubt:        p.Doubt,
+		margin:       p.RewriteMargin,
 	}, nil
 }
 
@@ -427,8 +454,17 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 		}
 	}
 	out := make([]spanPlan, len(spans))
-	for i, s := range spans {
-		sp := spanPlan{Span: s}
+	prevEnd := 0
+	for i, user := range spans {
+		s, heal := user, ""
+		if mode != ModeComplete {
+			s, heal = e.alignSpan(text, user, prevEnd, mode != ModeFillHoles)
+		}
+		prevEnd = s.End
+		sp := spanPlan{Span: s, user: user}
+		if heal != "" {
+			sp.heal, sp.allow = e.healing(heal)
+		}
 		sp.pc = postContext{before: text[:s.Start], after: text[s.End:]}
 		if mode != ModeFillHoles {
 			sp.pc.orig = text[s.Start:s.End]
@@ -449,13 +485,15 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 		case ModeInfill:
 			sp.n = defaultHoleTokens
 			if s.End > s.Start {
-				n0 := len(e.tok.EncodeOrdinary(text[s.Start:s.End]))
+				n0 := len(e.tok.EncodeOrdinary(text[s.Start-len(sp.heal) : s.End]))
 				sp.n = min(max(n0+n0/2+4, 8), maxInfillTokens)
 			}
 		case ModeRewrite:
-			sp.orig = e.tok.EncodeOrdinary(text[s.Start:s.End])
+			sp.orig = append([]int32{}, e.tok.EncodeOrdinary(text[s.Start-len(sp.heal):s.End])...)
 			sp.n = len(sp.orig)
-			sp.remask = max(1, int(math.Ceil(p.Strength*float64(sp.n))))
+			if sp.n > 0 { // else only blanks were selected: nothing to rewrite
+				sp.remask = max(1, int(math.Ceil(p.Strength*float64(sp.n))))
+			}
 		}
 		if p.MaxTokens > 0 && mode != ModeRewrite {
 			sp.n = p.MaxTokens
@@ -464,6 +502,138 @@ func (e *Engine) resolveSpans(req *Request, p Params) ([]spanPlan, Mode, error) 
 		out[i] = sp
 	}
 	return out, mode, nil
+}
+
+// alignSpan places a span of a request on the canvas the way spans were
+// cut in training (model/train/data.py): a span starts at a line's first
+// token after its indentation, or at a token boundary inside a line, and
+// ends at a line's end or at a token boundary; line breaks inside a span are
+// its own. The model never saw a span start or end with a line break, nor a
+// prefix cut inside a token: with the Go-aware pre-tokenizer a newline and
+// the next line's indentation are one token ("\n\t"), so a whole-line span
+// starting in column 0 left the prefix ending in a bare "\n" and the span
+// starting with a bare "\t", and the model wrote "}" or "*" there. So:
+//
+//   - blanks and line breaks the span starts with, up to its last line
+//     break, and the line breaks (with the blanks around them) it ends
+//     with stay as they are, outside the span;
+//   - a start inside a token of the text's own tokenization moves to the
+//     token's end when only blanks lie between (the indentation stays),
+//     else, with heal set and unless the prefix then ends a line, to the
+//     token's start, the part before the span becoming the forced start
+//     of the answer (returned as heal);
+//   - an end inside a token moves to the token's start when only blanks
+//     lie between;
+//   - a span of blanks only becomes a point after its first line's blanks.
+//
+// The edit still covers the request's span; what alignment left out is
+// given back unchanged around the answer. prevEnd is where the previous
+// span ends on the canvas: healing never reaches before it.
+func (e *Engine) alignSpan(text string, s Span, prevEnd int, heal bool) (Span, string) {
+	body := text[s.Start:s.End]
+	if strings.TrimSpace(body) == "" {
+		p := s.Start + len(body) - len(strings.TrimLeft(body, " \t"))
+		s = Span{p, p}
+	} else {
+		lead := body[:len(body)-len(strings.TrimLeft(body, " \t\r\n"))]
+		if i := strings.LastIndexByte(lead, '\n'); i >= 0 {
+			s.Start += i + 1
+		}
+		body = text[s.Start:s.End]
+		trimmed := strings.TrimRight(body, " \t\r\n")
+		if i := strings.IndexAny(body[len(trimmed):], "\r\n"); i >= 0 {
+			s.End = s.Start + len(trimmed) + i
+		}
+	}
+	if t0, _, ok := e.tokenAround(text, s.End); ok && s.End > s.Start && isBlank(text[t0:s.End]) {
+		s.End = max(t0, s.Start)
+	}
+	t0, t1, ok := e.tokenAround(text, s.Start)
+	if !ok {
+		return s, ""
+	}
+	if isBlank(text[s.Start:t1]) && (s.End == s.Start || t1 <= s.End) {
+		if s.End == s.Start {
+			s.End = t1
+		}
+		s.Start = t1
+		return s, ""
+	}
+	// A prefix that ends a line ends a token whatever follows but blanks,
+	// and answers do not start with blanks: no healing there. (The text
+	// around a point joins the prefix's line break to the suffix's, "\n"
+	// and "\n\t" into "\n\n\t", where an answer would stand between.)
+	if piece := text[t0:s.Start]; heal && t0 >= prevEnd && !strings.HasSuffix(piece, "\n") {
+		return s, piece
+	}
+	return s, ""
+}
+
+// isBlank reports whether s is spaces and tabs only (no line break).
+func isBlank(s string) bool { return strings.Trim(s, " \t") == "" }
+
+// tokenAround returns the token [t0, t1) of text's own tokenization that
+// holds byte offset off strictly inside, if any. It tokenizes the lines
+// around off only: from the start of the line before off's to the end of
+// the line after, enough for every pre-tokenizer diffill knows to cut
+// there as it would in the whole text.
+func (e *Engine) tokenAround(text string, off int) (t0, t1 int, ok bool) {
+	if off <= 0 || off >= len(text) {
+		return 0, 0, false
+	}
+	a := strings.LastIndexByte(text[:off], '\n') + 1
+	if a > 0 {
+		a = strings.LastIndexByte(text[:a-1], '\n') + 1
+	}
+	b := len(text)
+	if i := strings.IndexByte(text[off:], '\n'); i >= 0 {
+		b = off + i + 1
+		if j := strings.IndexByte(text[b:], '\n'); j >= 0 {
+			b += j + 1
+		}
+	}
+	toks := e.tok.EncodeOrdinary(text[a:b])
+	pos := a
+	for _, t := range toks {
+		end := pos + len(e.tok.TokenBytes(t))
+		if pos < off && off < end {
+			return pos, end, true
+		}
+		if end > off {
+			break
+		}
+		pos = end
+	}
+	return 0, 0, false
+}
+
+// sameStructure reports whether text b, in place of text a between before
+// and after, leaves Go's brackets, strings and comments at the end of the
+// line as a does: a rewrite changes code within its lines, never the
+// structure of the code around them.
+func sameStructure(before, a, b, after string) bool {
+	open := openBrackets(before)
+	rest := after
+	if i := strings.IndexByte(after, '\n'); i >= 0 {
+		rest = after[:i+1]
+	}
+	// The state where the span ends (a line comment, which the line's end
+	// closes, counts as code), and the brackets at the end of its line.
+	end := func(s string) (state byte, stack string, bad int) {
+		sc := open
+		sc.stack = slices.Clone(open.stack)
+		count := func(int) { bad++ }
+		sc.feed(s, count)
+		state = sc.state
+		if state == '/' {
+			state = 0
+		}
+		sc.feed(rest, count)
+		return state, string(sc.stack), bad
+	}
+	sa, ka, ba := end(a)
+	sb, kb, bb := end(b)
+	return sa == sb && ka == kb && ba == bb
 }
 
 // partialWord returns the identifier (with its leading space, which the
@@ -644,7 +814,14 @@ func (e *Engine) variants(base *canvas, spans []spanPlan, p Params, pl *plan) []
 		}
 		seenN[key] = true
 		for s := range seeds {
-			decs = append(decs, e.newDecoder(base, ns, p.Seed+uint64(s), pl))
+			d := e.newDecoder(base, ns, p.Seed+uint64(s), pl)
+			if rewrite {
+				d.reject = func(s int, ids []int32) bool {
+					t := strings.TrimPrefix(e.tok.Decode(ids), spans[s].heal)
+					return !sameStructure(spans[s].pc.before, spans[s].pc.orig, t, spans[s].pc.after)
+				}
+			}
+			decs = append(decs, d)
 		}
 	}
 	return decs
@@ -686,7 +863,7 @@ func (e *Engine) newDecoder(base *canvas, ns []int, seed uint64, pl *plan) *deco
 	d.logp = make([]float64, len(d.tokens))
 	for _, sp := range d.spans {
 		if sp.keepN {
-			d.scoring = true
+			d.scoring = d.scoring || sp.remask > 0
 			continue
 		}
 		for p := sp.pos; p < sp.pos+sp.n; p++ {

@@ -123,6 +123,11 @@ func (s *Server) executeCommand(ctx context.Context, v *view, p *executeCommandP
 	if err != nil {
 		return nil, err
 	}
+	if bg, ok := eng.(interface{ Background() Engine }); ok {
+		// A command may denoise for seconds: on the loader's engine for
+		// long runs, which gives way to completions between steps.
+		eng = bg.Background()
+	}
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	prog := s.startProgress(ctx, p.WorkDoneToken, "diffill: "+title, cancel)
@@ -184,11 +189,15 @@ func (s *Server) executeCommand(ctx context.Context, v *view, p *executeCommandP
 		return &commandResult{Edit: &we}, nil
 	}
 	var applied protocol.ApplyWorkspaceEditResponse
-	// The session's context: once the edit is sent, waiting for the
-	// client's answer is not cancellable work.
-	if _, err := s.conn.Call(s.ctx, protocol.MethodWorkspaceApplyEdit, &applyWorkspaceEditParams{Label: "diffill: " + title, Edit: we}, &applied); err != nil {
-		prog.end("not applied")
-		return nil, fmt.Errorf("%s: workspace/applyEdit: %w", title, err)
+	// The request's context, bounded by the client timeout: a client that
+	// never answers, or a user who cancels meanwhile, releases this request.
+	// The edit may still be applied by the editor then; the error says so.
+	if err := s.callClient(ctx, protocol.MethodWorkspaceApplyEdit, &applyWorkspaceEditParams{Label: "diffill: " + title, Edit: we}, &applied); err != nil {
+		prog.end("no answer from the editor")
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: cancelled while waiting for the editor to apply the edit (it may still apply it): %w", title, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("%s: workspace/applyEdit (the editor may still apply the edit): %w", title, err)
 	}
 	if applied.Applied {
 		prog.end("applied")

@@ -37,7 +37,7 @@ func (s *Server) pullConfiguration(ctx context.Context) {
 	}
 	params := protocol.ConfigurationParams{Items: []protocol.ConfigurationItem{{Section: settings.Section}}}
 	var result []json.RawMessage
-	if _, err := s.conn.Call(ctx, protocol.MethodWorkspaceConfiguration, params, &result); err != nil {
+	if err := s.callClient(ctx, protocol.MethodWorkspaceConfiguration, params, &result); err != nil {
 		s.log.Warn("workspace/configuration failed", zap.Error(err))
 		return
 	}

@@ -86,6 +86,10 @@ func typed[P any, R any](f func(*Server, context.Context, *view, *P) (R, error))
 func (s *Server) handle(ctx context.Context, jreply jsonrpc2.Replier, req jsonrpc2.Request) error {
 	call, isCall := req.(*jsonrpc2.Call)
 	method := req.Method()
+	select {
+	case s.touched <- struct{}{}:
+	default:
+	}
 	reply := func(ctx context.Context, result any, err error) error {
 		if rerr := jreply(ctx, result, err); rerr != nil {
 			s.log.Debug("reply not sent", zap.String("method", method), zap.Error(rerr))

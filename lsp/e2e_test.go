@@ -166,7 +166,8 @@ func TestServeListen(t *testing.T) {
 	}
 	bin := buildDiffill(t)
 	model, _ := filepath.Abs(tinyDir)
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--model", model)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--model", model, "--token-file", tokenFile)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -189,6 +190,35 @@ func TestServeListen(t *testing.T) {
 	if addr == "" {
 		t.Fatal("serve --listen did not say where it listens")
 	}
+	if addr, _, _ = strings.Cut(addr, ";"); addr == "" {
+		t.Fatal("no address")
+	}
+	token, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatalf("the server made no token file: %v", err)
+	}
+	if st, _ := os.Stat(tokenFile); st.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", st.Mode().Perm())
+	}
+	// Without the token, or with a wrong one, initialize is refused and
+	// the connection closed.
+	for _, tok := range []any{nil, "0123456789abcdef0123456789abcdef"} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := fake.New(conn)
+		_, err = c.Initialize(ctxT(t), fake.InitOptions{InitializationOptions: map[string]any{"token": tok}})
+		if err == nil || !strings.Contains(err.Error(), "token") {
+			t.Fatalf("initialize with token %v: %v", tok, err)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server kept a session that sent the wrong token")
+		}
+		c.Close()
+	}
 	for i := 0; i < 2; i++ { // two sessions, one after the other
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -196,7 +226,7 @@ func TestServeListen(t *testing.T) {
 		}
 		c := fake.New(conn)
 		ctx := ctxT(t)
-		if _, err := c.Initialize(ctx, fake.InitOptions{}); err != nil {
+		if _, err := c.Initialize(ctx, fake.InitOptions{InitializationOptions: map[string]any{"token": strings.TrimSpace(string(token))}}); err != nil {
 			t.Fatal(err)
 		}
 		c.Open("file:///a.go", "go", goSource)

@@ -39,6 +39,15 @@ func (s *Server) initialize(ctx context.Context, v *view, p *initializeParams) (
 		s.mu.Unlock()
 		return nil, jsonrpc2.Errorf(jsonrpc2.InvalidRequest, "initialize sent twice")
 	}
+	opts, token := takeToken(p.InitializationOptions)
+	if err := s.checkToken(token); err != nil {
+		s.mu.Unlock()
+		s.log.Warn("refused a session", zap.Error(err))
+		// Answer, then end the session: nothing else is served to it.
+		time.AfterFunc(100*time.Millisecond, func() { s.end(err) })
+		return nil, jsonrpc2.Errorf(jsonrpc2.InvalidRequest, "%v", err)
+	}
+	p.InitializationOptions = opts
 	s.state = stateRunning
 	s.caps = p.Capabilities
 	s.mu.Unlock()
@@ -105,7 +114,7 @@ func (s *Server) initialized(ctx context.Context, v *view, _ *struct{}) (any, er
 				Method:          protocol.MethodWorkspaceDidChangeConfiguration,
 				RegisterOptions: map[string]string{"section": "diffill"},
 			}}}
-			if _, err := s.conn.Call(ctx, protocol.MethodClientRegisterCapability, params, nil); err != nil {
+			if err := s.callClient(ctx, protocol.MethodClientRegisterCapability, params, nil); err != nil {
 				s.log.Debug("registering for configuration changes", zap.Error(err))
 			}
 		}

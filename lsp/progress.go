@@ -33,7 +33,7 @@ func (s *Server) startProgress(ctx context.Context, clientToken json.RawMessage,
 			return &progress{}
 		}
 		token = json.RawMessage(strconv.Quote(fmt.Sprintf("diffill-%d", s.tokens.Add(1))))
-		if _, err := s.conn.Call(ctx, protocol.MethodWorkDoneProgressCreate, &workDoneProgressCreateParams{Token: token}, nil); err != nil {
+		if err := s.callClient(ctx, protocol.MethodWorkDoneProgressCreate, &workDoneProgressCreateParams{Token: token}, nil); err != nil {
 			s.log.Debug("window/workDoneProgress/create refused", zap.Error(err))
 			return &progress{}
 		}

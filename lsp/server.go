@@ -47,6 +47,16 @@ type Options struct {
 	// MaxPending bounds requests being served at once; more are refused
 	// with RequestFailed until some finish. 0: 256.
 	MaxPending int
+	// ClientTimeout bounds how long the server waits for the client's
+	// answer to a request of its own (workspace/applyEdit,
+	// workspace/configuration, ...). 0: 30 s.
+	ClientTimeout time.Duration
+	// Token, if set, must come as initializationOptions.token in initialize,
+	// else the session ends (for servers others on the machine can reach).
+	Token string
+	// InitializeTimeout ends a session that has not initialized within it;
+	// IdleTimeout one that sends nothing for that long. 0: no limit.
+	InitializeTimeout, IdleTimeout time.Duration
 	// Version is reported in serverInfo.
 	Version string
 	// Context is the workspace context requests get (snippets of the
@@ -88,6 +98,7 @@ type Server struct {
 	typing   map[protocol.DocumentURI]*typingPace
 	pending  int
 	exitErr  chan error
+	touched  chan struct{} // a message arrived (for the idle timeout)
 
 	engines engines
 	cache   completionCache
@@ -151,6 +162,9 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 	if opt.MaxMessageBytes == 0 {
 		opt.MaxMessageBytes = wire.DefaultMaxMessage
 	}
+	if opt.ClientTimeout == 0 {
+		opt.ClientTimeout = 30 * time.Second
+	}
 	if opt.MaxPending == 0 {
 		opt.MaxPending = 256
 	}
@@ -168,6 +182,7 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 		progress: map[string]context.CancelCauseFunc{},
 		typing:   map[protocol.DocumentURI]*typingPace{},
 		exitErr:  make(chan error, 1),
+		touched:  make(chan struct{}, 1),
 
 		parentPoll: 5 * time.Second,
 		ws:         workspace.NewSession(workspace.Options{}),
@@ -187,6 +202,7 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.conn = jsonrpc2.NewConn(stream)
 	s.conn.Go(s.ctx, s.handle)
+	s.goAsync(func(context.Context) { s.watchIdle(s.touched) })
 
 	var err error
 	select {
@@ -306,4 +322,18 @@ func (p *typingPace) delay(now time.Time, max time.Duration) time.Duration {
 		return 0
 	}
 	return wait
+}
+
+// callClient sends a request to the client and waits for its answer, at
+// most Options.ClientTimeout, and no longer than ctx: a client that never
+// answers (or a request the user cancels) releases the server's request
+// instead of holding it, and its slot, for good.
+func (s *Server) callClient(ctx context.Context, method string, params, result any) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opt.ClientTimeout)
+	defer cancel()
+	_, err := s.conn.Call(ctx, method, params, result)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("the editor did not answer %s within %v: %w", method, s.opt.ClientTimeout, err)
+	}
+	return err
 }

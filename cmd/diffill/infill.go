@@ -38,6 +38,8 @@ func decodeFlags(fs *flag.FlagSet) *infill.Params {
 	fs.StringVar(&p.Length, "length", p.Length, "length policy: auto, pad, expand, fixed or multi")
 	fs.Float64Var(&p.PadPenalty, "pad-penalty", p.PadPenalty, "confidence factor of pad/EOS proposals (1: none)")
 	fs.Float64Var(&p.EndThreshold, "end-threshold", p.EndThreshold, "commit a span's end where the model proposes it with this probability (1: rank ends like other tokens)")
+	fs.Float64Var(&p.Doubt, "doubt", p.Doubt, "--rewrite re-masks only tokens the model finds less probable than this (1: any, up to the strength)")
+	fs.Float64Var(&p.RewriteMargin, "rewrite-margin", p.RewriteMargin, "--rewrite keeps its new text only if the model finds it this much more probable (nats) than the old")
 	fs.IntVar(&p.Candidates, "candidates", p.Candidates, "distinct answers to produce")
 	fs.StringVar(&p.Recompute, "recompute", p.Recompute, "what a cached step recomputes: span or masks")
 	fs.BoolVar(&p.SingleLine, "single-line", p.SingleLine, "complete one line only (default: decided by the cursor's line)")

@@ -56,8 +56,55 @@ type modelEntry struct {
 type modelLoad struct {
 	ready chan struct{}
 	m     *model.Model
-	eng   *infill.Engine
+	eng   *infill.Engine // interactive runs: completions, ghost text
+	bg    *infill.Engine // long runs (commands), on the same weights
+	gate  gate           // long runs step only while no interactive run is in flight
 	err   error
+}
+
+// gate lets long runs (a command that denoises for many seconds) give way
+// to interactive ones between their steps: each model has two engines (the
+// model is safe for concurrent use; an engine serialises its own runs), and
+// a long run waits after each step while any interactive run, from any
+// session, is in flight. So a completion waits at most one step of a
+// command, and the two never split the cores between them.
+type gate struct {
+	mu     sync.Mutex
+	active int
+	idle   chan struct{} // closed while active == 0
+}
+
+func (g *gate) enter() {
+	g.mu.Lock()
+	if g.active == 0 {
+		g.idle = make(chan struct{})
+	}
+	g.active++
+	g.mu.Unlock()
+}
+
+func (g *gate) leave() {
+	g.mu.Lock()
+	g.active--
+	if g.active == 0 {
+		close(g.idle)
+	}
+	g.mu.Unlock()
+}
+
+// wait returns when no interactive run is in flight, or ctx ends.
+func (g *gate) wait(ctx context.Context) {
+	g.mu.Lock()
+	idle := g.idle
+	busy := g.active > 0
+	g.mu.Unlock()
+	if !busy {
+		return
+	}
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
 }
 
 func newEngineCache(logf func(format string, a ...any)) *engineCache {
@@ -141,7 +188,7 @@ func (c *engineCache) load(ctx context.Context, dir, device string) (lsp.Engine,
 
 // acquire returns e's engine, loading it if needed, and a release to call
 // when the run is over.
-func (c *engineCache) acquire(ctx context.Context, e *modelEntry) (*infill.Engine, func(), error) {
+func (c *engineCache) acquire(ctx context.Context, e *modelEntry) (*modelLoad, func(), error) {
 	c.mu.Lock()
 	if l := e.load; l != nil && isDone(l.ready) && l.err == nil && l.m.Changed() != nil {
 		// New weights on disk: this run and later ones load them; runs
@@ -165,7 +212,7 @@ func (c *engineCache) acquire(ctx context.Context, e *modelEntry) (*infill.Engin
 	if leader {
 		l.m, l.err = c.open(e.dir, e.device)
 		if l.err == nil {
-			l.eng = infill.NewEngine(l.m)
+			l.eng, l.bg = infill.NewEngine(l.m), infill.NewEngine(l.m)
 		}
 		close(l.ready)
 		c.mu.Lock()
@@ -188,7 +235,7 @@ func (c *engineCache) acquire(ctx context.Context, e *modelEntry) (*infill.Engin
 		release()
 		return nil, nil, l.err
 	}
-	return l.eng, release, nil
+	return l, release, nil
 }
 
 // retire detaches e's load so the next run starts another; the old model is
@@ -260,7 +307,7 @@ func (c *engineCache) evict(keep *modelEntry) {
 func (c *engineCache) closeLoad(l *modelLoad) {
 	if l.m != nil {
 		l.m.Close()
-		l.m, l.eng = nil, nil
+		l.m, l.eng, l.bg = nil, nil, nil
 	}
 	// The packed weights are Go memory: free them now rather than at the
 	// next GC cycle's leisure.
@@ -289,18 +336,54 @@ type engineHandle struct {
 	closed atomic.Bool
 }
 
-// Run borrows the engine for one request. A run that finds the weights
-// changed under it is run once more on the reloaded model.
+// Run borrows the engine for one interactive request.
 func (h *engineHandle) Run(ctx context.Context, req *infill.Request) (*infill.Result, error) {
+	return h.run(ctx, req, false)
+}
+
+// Background returns the engine for long requests (the server's commands):
+// they run on the model's second engine and pause between steps while
+// interactive requests run.
+func (h *engineHandle) Background() lsp.Engine { return backgroundEngine{h} }
+
+type backgroundEngine struct{ h *engineHandle }
+
+func (b backgroundEngine) Run(ctx context.Context, req *infill.Request) (*infill.Result, error) {
+	return b.h.run(ctx, req, true)
+}
+
+// run borrows the model for one request. A run that finds the weights
+// changed under it is run once more on the reloaded model.
+func (h *engineHandle) run(ctx context.Context, req *infill.Request, background bool) (*infill.Result, error) {
 	for attempt := 0; ; attempt++ {
 		if h.closed.Load() {
 			return nil, errors.New("engine handle used after Close")
 		}
-		eng, release, err := h.c.acquire(ctx, h.e)
+		l, release, err := h.c.acquire(ctx, h.e)
 		if err != nil {
 			return nil, err
 		}
-		res, err := eng.Run(ctx, req)
+		eng, r := l.eng, req
+		if background {
+			eng = l.bg
+			// Between steps (OnStep runs on the engine's goroutine, after
+			// each step), give way to interactive runs.
+			inner := req.OnStep
+			cp := *req
+			cp.OnStep = func(st infill.Step) {
+				if inner != nil {
+					inner(st)
+				}
+				l.gate.wait(ctx)
+			}
+			r = &cp
+		} else {
+			l.gate.enter()
+		}
+		res, err := eng.Run(ctx, r)
+		if !background {
+			l.gate.leave()
+		}
 		if errors.Is(err, model.ErrWeightsChanged) {
 			h.c.mu.Lock()
 			h.e.stale = true

@@ -204,3 +204,51 @@ func TestServerUnloadsSwitchedModels(t *testing.T) {
 }
 
 var _ = model.ErrWeightsChanged
+
+// TestLongRunGivesWay: a long command (a fill that takes many slow steps)
+// does not hold up a completion: the completion runs on the model's other
+// engine while the command waits between its steps. With one engine per
+// model the completion waited for the whole command.
+func TestLongRunGivesWay(t *testing.T) {
+	dirs := tinyCopies(t, 1)
+	c := newEngineCache(nil)
+	h, err := c.load(context.Background(), dirs[0], "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.(*engineHandle).Close()
+	long := &infill.Request{
+		Text: "func main() {\n\t???\n}\n", Mode: infill.ModeFillHoles,
+		Params: infill.Params{Steps: 64, MaxTokens: 64, Length: "fixed", Schedule: "fixed"},
+	}
+	started := make(chan struct{})
+	steps := 0
+	long.OnStep = func(infill.Step) {
+		steps++
+		if steps == 1 {
+			close(started)
+		}
+		time.Sleep(20 * time.Millisecond) // a slow step: 64 of them take over a second
+	}
+	longDone := make(chan time.Time, 1)
+	go func() {
+		if _, err := h.(*engineHandle).Background().Run(context.Background(), long); err != nil {
+			t.Error(err)
+		}
+		longDone <- time.Now()
+	}()
+	<-started
+	runOnce(t, h)
+	shortDone := time.Now()
+	select {
+	case end := <-longDone:
+		if !end.After(shortDone) {
+			t.Fatalf("the completion finished after the long command (%d steps)", steps)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the long command did not finish")
+	}
+	if steps < 32 {
+		t.Fatalf("the long run took %d steps: not long enough to tell", steps)
+	}
+}

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -36,8 +36,11 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	listen := fs.String("listen", "", "serve on this TCP `address` instead of stdio: PORT or :PORT bind 127.0.0.1; "+
-		"a host that is not loopback is used only when named")
+	listen := fs.String("listen", "", "serve on this `address` instead of stdio: \"unix\" (a 0600 socket in $XDG_RUNTIME_DIR/diffill), "+
+		"unix:PATH or a PATH (a 0600 Unix socket there), or TCP: PORT or :PORT bind 127.0.0.1, a host that is not loopback is used only when named; "+
+		"TCP clients must send the token of --token-file as initializationOptions.token")
+	tokenFile := fs.String("token-file", "", "with a TCP --listen: the `file` holding the token clients must send (created 0600 with a random token if missing; default "+defaultTokenFile()+")")
+	idle := fs.Duration("idle-timeout", 0, "with --listen: close a session that sends nothing for this `duration` (0: never); a connection must initialize within 10s")
 	modelDir := fs.String("model", "", "checkpoint `directory` (default: the built-in model); the editor's diffill.model setting overrides it")
 	device := fs.String("device", "auto", "`device` to run the model on (the editor's diffill.device setting overrides it)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
@@ -85,53 +88,40 @@ Flags:
 		return err
 	}
 
-	addr, explicit, err := listenAddr(*listen)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	opts.InitializeTimeout, opts.IdleTimeout = 10*time.Second, *idle
+	var ln net.Listener
+	if path, ok := isUnixListen(*listen); ok {
+		if ln, err = listenUnix(path); err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		fmt.Fprintf(stderr, "diffill serve: listening on unix:%s (this user only)\n", path)
+	} else {
+		addr, explicit, err := listenAddr(*listen)
+		if err != nil {
+			return err
+		}
+		if *tokenFile == "" {
+			*tokenFile = defaultTokenFile()
+		}
+		if opts.Token, err = loadToken(*tokenFile); err != nil {
+			return err
+		}
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+			if !explicit {
+				ln.Close()
+				return fmt.Errorf("refusing to serve on %s, which is not a loopback address; name the host explicitly to allow it", ln.Addr())
+			}
+			log.Warn("serving on a non-loopback address: the token is all that protects it, and the code sent travels unencrypted", zap.Stringer("addr", ln.Addr()))
+		}
+		fmt.Fprintf(stderr, "diffill serve: listening on %s; clients send the token in %s as initializationOptions.token\n", ln.Addr(), *tokenFile)
 	}
 	defer ln.Close()
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		if !explicit {
-			return fmt.Errorf("refusing to serve on %s, which is not a loopback address; name the host explicitly to allow it", ln.Addr())
-		}
-		log.Warn("serving on a non-loopback address: anyone who can reach it can read the code sent to the server", zap.Stringer("addr", ln.Addr()))
-	}
-	fmt.Fprintf(stderr, "diffill serve: listening on %s\n", ln.Addr())
 	log.Info("listening", zap.Stringer("addr", ln.Addr()))
 	return serveListener(ctx, ln, log, func() *lsp.Server { return lsp.NewServer(engines.load, log, opts) })
-}
-
-// serveListener serves each connection as its own session until ctx ends.
-func serveListener(ctx context.Context, ln net.Listener, log *zap.Logger, newServer func() *lsp.Server) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer conn.Close()
-			log.Info("session started", zap.Stringer("remote", conn.RemoteAddr()))
-			err := newServer().Serve(ctx, conn)
-			log.Info("session ended", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
-		}()
-	}
 }
 
 // listenAddr turns --listen into an address: "PORT" and ":PORT" bind the

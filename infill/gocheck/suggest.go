@@ -54,20 +54,23 @@ func Suggest(ctx context.Context, eng Runner, req *infill.Request, d Doc, o Sugg
 	}
 	c := New(d)
 	var out []Answer
-	seen := map[string]bool{}
+	at := map[string]int{} // text -> index in out
 	add := func(text, source string, model float64) {
-		if seen[text] || strings.TrimSpace(text) == "" {
+		if strings.TrimSpace(text) == "" {
 			return
 		}
-		seen[text] = true
-		a := Answer{Text: text, Source: source, Model: model, Verdict: c.Check(text)}
-		a.Confidence = confidence(a)
-		out = append(out, a)
+		if i, ok := at[text]; ok {
+			// A copy that a decode also wrote has both votes.
+			if source == "copy" && out[i].Source == "model" {
+				out[i].Source = "copy+model"
+			}
+			return
+		}
+		at[text] = len(out)
+		out = append(out, Answer{Text: text, Source: source, Model: model, Verdict: c.CheckSyntax(text)})
 	}
-	var modelTexts []string
 	for _, cand := range res.Candidates {
 		if len(cand.Edits) == 1 {
-			modelTexts = append(modelTexts, cand.Edits[0].NewText)
 			add(cand.Edits[0].NewText, "model", cand.Confidence)
 		}
 	}
@@ -86,24 +89,30 @@ func Suggest(ctx context.Context, eng Runner, req *infill.Request, d Doc, o Sugg
 			add(t, "copy", 0)
 		}
 	}
-	// A copy that a decode also wrote has both votes.
-	for i := range out {
-		if out[i].Source == "copy" {
-			for _, m := range modelTexts {
-				if m == out[i].Text {
-					out[i].Source = "copy+model"
-					out[i].Confidence = confidence(out[i])
-				}
+	order := func() {
+		for i := range out {
+			out[i].Confidence = confidence(out[i])
+		}
+		sort.SliceStable(out, func(i, j int) bool {
+			a, b := out[i], out[j]
+			if ra, rb := rank(a.Verdict), rank(b.Verdict); ra != rb {
+				return ra < rb
 			}
+			return a.Confidence > b.Confidence
+		})
+	}
+	order()
+	// Type-check best first, until one passes: the rest cannot overtake it.
+	for i := range out {
+		if !out[i].Verdict.Parses || out[i].Verdict.Repeats != "" || out[i].Verdict.DupSuffix {
+			break
+		}
+		c.CheckTypes(out[i].Text, &out[i].Verdict)
+		if out[i].Verdict.OK() {
+			break
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if ra, rb := rank(a.Verdict), rank(b.Verdict); ra != rb {
-			return ra < rb
-		}
-		return a.Confidence > b.Confidence
-	})
+	order()
 	return out, nil
 }
 
@@ -167,23 +176,35 @@ func CopyLines(d Doc, n int) []string {
 	}
 	var hits []hit
 	scan := func(text string, at int, far int) {
-		for off := 0; off < len(text); {
-			e := strings.IndexByte(text[off:], '\n')
+		// Each occurrence of the typed text that starts a line (after its
+		// indentation), found with strings.Index rather than line by line.
+		for from := 0; ; {
+			i := strings.Index(text[from:], typed)
+			if i < 0 {
+				return
+			}
+			i += from
+			from = i + 1
+			lineStart := i
+			for lineStart > 0 && (text[lineStart-1] == ' ' || text[lineStart-1] == '\t') {
+				lineStart--
+			}
+			if lineStart > 0 && text[lineStart-1] != '\n' || at >= 0 && lineStart == ls {
+				continue
+			}
+			e := strings.IndexByte(text[i:], '\n')
 			if e < 0 {
-				e = len(text) - off
+				e = len(text) - i
 			}
-			line := text[off : off+e]
-			if !(at >= 0 && off == ls) {
-				t := strings.TrimLeft(line, " \t")
-				if strings.HasPrefix(t, typed) && len(t) > len(typed) {
-					dist := far
-					if at >= 0 {
-						dist = abs(off - at)
-					}
-					hits = append(hits, hit{strings.TrimRight(t[len(typed):], " \t\r"), dist})
-				}
+			rest := strings.TrimRight(text[i+len(typed):i+e], " \t\r")
+			if rest == "" {
+				continue
 			}
-			off += e + 1
+			dist := far
+			if at >= 0 {
+				dist = abs(i - at)
+			}
+			hits = append(hits, hit{rest, dist})
 		}
 	}
 	scan(d.Text, ls, 0)
