@@ -70,8 +70,9 @@ type evalConfig struct {
 	copy int
 	// goaware: the answer is gocheck.Suggest's best (decodes and copied
 	// lines, checked by Go's parser and type checker).
-	goaware   bool
-	goDecodes int
+	goaware    bool
+	goDecodes  int
+	goFeatures string // file of candidates' features, or ""
 }
 
 const (
@@ -121,6 +122,7 @@ Flags:
 	warm := fs.Bool("warm", false, "before each case, run it one keystroke earlier (the prefix's last character not yet typed), so the case reuses that document's cache")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	goAware := fs.Bool("go", false, "also run Go-aware decoding (several candidates checked by Go's parser and type checker, best first) and report, for every run, the share of answers that parse and type-check in place, and what ghost text would show at each confidence threshold")
+	goFeatures := fs.String("go-features", "", "with --go: write every candidate of every case (source, the model's confidence, the checks' verdicts, exact or not) as JSON lines to this file, for calibrating the confidence")
 	goDecodes := fs.Int("go-decodes", 3, "with --go: the decodes (at different lengths) each case checks and ranks")
 	answersOut := fs.String("answers", "", "write each case's answers (one JSON line per case: middle and each run's answer) to this file")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -184,13 +186,13 @@ Flags:
 	switch *compare {
 	case "":
 	case "cache":
-		configs = []evalConfig{{"cache", true, p.Length, nil, 0, false, 0}, {"no-cache", false, p.Length, nil, 0, false, 0}}
+		configs = []evalConfig{{name: "cache", cache: true, length: p.Length}, {name: "no-cache", cache: false, length: p.Length}}
 	case "length":
 		configs = []evalConfig{
-			{"adaptive", !*noCache, "auto", nil, 0, false, 0},
-			{"fixed", !*noCache, "fixed", nil, 0, false, 0},
-			{"oracle", !*noCache, "oracle", nil, 0, false, 0},
-			{"multi", !*noCache, "multi", nil, 0, false, 0},
+			{name: "adaptive", cache: !*noCache, length: "auto"},
+			{name: "fixed", cache: !*noCache, length: "fixed"},
+			{name: "oracle", cache: !*noCache, length: "oracle"},
+			{name: "multi", cache: !*noCache, length: "multi"},
 		}
 	default:
 		return fmt.Errorf("--compare %q: want cache or length", *compare)
@@ -198,7 +200,7 @@ Flags:
 
 	if *goAware {
 		g := configs[0]
-		g.name, g.goaware, g.goDecodes = "go", true, *goDecodes
+		g.name, g.goaware, g.goDecodes, g.goFeatures = "go", true, *goDecodes, *goFeatures
 		configs = append(configs, g)
 	}
 	m, err := loadCLIModel(*modelDir, *device, stderr)
@@ -306,6 +308,15 @@ func evalRun(ctx context.Context, m *model.Model, sess *workspace.Session, cs []
 	answers := make([]string, len(cs))
 	confs := make([]float64, len(cs))
 	sources := make([]string, len(cs))
+	var feats *json.Encoder
+	if cfg.goFeatures != "" {
+		f, err := os.Create(cfg.goFeatures)
+		if err != nil {
+			return nil, fmt.Errorf("--go-features: %w", err)
+		}
+		defer f.Close()
+		feats = json.NewEncoder(f)
+	}
 	start := time.Now()
 	for i, c := range cs {
 		q := p
@@ -385,6 +396,9 @@ func evalRun(ctx context.Context, m *model.Model, sess *workspace.Session, cs []
 			}
 			if len(as) > 0 {
 				answers[i], confs[i], sources[i] = as[0].Text, as[0].Confidence, as[0].Source
+			}
+			if feats != nil {
+				writeFeatures(feats, c, d, as)
 			}
 			if progress != nil && ((i+1)%10 == 0 || i+1 == len(cs)) {
 				fmt.Fprintf(progress, "eval %s: %d/%d cases, %.0fs\n", cfg.name, i+1, len(cs), time.Since(start).Seconds())

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -201,5 +203,41 @@ func (r *evalReport) printChecks(w io.Writer) {
 		for _, s := range c.Shown {
 			fmt.Fprintf(w, "%-6s %.2f: %5.1f / %5.1f / %5.1f / %5.1f\n", c.Name, s.Threshold, 100*s.Coverage, 100*s.Precision, 100*s.Parse, 100*s.TypeCheck)
 		}
+	}
+}
+
+// candidateFeatures is one candidate of a case, for calibration.
+type candidateFeatures struct {
+	Case       string  `json:"case"`
+	Kind       string  `json:"kind"`
+	Rank       int     `json:"rank"`
+	Source     string  `json:"source"`
+	Model      float64 `json:"model"`
+	Confidence float64 `json:"confidence"`
+	Parses     bool    `json:"parses"`
+	Unresolved int     `json:"unresolved"`
+	TypeErrors int     `json:"type_errors"`
+	Repeats    bool    `json:"repeats"`
+	DupSuffix  bool    `json:"dup_suffix"`
+	Bytes      int     `json:"bytes"`
+	Lines      int     `json:"lines"`
+	Exact      bool    `json:"exact"`
+}
+
+// writeFeatures writes each of a case's candidates with every check run
+// (Suggest type-checks only until one passes).
+func writeFeatures(enc *json.Encoder, c *evalCase, d gocheck.Doc, as []gocheck.Answer) {
+	ch := gocheck.New(d)
+	for i, a := range as {
+		v := a.Verdict
+		if !v.Typed {
+			ch.CheckTypes(a.Text, &v)
+		}
+		enc.Encode(candidateFeatures{
+			Case: c.Path + ":" + strconv.Itoa(len(c.Prefix)), Kind: c.kind(), Rank: i, Source: a.Source, Model: a.Model,
+			Confidence: a.Confidence, Parses: v.Parses, Unresolved: len(v.Unresolved), TypeErrors: len(v.TypeErrors),
+			Repeats: v.Repeats != "", DupSuffix: v.DupSuffix, Bytes: len(a.Text), Lines: strings.Count(a.Text, "\n") + 1,
+			Exact: normalize(a.Text) == normalize(c.Middle),
+		})
 	}
 }
