@@ -116,6 +116,8 @@ type decoder struct {
 	resizes                  int // expand policy: steps that changed a span's length
 	grown                    int // expand policy: expand tokens turned into two masks
 
+	copy *copyIndex // the copy prior's corpus (nil: none; see copy.go)
+
 	// Set by nextPass for apply.
 	targets []int // masked positions whose logits were asked for
 	spanOf  []int // span index per target
@@ -445,6 +447,10 @@ func (d *decoder) denoise(rows []float32) {
 		}
 	}
 
+	var drafts map[int]draft
+	if d.copy != nil {
+		drafts = d.drafts()
+	}
 	props := make([]proposal, len(d.targets))
 	isTarget := make(map[int]int, len(d.targets))
 	var origLogp []float64 // rewrite: the original token's log-probability per target
@@ -474,6 +480,9 @@ func (d *decoder) denoise(rows []float32) {
 		}
 		d.banned = b
 		row := rows[i*v : (i+1)*v]
+		if dr, ok := drafts[p]; ok {
+			mixCopy(row, dr)
+		}
 		if sp.allow != nil && p == sp.pos {
 			d.restrict(row, sp.allow)
 		}

@@ -202,7 +202,14 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	base = e.withPrelude(base, req.Prelude)
 	decs := e.variants(base, spans, p, pl)
+	if req.Corpus != "" {
+		idx := newCopyIndex(e.tok, req.Corpus)
+		for _, d := range decs {
+			d.copy = idx
+		}
+	}
 
 	// The first decoder takes over the cached document, if it fits.
 	primary := decs[0]
@@ -956,6 +963,7 @@ func (e *Engine) Canvas(req *Request) (*Canvas, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = e.withPrelude(c, req.Prelude)
 	out := &Canvas{Tokens: c.tokens, Newlines: e.newlines}
 	for _, s := range c.spans {
 		out.Spans = append(out.Spans, CanvasSpan{Pos: s.pos, N: s.n, SingleLine: s.single})

@@ -217,6 +217,15 @@ type Request struct {
 	Spans  []Span
 	Mode   Mode
 	Params Params
+	// Prelude is code the model reads before the window of Text: snippets
+	// of the workspace (see package workspace). It is cut from its start
+	// to what the model's positions leave room for. Keep it the same from
+	// one request to the next while it applies, so that the cache of the
+	// last document still holds.
+	Prelude string
+	// Corpus is text the copy prior copies from (see copy.go): the
+	// document, its package's snippets. "": no copy prior.
+	Corpus string
 	// OnStep, if set, is called after each denoising step, on the goroutine
 	// that called Run, with the text of each span so far (committed tokens
 	// only).

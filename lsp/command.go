@@ -114,6 +114,11 @@ func (s *Server) executeCommand(ctx context.Context, v *view, p *executeCommandP
 		spans = []stepSpan{{Range: doc.Range(start, end, v.enc)}}
 	}
 
+	at := strings.Index(text, pr.HoleMarker)
+	if mode != infill.ModeFillHoles {
+		at = req.Spans[0].Start + base
+	}
+	req.Prelude, req.Corpus = s.prelude(doc.URI, text, at), s.corpus(doc.URI, text, at)
 	eng, err := s.engine(ctx, v)
 	if err != nil {
 		return nil, err

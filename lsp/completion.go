@@ -12,6 +12,7 @@ import (
 	"go.lsp.dev/protocol"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/infill/gocheck"
 	"github.com/diffill/diffill/lsp/document"
 )
 
@@ -42,7 +43,7 @@ func (s *Server) completion(ctx context.Context, v *view, p *protocol.Completion
 		list.Items = append(list.Items, protocol.CompletionItem{
 			Label:            label(newText),
 			Kind:             protocol.CompletionItemKindText,
-			Detail:           fmt.Sprintf("diffill %.0f%%", 100*sg.conf),
+			Detail:           detail(sg.conf, v.settings.GhostThreshold),
 			Documentation:    protocol.MarkupContent{Kind: protocol.Markdown, Value: "```" + doc.LanguageID + "\n" + newText + "\n```"},
 			FilterText:       newText,
 			SortText:         fmt.Sprintf("%04d", i),
@@ -52,6 +53,30 @@ func (s *Server) completion(ctx context.Context, v *view, p *protocol.Completion
 		})
 	}
 	return list, nil
+}
+
+// goDecodes is how many decodes (at different lengths) a Go completion
+// checks and ranks, next to the copied lines. Measured on 120 dev-set
+// cases (eval --workspace, 4 modules, --go --go-decodes): 3 decodes gave
+// exact match 10.8% against 9.2% for 1, at p50 726 ms against 291 ms
+// (the engine alone: 119-149 ms); one keeps ghost text responsive.
+const goDecodes = 1
+
+// engineError words an engine failure, or the cancellation that caused it.
+func (s *Server) engineError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return fmt.Errorf("completion: %w", err)
+}
+
+// detail is a completion item's detail: its confidence, and whether it
+// is below what ghost text would show.
+func detail(conf, threshold float64) string {
+	if conf <= 0 || conf < threshold {
+		return fmt.Sprintf("diffill %.0f%% (low confidence)", 100*conf)
+	}
+	return fmt.Sprintf("diffill %.0f%%", 100*conf)
 }
 
 // suggestion is one completion at a point: replace [start, end) of the
@@ -126,17 +151,43 @@ func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.
 	// each one (see infill.ClosingRest).
 	end := infill.ClosingRest(text, off)
 	win, base := window(text, off, end, p.ContextTokens)
-	res, err := eng.Run(ctx, &infill.Request{
-		Text:   win,
-		Spans:  []infill.Span{{Start: off - base, End: end - base}},
-		Mode:   infill.ModeComplete,
-		Params: p,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+	req := &infill.Request{
+		Text:    win,
+		Spans:   []infill.Span{{Start: off - base, End: end - base}},
+		Mode:    infill.ModeComplete,
+		Params:  p,
+		Prelude: s.prelude(doc.URI, text, off),
+		Corpus:  s.corpus(doc.URI, text, off),
+	}
+	type answer struct {
+		text string
+		conf float64
+	}
+	var answers []answer
+	if path := docPath(doc.URI); strings.HasSuffix(path, ".go") || doc.LanguageID == "go" {
+		// Go: decodes and copied lines, checked in place, best first,
+		// each with its calibrated confidence (0: does not parse).
+		gd := gocheck.Doc{Path: path, Text: win, Start: off - base, End: end - base}
+		if path != "" {
+			gd.Pkg = s.ws.For(path).Package(path) // what is loaded; never waits
 		}
-		return nil, fmt.Errorf("completion: %w", err)
+		as, err := gocheck.Suggest(ctx, eng, req, gd, gocheck.SuggestOptions{Decodes: max(candidates, goDecodes)})
+		if err != nil {
+			return nil, s.engineError(ctx, err)
+		}
+		for _, a := range as {
+			answers = append(answers, answer{a.Text, a.Confidence})
+		}
+	} else {
+		res, err := eng.Run(ctx, req)
+		if err != nil {
+			return nil, s.engineError(ctx, err)
+		}
+		for _, c := range res.Candidates {
+			if len(c.Edits) == 1 && c.Edits[0].Start == off-base && c.Edits[0].End == end-base {
+				answers = append(answers, answer{c.Edits[0].NewText, c.Confidence})
+			}
+		}
 	}
 	if cur, ok := s.currentVersion(doc.URI); !ok || cur != doc.Version {
 		return nil, errModified
@@ -145,16 +196,12 @@ func (s *Server) computeSuggestions(ctx context.Context, v *view, doc *document.
 	var texts []string
 	var confs []float64
 	seen := map[string]bool{}
-	for _, c := range res.Candidates {
-		if len(c.Edits) != 1 {
-			continue
-		}
-		e := c.Edits[0]
+	for _, a := range answers {
 		// The model may end a text inside a multi-byte character; the
 		// client would see U+FFFD there (JSON has no raw bytes), so the
 		// server, and its cache, see the same.
-		sg := suggestion{start: e.Start + base, end: e.End + base, text: document.ValidUTF8(e.NewText), conf: c.Confidence}
-		if sg.start != off || sg.end != end || sg.text == text[sg.start:sg.end] || seen[sg.text] || strings.ContainsAny(text[sg.start:sg.end], "\r\n") {
+		sg := suggestion{start: off, end: end, text: document.ValidUTF8(a.text), conf: a.conf}
+		if sg.text == text[sg.start:sg.end] || seen[sg.text] || strings.ContainsAny(text[sg.start:sg.end], "\r\n") {
 			// Completion edits must start at the cursor and stay on its
 			// line (VS Code's rule for completion and inline ranges);
 			// one that changes nothing (the closers alone) is no answer.

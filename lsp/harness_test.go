@@ -76,6 +76,7 @@ func testSettings() *settings.Settings {
 	s := settings.Default()
 	s.Debounce = 0
 	s.ContextTokens = 256
+	s.GhostThreshold = 0
 	return &s
 }
 

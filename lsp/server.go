@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/infill/workspace"
 	"github.com/diffill/diffill/lsp/document"
 	"github.com/diffill/diffill/lsp/settings"
 	"github.com/diffill/diffill/lsp/wire"
@@ -58,6 +59,9 @@ type Options struct {
 	InitializeTimeout, IdleTimeout time.Duration
 	// Version is reported in serverInfo.
 	Version string
+	// Context is the workspace context requests get (snippets of the
+	// document's package in the canvas). nil: workspace.DefaultConfig.
+	Context *workspace.Config
 }
 
 // ErrExitWithoutShutdown is returned by Serve when the client sent exit
@@ -83,6 +87,7 @@ type Server struct {
 	requests sync.WaitGroup // requests being served on their own goroutines
 
 	view atomic.Pointer[view] // the current snapshot of documents and settings
+	ws   *workspace.Session   // the Go code around the documents (see workspace.go)
 
 	mu       sync.Mutex // guards the fields below, and swaps of view
 	state    sessionState
@@ -180,6 +185,7 @@ func NewServer(load Loader, log *zap.Logger, opt Options) *Server {
 		touched:  make(chan struct{}, 1),
 
 		parentPoll: 5 * time.Second,
+		ws:         workspace.NewSession(workspace.Options{}),
 	}
 	s.view.Store(&view{docs: newDocSet(), settings: defaults})
 	return s
@@ -224,6 +230,7 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 		s.log.Debug("connection reader still blocked after close")
 	}
 	s.wg.Wait()
+	s.ws.Close()
 	s.engines.closeAll()
 	return err
 }

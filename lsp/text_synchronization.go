@@ -24,6 +24,7 @@ func (s *Server) didOpen(ctx context.Context, v *view, p *protocol.DidOpenTextDo
 		s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("diffill: not serving %s: %v", item.URI, err))
 	} else {
 		st = &docState{doc: document.New(item.URI, string(item.LanguageID), item.Version, item.Text)}
+		s.syncWorkspace(item.URI, st.doc)
 	}
 	s.update(func(v *view) { v.docs = v.withDoc(item.URI, st) })
 	return nil, nil
@@ -88,6 +89,7 @@ func (s *Server) didChange(ctx context.Context, v *view, p *didChangeParams) (an
 		s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("diffill: not serving %s: %v", uri, aerr))
 	}
 	s.update(func(v *view) { v.docs = v.withDoc(uri, st) })
+	s.syncWorkspace(uri, st.doc)
 	return nil, nil
 }
 
@@ -125,6 +127,7 @@ func (s *Server) didClose(ctx context.Context, v *view, p *protocol.DidCloseText
 	delete(s.typing, uri)
 	s.mu.Unlock()
 	s.update(func(v *view) { v.docs = v.withDoc(uri, nil) })
+	s.syncWorkspace(uri, nil)
 	s.cache.forget(uri)
 	return nil, nil
 }

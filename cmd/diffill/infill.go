@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/infill/workspace"
 	"github.com/diffill/diffill/model"
 	"github.com/diffill/diffill/model/builtin"
 )
@@ -110,7 +112,8 @@ func runInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
   diffill infill --at L:C FILE         complete at line L, column C (1-based; columns in characters)
   diffill infill --range L1:C1-L2:C2 FILE       infill the range (end exclusive)
   diffill infill --range ... --rewrite S FILE   rewrite a fraction S in (0, 1] of it
-  diffill infill --jsonl               stdin: {"prefix","suffix","max_tokens"?} per line;
+  diffill infill --jsonl               stdin: {"prefix","suffix","max_tokens"?,"path"?} per line
+                                       ("path": the absolute path of the file prefix+suffix is);
                                        stdout: {"middle"} (or {"error"}) per line, in order
 
 Flags:
@@ -127,6 +130,7 @@ Flags:
 	jsonl := fs.Bool("jsonl", false, "read requests from stdin as JSON lines")
 	middle := fs.Bool("middle", false, "print only the new text of each span, not the whole file")
 	noCache := fs.Bool("no-cache", false, "recompute the whole canvas at every step")
+	snippetBytes := fs.Int("snippet-bytes", workspace.DefaultConfig.Budget, "byte budget of the workspace context (snippets of the file's package and imports) for --jsonl lines with a \"path\" (0: none)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -209,7 +213,11 @@ Flags:
 	defer m.Close()
 	eng := infill.NewEngine(m, infill.WithCache(!*noCache))
 	if *jsonl {
-		return infillJSONL(ctx, eng, *p, os.Stdin, stdout)
+		wc := workspace.DefaultConfig
+		wc.Budget = *snippetBytes
+		sess := workspace.NewSession(workspace.Options{})
+		defer sess.Close()
+		return infillJSONL(ctx, eng, *p, &jsonlContext{sess, wc}, os.Stdin, stdout)
 	}
 	res, err := eng.Run(ctx, req)
 	if err != nil {
@@ -264,11 +272,14 @@ type jsonlRequest struct {
 	Prefix    *string `json:"prefix"`
 	Suffix    *string `json:"suffix"`
 	MaxTokens int     `json:"max_tokens"`
+	// Path is the absolute path of the file prefix+suffix is, as if open
+	// in an editor with that text: its package gives the context.
+	Path string `json:"path"`
 }
 
 // infillJSONL answers one JSON line per input line, in order; a bad line
 // gets an error line and the run goes on.
-func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, in io.Reader, out io.Writer) error {
+func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, wc *jsonlContext, in io.Reader, out io.Writer) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	w := bufio.NewWriter(out)
@@ -280,7 +291,7 @@ func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, in io
 		if line == "" {
 			continue
 		}
-		middle, err := jsonlOne(ctx, eng, p, []byte(line))
+		middle, err := jsonlOne(ctx, eng, p, wc, []byte(line))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -297,7 +308,14 @@ func infillJSONL(ctx context.Context, eng *infill.Engine, p infill.Params, in io
 	return sc.Err()
 }
 
-func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []byte) (string, error) {
+// jsonlContext gives --jsonl lines with a "path" their workspace context
+// (nil: none).
+type jsonlContext struct {
+	sess *workspace.Session
+	cfg  workspace.Config
+}
+
+func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, wc *jsonlContext, line []byte) (string, error) {
 	var r jsonlRequest
 	if err := json.Unmarshal(line, &r); err != nil {
 		return "", err
@@ -308,15 +326,25 @@ func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, line []b
 	if r.MaxTokens < 0 {
 		return "", fmt.Errorf("max_tokens %d < 0", r.MaxTokens)
 	}
+	if r.Path != "" && !filepath.IsAbs(r.Path) {
+		return "", fmt.Errorf("path %q: want an absolute path", r.Path)
+	}
 	if r.MaxTokens > 0 {
 		p.MaxTokens = r.MaxTokens
 	}
 	at := len(*r.Prefix)
+	text := *r.Prefix + *r.Suffix
+	prelude := ""
+	if r.Path != "" && wc != nil {
+		// A script can wait for the package to load; an editor cannot.
+		prelude = wc.sess.PreludeWait(ctx, r.Path, text, at, wc.cfg)
+	}
 	res, err := eng.Run(ctx, &infill.Request{
-		Text:   *r.Prefix + *r.Suffix,
-		Spans:  []infill.Span{{Start: at, End: at}},
-		Mode:   infill.ModeInfill,
-		Params: p,
+		Text:    text,
+		Spans:   []infill.Span{{Start: at, End: at}},
+		Mode:    infill.ModeInfill,
+		Params:  p,
+		Prelude: prelude,
 	})
 	if err != nil {
 		return "", err

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/infill/workspace"
 )
 
 const tinyInfillModel = "../../model/testdata/qwen2-tiny"
@@ -85,7 +86,7 @@ not json
 	var out bytes.Buffer
 	p := infill.DefaultParams()
 	p.MaxTokens = 4
-	if err := infillJSONL(context.Background(), eng, p, in, &out); err != nil {
+	if err := infillJSONL(context.Background(), eng, p, nil, in, &out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -187,5 +188,36 @@ func TestPairedCounts(t *testing.T) {
 	want := pairedStat{OnlyFirst: 1, OnlySecond: 1, Differ: 3}
 	if got != want {
 		t.Fatalf("pair = %+v, want %+v", got, want)
+	}
+}
+
+// TestInfillJSONLPath: a line's "path" must be absolute, and one in a real
+// package gets that package's context (the prelude is checked in package
+// workspace; here, that the line is answered).
+func TestInfillJSONLPath(t *testing.T) {
+	m, err := loadInfillModel(tinyInfillModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	eng := infill.NewEngine(m)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"go.mod": "module example.com/p\n",
+		"a.go":   "package p\n\nfunc helper(n int) int { return n }\n",
+	})
+	b, _ := json.Marshal(map[string]any{"prefix": "package p\n\nfunc f() int {\n\treturn ", "suffix": "\n}\n", "path": filepath.Join(dir, "b.go"), "max_tokens": 4})
+	in := strings.NewReader(string(b) + "\n" + `{"prefix":"a","suffix":"","path":"rel/b.go"}` + "\n")
+	var out bytes.Buffer
+	p := infill.DefaultParams()
+	p.MaxTokens = 4
+	sess := workspace.NewSession(workspace.Options{})
+	defer sess.Close()
+	if err := infillJSONL(context.Background(), eng, p, &jsonlContext{sess, workspace.Config{Budget: workspace.SnippetBytes, Pieces: workspace.AllPieces, Window: 1800}}, in, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"middle"`) || !strings.Contains(lines[1], "want an absolute path") {
+		t.Fatalf("answers:\n%s", out.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/diffill/diffill/infill/workspace"
 	"github.com/diffill/diffill/lsp"
 	"github.com/diffill/diffill/lsp/settings"
 )
@@ -43,6 +44,7 @@ Flags:
 	modelDir := fs.String("model", "", "checkpoint `directory` (default: the built-in model); the editor's diffill.model setting overrides it")
 	device := fs.String("device", "auto", "`device` to run the model on (the editor's diffill.device setting overrides it)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	snippetBytes := fs.Int("snippet-bytes", workspace.DefaultConfig.Budget, "byte budget of the workspace context in every request's canvas (snippets of the document's package and imports; 0: none, the default, as the built-in model gains nothing from it)")
 	logFile := fs.String("log-file", "", "append the log to this `file` instead of stderr (the log never goes to stdout)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -64,7 +66,9 @@ Flags:
 	defaults := settings.Default()
 	defaults.Model, defaults.Device = *modelDir, *device
 	engines := newEngineCache(log.Sugar().Infof)
-	opts := lsp.Options{Defaults: &defaults, Version: buildVersion()}
+	wc := workspace.DefaultConfig
+	wc.Budget = *snippetBytes
+	opts := lsp.Options{Defaults: &defaults, Version: buildVersion(), Context: &wc}
 
 	if *listen == "" {
 		var conn io.ReadWriteCloser

@@ -31,12 +31,21 @@ type Settings struct {
 	// it computes a completion, in milliseconds; it waits less when the
 	// user types slowly. 0 turns debouncing off.
 	Debounce int `json:"debounce"`
+	// GhostThreshold is the confidence (0..1, gocheck's calibrated
+	// estimate that the answer is right) below which ghost text shows
+	// nothing; answers that do not parse in place are never ghost text.
+	// The completion list still shows its best, marked low confidence.
+	GhostThreshold float64 `json:"ghostThreshold"`
 }
 
 // Default returns the settings used before the client says otherwise.
 func Default() Settings {
-	return Settings{HoleMarker: "???", Debounce: 75}
+	return Settings{HoleMarker: "???", Debounce: 75, GhostThreshold: DefaultGhostThreshold}
 }
+
+// DefaultGhostThreshold is GhostThreshold's default, chosen on the dev
+// set (see the README's Go-aware decoding section).
+const DefaultGhostThreshold = 0.15
 
 // DebounceDuration returns Debounce as a duration.
 func (s Settings) DebounceDuration() time.Duration {
@@ -102,6 +111,8 @@ func (s Settings) Apply(raw json.RawMessage, base Settings) (_ Settings, problem
 			})
 		case "debounce":
 			perr = setInt(&s.Debounce, base.Debounce, v, isNull, 0, 5000)
+		case "ghostThreshold":
+			perr = setFloat(&s.GhostThreshold, base.GhostThreshold, v, isNull, 0, 1)
 		default:
 			// Settings of other tools, or of a newer diffill: ignore.
 			continue
