@@ -33,7 +33,8 @@ type Settings struct {
 	Debounce int `json:"debounce"`
 	// GhostThreshold is the confidence (0..1, gocheck's calibrated
 	// estimate that the answer is right) below which ghost text shows
-	// nothing; answers that do not parse in place are never ghost text.
+	// nothing; answers that fail a Go check (parse, names, types) are never
+	// ghost text as the user types.
 	// The completion list still shows its best, marked low confidence.
 	GhostThreshold float64 `json:"ghostThreshold"`
 }
@@ -45,7 +46,7 @@ func Default() Settings {
 
 // DefaultGhostThreshold is GhostThreshold's default, chosen on the dev
 // set (see the README's Go-aware decoding section).
-const DefaultGhostThreshold = 0.15
+const DefaultGhostThreshold = 0.03
 
 // DebounceDuration returns Debounce as a duration.
 func (s Settings) DebounceDuration() time.Duration {
