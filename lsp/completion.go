@@ -87,6 +87,9 @@ func detail(r rating, threshold float64) string {
 // coverage (16.9% against 16.1% at 70% shown, default seed) and makes
 // every ghost text shown type-check.
 func (r rating) ghost(threshold float64) bool {
+	if threshold <= 0 {
+		return true // gating off (the default, see settings.DefaultGhostThreshold)
+	}
 	return r.checked && r.conf > 0 && r.conf >= threshold
 }
 
