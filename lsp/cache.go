@@ -30,12 +30,20 @@ type cacheEntry struct {
 	// editor's closers, see infill.ClosingRest).
 	replace int
 	texts   []string
-	conf    []float64
+	rates   []rating
+}
+
+// rating is what the server knows of a suggestion's quality: its
+// confidence, and whether it passed every Go check (parse, names, types,
+// repetition; true where no check applies).
+type rating struct {
+	conf    float64
+	checked bool
 }
 
 // put records the texts completed at off of text, each replacing the
 // replace bytes after off.
-func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, off, replace int, texts []string, conf []float64) {
+func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, off, replace int, texts []string, rates []rating) {
 	if len(texts) == 0 {
 		return
 	}
@@ -46,7 +54,7 @@ func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, of
 		suffix:  strings.Clone(text[off:min(len(text), off+cacheContext)]),
 		replace: replace,
 		texts:   texts,
-		conf:    conf,
+		rates:   rates,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -59,7 +67,7 @@ func (c *completionCache) put(uri protocol.DocumentURI, gen int, text string, of
 // get returns what is left to insert at off of text of a cached completion
 // whose context was text with some of its own characters since typed, and
 // how many bytes after off it replaces.
-func (c *completionCache) get(uri protocol.DocumentURI, gen int, text string, off int) (texts []string, conf []float64, replace int, ok bool) {
+func (c *completionCache) get(uri protocol.DocumentURI, gen int, text string, off int) (texts []string, rates []rating, replace int, ok bool) {
 	suffix := text[off:min(len(text), off+cacheContext)]
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -84,11 +92,11 @@ func (c *completionCache) get(uri protocol.DocumentURI, gen int, text string, of
 			for j, t := range e.texts {
 				if len(t) > len(typed) && strings.HasPrefix(t, typed) && t[len(typed):] != text[off:off+e.replace] {
 					texts = append(texts, t[len(typed):])
-					conf = append(conf, e.conf[j])
+					rates = append(rates, e.rates[j])
 				}
 			}
 			if len(texts) > 0 {
-				return texts, conf, e.replace, true
+				return texts, rates, e.replace, true
 			}
 		}
 	}

@@ -118,7 +118,10 @@ func (s *Server) executeCommand(ctx context.Context, v *view, p *executeCommandP
 	if mode != infill.ModeFillHoles {
 		at = req.Spans[0].Start + base
 	}
-	req.Prelude, req.Corpus = s.prelude(doc.URI, text, at), s.corpus(doc.URI, text, at)
+	// No copy prior for actions: over a selected line it copied the lines
+	// after it into the answer (Neovim TestWholeLine: "b.buf = buf\n}\n\n//
+	// Grow grows"); it was measured for completions.
+	req.Prelude = s.prelude(doc.URI, text, at)
 	eng, err := s.engine(ctx, v)
 	if err != nil {
 		return nil, err

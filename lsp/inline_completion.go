@@ -28,10 +28,10 @@ func (s *Server) inlineCompletion(ctx context.Context, v *view, p *inlineComplet
 	list := &inlineCompletionList{Items: []inlineCompletionItem{}}
 	for _, sg := range sugs {
 		// Ghost text that comes as the user types shows only answers
-		// that parse in place (confidence 0 says one does not) and are
-		// confident enough: a wrong one is a keystroke to undo. Asked for
-		// (invoked), it shows the best, as the completion list does.
-		if !explicit && (sg.conf <= 0 || sg.conf < v.settings.GhostThreshold) {
+		// that pass the Go checks and are confident enough: a wrong one
+		// is a keystroke to undo. Asked for (invoked), it shows the best,
+		// as the completion list does.
+		if !explicit && !sg.ghost(v.settings.GhostThreshold) {
 			continue
 		}
 		if len(list.Items) == inlineCompletionCandidates {

@@ -57,7 +57,7 @@ type shownStat struct {
 }
 
 // shownThresholds are the ghost-text thresholds reported.
-var shownThresholds = []float64{0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5}
+var shownThresholds = []float64{0, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.15, 0.2, 0.3}
 
 // checkRuns runs the Go checks on every run's answer and on the true
 // middle of each case with a path.
@@ -222,6 +222,8 @@ type candidateFeatures struct {
 	Bytes      int     `json:"bytes"`
 	Lines      int     `json:"lines"`
 	Exact      bool    `json:"exact"`
+	Votes      int     `json:"votes"`
+	Cursor     bool    `json:"cursor"` // text before the span on its line
 }
 
 // writeFeatures writes each of a case's candidates with every check run
@@ -237,7 +239,8 @@ func writeFeatures(enc *json.Encoder, c *evalCase, d gocheck.Doc, as []gocheck.A
 			Case: c.Path + ":" + strconv.Itoa(len(c.Prefix)), Kind: c.kind(), Rank: i, Source: a.Source, Model: a.Model,
 			Confidence: a.Confidence, Parses: v.Parses, Unresolved: len(v.Unresolved), TypeErrors: len(v.TypeErrors),
 			Repeats: v.Repeats != "", DupSuffix: v.DupSuffix, Bytes: len(a.Text), Lines: strings.Count(a.Text, "\n") + 1,
-			Exact: normalize(a.Text) == normalize(c.Middle),
+			Exact: normalize(a.Text) == normalize(c.Middle), Votes: a.Votes,
+			Cursor: strings.TrimSpace(c.Prefix[strings.LastIndexByte(c.Prefix, '\n')+1:]) != "",
 		})
 	}
 }

@@ -35,6 +35,9 @@ type Verdict struct {
 	// first of them.
 	Parses     bool
 	ParseError string
+	// ParseErrorAt is where that error is, in bytes from the answer's
+	// start (past its end when the parser found out only after it).
+	ParseErrorAt int
 	// Unresolved are the names the answer uses that are nowhere in scope:
 	// undeclared identifiers, members that the selected package or type
 	// does not have.
@@ -224,7 +227,7 @@ func (c *Checker) Check(answer string) Verdict {
 // type check costs the package's declarations (10-30 ms on gonum's mat).
 func (c *Checker) CheckSyntax(answer string) Verdict {
 	v := Verdict{}
-	v.ParseError = c.parseCheck(answer)
+	v.ParseError, v.ParseErrorAt = c.parseCheck(answer)
 	v.Parses = v.ParseError == ""
 	v.Repeats = repeats(answer, c.doc.Text)
 	v.DupSuffix = dupSuffix(answer, c.doc.Text[c.doc.End:])
@@ -238,8 +241,9 @@ func (c *Checker) CheckTypes(answer string, v *Verdict) {
 }
 
 // parseCheck returns the first parse error of the enclosing region that
-// the answer adds, or "".
-func (c *Checker) parseCheck(answer string) string {
+// the answer adds, or "", and where it is, in bytes from the answer's
+// start.
+func (c *Checker) parseCheck(answer string) (string, int) {
 	d := c.doc
 	spanAt := d.Start - c.regionStart
 	after := d.Text[c.regionStart:d.Start] + answer + d.Text[d.End:c.regionEnd]
@@ -258,16 +262,16 @@ func (c *Checker) parseCheck(answer string) string {
 	for _, e := range regionErrors(after) {
 		off := e.off
 		if off >= lineLo && off < lineHi {
-			return e.msg
+			return e.msg, e.off - spanAt
 		}
 		if off >= spanAt+len(answer) {
 			off = -1 - (off - spanAt - len(answer))
 		}
 		if !c.beforeErrs[errKey{off, e.msg}] {
-			return e.msg
+			return e.msg, e.off - spanAt
 		}
 	}
-	return ""
+	return "", 0
 }
 
 // ParsingPrefix returns the longest prefix of answer that passes the
@@ -282,7 +286,7 @@ func (c *Checker) ParsingPrefix(answer string) string {
 		if strings.TrimSpace(p) == "" || strings.TrimRight(p, " \t") != p {
 			continue
 		}
-		if c.parseCheck(p) == "" {
+		if msg, _ := c.parseCheck(p); msg == "" {
 			return p
 		}
 	}

@@ -33,7 +33,8 @@ type Settings struct {
 	Debounce int `json:"debounce"`
 	// GhostThreshold is the confidence (0..1, gocheck's calibrated
 	// estimate that the answer is right) below which ghost text shows
-	// nothing; answers that do not parse in place are never ghost text.
+	// nothing; with it set (> 0), answers that fail a Go check (parse,
+	// names, types) are never ghost text as the user types. 0: off.
 	// The completion list still shows its best, marked low confidence.
 	GhostThreshold float64 `json:"ghostThreshold"`
 }
@@ -43,9 +44,13 @@ func Default() Settings {
 	return Settings{HoleMarker: "???", Debounce: 75, GhostThreshold: DefaultGhostThreshold}
 }
 
-// DefaultGhostThreshold is GhostThreshold's default, chosen on the dev
-// set (see the README's Go-aware decoding section).
-const DefaultGhostThreshold = 0.15
+// DefaultGhostThreshold is GhostThreshold's default: 0, gating off. On the
+// dev set 0.03 doubled the precision of what is shown, but in an editor it
+// hid every answer in a line still being written (`if len(` with an
+// auto-closed ")": no answer parses in place before the block is typed;
+// the Neovim TestAutoPairs saw no ghost text in 2 minutes), so it is a
+// setting to opt into until the parse check accepts unfinished statements.
+const DefaultGhostThreshold = 0
 
 // DebounceDuration returns Debounce as a duration.
 func (s Settings) DebounceDuration() time.Duration {
