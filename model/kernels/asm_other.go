@@ -19,6 +19,8 @@ func maxAVX2(x *float32, n int) float32                          { panic("no asm
 func expSumAVX2(x *float32, n int, scale, sub float32) float32   { panic("no asm") }
 func swigluAVX2(out, gate, up *float32, n int)                   { panic("no asm") }
 
+func ropeAVX2(x, cos, sin *float32, half, heads int) { panic("no asm") }
+
 func widenBF16AVX512(dst *float32, src *uint16, rows int) { panic("no asm") }
 func widenF16AVX512(dst *float32, src *uint16, rows int)  { panic("no asm") }
 func widenBF16AVX2(dst *float32, src *uint16, rows int)   { panic("no asm") }

@@ -73,6 +73,41 @@ func (ws *AttentionWorkspace) PackRows(k, v []float32, rows []int, headDim int) 
 	return ws.pack(kb, headDim, vb, headDim, n, headDim)
 }
 
+// Pack packs t keys and values (rows of headDim floats, ldk and ldv apart)
+// into ws, for Attend: several query sets over the same keys (the query
+// heads of one kv head) then pack them once. The Linears run on the
+// calling goroutine and stay valid until ws packs again.
+func (ws *AttentionWorkspace) Pack(k []float32, ldk int, v []float32, ldv int, t, headDim int) (keys, vals *Linear) {
+	if t <= 0 {
+		panic("kernels: Attention over no keys")
+	}
+	checkRows("Pack", "k", k, t, ldk, headDim)
+	checkRows("Pack", "v", v, t, ldv, headDim)
+	return ws.pack(k, ldk, v, ldv, t, headDim)
+}
+
+// Attend is Attention over keys and values packed by Pack or PackRows:
+// nq query rows (ldq apart) into out (ldo apart), read and written in
+// place, so a caller need not gather a head's rows out of a wider matrix.
+func (ws *AttentionWorkspace) Attend(out []float32, ldo int, q []float32, ldq int, keys, vals *Linear, nq int, scale float32) {
+	if nq <= 0 {
+		return
+	}
+	d := keys.K
+	if vals.N != d || vals.K != keys.N {
+		panic(fmt.Sprintf("kernels: Attend: keys [%d, %d] and values [%d, %d] do not match", keys.N, keys.K, vals.N, vals.K))
+	}
+	checkRows("Attend", "q", q, nq, ldq, d)
+	checkRows("Attend", "out", out, nq, ldo, d)
+	ws.attend(out, ldo, q, ldq, keys, vals, nq, scale)
+}
+
+func checkRows(op, name string, s []float32, rows, ld, width int) {
+	if ld < width || len(s) < (rows-1)*ld+width {
+		panic(fmt.Sprintf("kernels: %s: %s has %d floats, row stride %d; need %d rows of %d", op, name, len(s), ld, rows, width))
+	}
+}
+
 // pack packs keys as a Linear of N = t outputs over K = headDim (scores
 // = q·kᵀ) and values as one of N = headDim outputs over K = t (out = p·v).
 func (ws *AttentionWorkspace) pack(k []float32, ldk int, v []float32, ldv int, t, headDim int) (kl, vl *Linear) {

@@ -95,3 +95,30 @@ func TestMultiHeadAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestPackAttend: two query sets of strided rows (as two heads of a fused
+// projection) attended in place over keys and values packed once match
+// the reference, and leave the rows between them alone.
+func TestPackAttend(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		const nq, tk, d, width = 37, 90, 64, 3 * 64
+		q := randF32(r, nq*width)
+		k, v := randF32(r, tk*width), randF32(r, tk*width)
+		ws := new(AttentionWorkspace)
+		keys, vals := ws.Pack(k[d:], width, v[2*d:], width, tk, d)
+		out := randF32(r, nq*width)
+		keep := append([]float32(nil), out...)
+		for h := range 2 {
+			ws.Attend(out[h*d:], width, q[h*d:], width, keys, vals, nq, 0.125)
+			checkAttention(t, out[h*d:], width, refAttention(q[h*d:], width, k[d:], width, v[2*d:], width, nq, tk, d, 0.125), v[2*d:])
+		}
+		for i := range nq {
+			for c := 2 * d; c < width; c++ {
+				if out[i*width+c] != keep[i*width+c] {
+					t.Fatalf("row %d column %d written", i, c)
+				}
+			}
+		}
+	})
+}
