@@ -225,9 +225,14 @@ func (t *gemmTask) run(i int) {
 			}
 		}
 		// Panel p of this k block starts (p-p0)·stride bytes after bp0.
-		bp0, stride := unsafe.Add(t.base, ((p0*k+k0)*nr)*t.es), k*nr*t.es
+		// (Only the path taken is computed: an address past the packed
+		// weights, even unused, is invalid pointer arithmetic.)
+		var bp0 unsafe.Pointer
+		var stride int
 		if t.widen {
 			bp0, stride = unsafe.Pointer(&wide[0]), kb*nr*4
+		} else {
+			bp0, stride = unsafe.Add(t.base, ((p0*k+k0)*nr)*t.es), k*nr*t.es
 		}
 		whole := max(min(p1, l.N/nr), p0) // panels [p0, whole) lie inside N
 		for c := c0; c < c1; c++ {
