@@ -46,6 +46,11 @@ Flags:
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	snippetBytes := fs.Int("snippet-bytes", workspace.DefaultConfig.Budget, "byte budget of the workspace context in every request's canvas (snippets of the document's package and imports; 0: none, the default, as the built-in model gains nothing from it)")
 	logFile := fs.String("log-file", "", "append the log to this `file` instead of stderr (the log never goes to stdout)")
+	httpAddr := fs.String("http", "", "serve HTTP completions on this `address` instead of LSP (llama.cpp's /infill, /v1/completions, /v1/fim/completions, /diffill/infill): PORT or :PORT bind 127.0.0.1, a host that is not loopback is used only when named and with --http-token-file")
+	httpToken := fs.String("http-token-file", "", "with --http: the `file` holding the bearer token clients must send (created 0600 with a random token if missing); required beyond loopback")
+	httpQueue := fs.Int("http-queue", 16, "with --http: how many requests may wait behind the running one; more get 503 with Retry-After")
+	httpTimeout := fs.Duration("http-timeout", 30*time.Second, "with --http: the most a request may wait and run")
+	httpMaxBody := fs.Int64("http-max-body", 4<<20, "with --http: the largest request body in `bytes`")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -69,6 +74,24 @@ Flags:
 	wc := workspace.DefaultConfig
 	wc.Budget = *snippetBytes
 	opts := lsp.Options{Defaults: &defaults, Version: buildVersion(), Context: &wc}
+
+	if *httpAddr != "" {
+		if *listen != "" {
+			return fmt.Errorf("--http and --listen: choose one (HTTP completions or LSP)")
+		}
+		ln, token, err := listenHTTP(*httpAddr, *httpToken, log)
+		if err != nil {
+			return err
+		}
+		auth := "no token"
+		if token != "" {
+			auth = "clients send 'Authorization: Bearer' with the token in " + *httpToken
+		}
+		fmt.Fprintf(stderr, "diffill serve: HTTP on http://%s (%s)\n", ln.Addr(), auth)
+		s := newHTTPServer(engines, log, httpOptions{Model: *modelDir, Device: *device, Token: token,
+			Queue: *httpQueue, Timeout: *httpTimeout, MaxBody: *httpMaxBody})
+		return serveHTTP(ctx, ln, s)
+	}
 
 	if *listen == "" {
 		var conn io.ReadWriteCloser
