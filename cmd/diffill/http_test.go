@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +318,24 @@ func TestHTTPToken(t *testing.T) {
 	}
 	if resp, err := http.Get(ts.URL + "/health"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/health must stay open for probes: %v %v", resp, err)
+	}
+}
+
+// TestBenchHTTP: the load test runs its rounds against a real server and
+// reports every one, without errors.
+func TestBenchHTTP(t *testing.T) {
+	var out bytes.Buffer
+	if err := benchHTTP(context.Background(), &out, tinyCopies(t, 1)[0], "cpu", []int{1, 3}, 20*time.Second, 4); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want a header and two rows:\n%s", out.String())
+	}
+	for i, want := range []string{"1 ", "3 "} {
+		f := strings.Fields(lines[2+i])
+		if !strings.HasPrefix(lines[2+i], want) || f[1] != strconv.Itoa(4*(1+2*i)) || f[5] != "0" {
+			t.Errorf("row %q: want %s clients, all %d requests answered, 0 errors", lines[2+i], want, 4*(1+2*i))
+		}
 	}
 }
