@@ -743,7 +743,9 @@ func (s *httpServer) completions(w http.ResponseWriter, r *http.Request, route s
 
 type diffillRequest struct {
 	sampling
-	Text       string                     `json:"text"`
+	Text string `json:"text"`
+	// Prelude is code the model reads before the text (workspace snippets).
+	Prelude    string                     `json:"prelude"`
 	Spans      []struct{ Start, End int } `json:"spans"`
 	Mode       string                     `json:"mode"`
 	Strength   float64                    `json:"strength"`
@@ -819,7 +821,7 @@ func (in *diffillRequest) request() (*infill.Request, error) {
 		return nil, bad("candidates %d: want 1 to 8", in.Candidates)
 	}
 	p.MaxTokens, p.Steps, p.Candidates = in.MaxTokens, in.Steps, in.Candidates
-	req := &infill.Request{Text: in.Text, Params: p}
+	req := &infill.Request{Text: in.Text, Params: p, Prelude: in.Prelude}
 	switch in.Mode {
 	case "", "infill":
 		req.Mode = infill.ModeInfill

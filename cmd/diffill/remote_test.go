@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/diffill/diffill/infill"
+)
+
+// TestRemoteEngine: requests sent through the remote engine to a real
+// `serve --http` come back as the engine there writes them, in every mode.
+func TestRemoteEngine(t *testing.T) {
+	s, ts := newTestHTTP(t, httpOptions{})
+	remote, err := newRemoteEngine(context.Background(), ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := s.engine(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn ???\n}\n"
+	at := strings.Index(text, "a + b")
+	for _, req := range []*infill.Request{
+		{Text: text, Spans: []infill.Span{{Start: at, End: at}}, Mode: infill.ModeComplete, Prelude: "// util.go\npackage main\n"},
+		{Text: text, Spans: []infill.Span{{Start: at, End: at + 5}, {Start: at + 6, End: at + 7}}, Mode: infill.ModeInfill, Params: infill.Params{MaxTokens: 6}},
+		{Text: text, Spans: []infill.Span{{Start: at - 8, End: at + 5}}, Mode: infill.ModeRewrite, Params: infill.Params{Strength: 0.5, Seed: 3}},
+		{Text: text, Mode: infill.ModeFillHoles},
+	} {
+		want, err := local.Run(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := remote.Run(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%v: %v", req.Mode, err)
+		}
+		if !reflect.DeepEqual(got.Candidates[0].Edits, want.Candidates[0].Edits) {
+			t.Errorf("%v: remote edits %+v, the server's engine writes %+v", req.Mode, got.Candidates[0].Edits, want.Candidates[0].Edits)
+		}
+	}
+	// A bad request says why, from the server.
+	_, err = remote.Run(context.Background(), &infill.Request{Text: "abc", Mode: infill.ModeFillHoles})
+	if err == nil || !strings.Contains(err.Error(), "no hole") {
+		t.Errorf("bad request: %v, want the server's reason", err)
+	}
+}
+
+func TestRemoteEngineProbe(t *testing.T) {
+	// Not a diffill server.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"default_generation_settings": {}}`))
+	}))
+	defer other.Close()
+	if _, err := newRemoteEngine(context.Background(), other.URL); err == nil || !strings.Contains(err.Error(), "not a diffill server") {
+		t.Errorf("llama.cpp-like server: %v", err)
+	}
+	// Nobody there.
+	other.Close()
+	if _, err := newRemoteEngine(context.Background(), other.URL); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("closed server: %v", err)
+	}
+	// The token comes from the environment.
+	_, ts := newTestHTTP(t, httpOptions{Token: "0123456789abcdef0123"})
+	t.Setenv(envEngineToken, "")
+	if _, err := newRemoteEngine(context.Background(), ts.URL); err == nil || !strings.Contains(err.Error(), envEngineToken) {
+		t.Errorf("no token: %v, want a hint at $%s", err, envEngineToken)
+	}
+	t.Setenv(envEngineToken, "0123456789abcdef0123")
+	if _, err := newRemoteEngine(context.Background(), ts.URL); err != nil {
+		t.Errorf("with token: %v", err)
+	}
+}
