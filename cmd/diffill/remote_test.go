@@ -2,13 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"go.lsp.dev/protocol"
+	"go.uber.org/zap"
 
 	"github.com/diffill/diffill/infill"
+	"github.com/diffill/diffill/lsp"
+	"github.com/diffill/diffill/lsp/fake"
+	"github.com/diffill/diffill/lsp/settings"
 )
 
 // TestRemoteEngine: requests sent through the remote engine to a real
@@ -74,4 +83,53 @@ func TestRemoteEngineProbe(t *testing.T) {
 	if _, err := newRemoteEngine(context.Background(), ts.URL); err != nil {
 		t.Errorf("with token: %v", err)
 	}
+}
+
+// TestLanguageServerOnRemote: the language server, its model setting a
+// URL, answers completions from another diffill's serve --http over
+// loopback, and loads no model itself.
+func TestLanguageServerOnRemote(t *testing.T) {
+	s, ts := newTestHTTP(t, httpOptions{})
+	local := newEngineCache(nil)
+	defaults := settings.Default()
+	defaults.Device = "cpu"
+	srv := lsp.NewServer(withRemote(local.load), zap.NewNop(), lsp.Options{Defaults: &defaults})
+	sconn, cconn := net.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, sconn) }()
+	cl := fake.New(cconn)
+	defer cl.Close()
+	if _, err := cl.Initialize(ctx, fake.InitOptions{NoConfiguration: true}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"settings": map[string]any{"diffill": map[string]any{"model": ts.URL, "steps": 2, "maxTokens": 4}}})
+	if err := cl.Notify(protocol.MethodWorkspaceDidChangeConfiguration, json.RawMessage(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	uri := protocol.DocumentURI("file:///tmp/a.go")
+	prefix := "package a\n\nfunc f() {\n\tx := "
+	if err := cl.Open(uri, "go", prefix+"\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	var list protocol.CompletionList
+	if err := cl.Call(ctx, protocol.MethodTextDocumentCompletion, map[string]any{
+		"textDocument": map[string]any{"uri": uri}, "position": cl.Pos(uri, len(prefix)),
+	}, &list); err != nil {
+		t.Fatal(err)
+	}
+	s.metrics.mu.Lock()
+	served := s.metrics.requests["/diffill/infill\x00200"]
+	s.metrics.mu.Unlock()
+	if served == 0 {
+		t.Errorf("the remote served no /diffill/infill request (completion items: %d)", len(list.Items))
+	}
+	if got := local.loaded(); len(got) != 0 {
+		t.Errorf("the language server loaded a local model: %v", got)
+	}
+	if err := cl.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-errc
 }
