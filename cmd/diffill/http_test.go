@@ -339,3 +339,28 @@ func TestBenchHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPOpenAIStream: a streamed completion is an SSE chunk in OpenAI's
+// shape holding the answer, then data: [DONE].
+func TestHTTPOpenAIStream(t *testing.T) {
+	s, ts := newTestHTTP(t, httpOptions{})
+	prefix, suffix := "func add(a, b int) int {\n\treturn ", "\n}\n"
+	want := engineAnswer(t, s, "", prefix, suffix)
+	body, _ := json.Marshal(map[string]any{"prompt": prefix, "suffix": suffix, "stream": true, "top_k": 40, "top_p": 0.99})
+	resp, err := http.Post(ts.URL+"/v1/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	events := strings.Split(strings.TrimSpace(string(b)), "\n\n")
+	if len(events) != 2 || events[1] != "data: [DONE]" {
+		t.Fatalf("want one chunk and [DONE]:\n%s", b)
+	}
+	var chunk struct {
+		Choices []struct{ Text string } `json:"choices"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(events[0], "data: ")), &chunk); err != nil || len(chunk.Choices) != 1 || chunk.Choices[0].Text != want {
+		t.Errorf("chunk %s (%v), want text %q", events[0], err, want)
+	}
+}
