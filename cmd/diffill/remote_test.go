@@ -133,3 +133,38 @@ func TestLanguageServerOnRemote(t *testing.T) {
 	}
 	<-errc
 }
+
+// TestRemoteEngineServerRestart: the remote server restarts between two
+// requests on the same address; the next request is answered by the new one.
+func TestRemoteEngineServerRestart(t *testing.T) {
+	dir := tinyCopies(t, 1)[0]
+	start := func(addr string) (string, func()) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newHTTPServer(newEngineCache(nil), zap.NewNop(), httpOptions{Model: dir})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { serveHTTP(ctx, ln, s); close(done) }()
+		return ln.Addr().String(), func() { cancel(); <-done }
+	}
+	addr, stop := start("127.0.0.1:0")
+	remote, err := newRemoteEngine(context.Background(), "http://"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &infill.Request{Text: "x := ???\n", Mode: infill.ModeFillHoles}
+	if _, err := remote.Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := remote.Run(context.Background(), req); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("server down: %v, want unreachable", err)
+	}
+	_, stop = start(addr)
+	defer stop()
+	if _, err := remote.Run(context.Background(), req); err != nil {
+		t.Errorf("after the restart: %v", err)
+	}
+}
