@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/diffill/diffill/model/kernels"
 )
@@ -24,6 +26,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	device := fs.String("device", "cpu", "cpu or cuda")
 	kernelPath := fs.String("kernels", "", "kernel `path`: avx512, avx2, go or auto (default: $"+kernels.EnvKernels+", else the best this CPU runs); with --lsp it is passed to the server through $"+kernels.EnvKernels)
 	server := fs.String("server", "", "with --lsp: run `serve` from this diffill `binary` (another build, for before/after figures side by side) instead of this one")
+	httpBench := fs.Bool("http", false, "measure `serve --http` instead: concurrent /infill clients on loopback (see --clients, --duration, --requests)")
+	httpClients := fs.String("clients", "1,8", "with --http: comma-separated counts of concurrent clients, one round each")
+	httpDur := fs.Duration("duration", 20*time.Second, "with --http: the most a round lasts")
+	httpReqs := fs.Int("requests", 200, "with --http: the most requests each client sends in a round")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: diffill bench [--model DIR] [--only kernels,forward,infill] [--lsp] [--device cpu|cuda] [--kernels avx512|avx2|go]\n")
 		fs.PrintDefaults()
@@ -46,6 +52,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			// environment.
 			os.Setenv(kernels.EnvKernels, *kernelPath)
 		}
+	}
+	if *httpBench {
+		var counts []int
+		for _, f := range strings.Split(*httpClients, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 256 {
+				return fmt.Errorf("--clients %q: want counts from 1 to 256, comma-separated", *httpClients)
+			}
+			counts = append(counts, n)
+		}
+		if *httpDur <= 0 || *httpDur > 10*time.Minute || *httpReqs < 1 {
+			return fmt.Errorf("--duration must be in (0, 10m] and --requests at least 1")
+		}
+		return benchHTTP(ctx, stdout, *modelDir, *device, counts, *httpDur, *httpReqs)
 	}
 	if *lspBench {
 		exe, err := os.Executable()

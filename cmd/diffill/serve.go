@@ -46,6 +46,12 @@ Flags:
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	snippetBytes := fs.Int("snippet-bytes", workspace.DefaultConfig.Budget, "byte budget of the workspace context in every request's canvas (snippets of the document's package and imports; 0: none, the default, as the built-in model gains nothing from it)")
 	logFile := fs.String("log-file", "", "append the log to this `file` instead of stderr (the log never goes to stdout)")
+	engineURL := fs.String("engine", "", "run requests on another diffill's `serve --http` at this `URL` instead of a local model (its token in $"+envEngineToken+"); the editor's diffill.model setting may name a URL too")
+	httpAddr := fs.String("http", "", "serve HTTP completions on this `address` instead of LSP (llama.cpp's /infill, /v1/completions, /v1/fim/completions, /diffill/infill): PORT or :PORT bind 127.0.0.1, a host that is not loopback is used only when named and with --http-token-file")
+	httpToken := fs.String("http-token-file", "", "with --http: the `file` holding the bearer token clients must send (created 0600 with a random token if missing); required beyond loopback")
+	httpQueue := fs.Int("http-queue", 16, "with --http: how many requests may wait behind the running one; more get 503 with Retry-After")
+	httpTimeout := fs.Duration("http-timeout", 30*time.Second, "with --http: the most a request may wait and run")
+	httpMaxBody := fs.Int64("http-max-body", 4<<20, "with --http: the largest request body in `bytes`")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -53,8 +59,16 @@ Flags:
 		fmt.Fprintf(stderr, "diffill serve: unexpected argument %q\nRun 'diffill serve -h' for its flags.\n", fs.Arg(0))
 		return errUsage
 	}
-	// A bad --model is said now, not at the editor's first keystroke.
-	if err := checkModelFlags(*modelDir, *device); err != nil {
+	if *engineURL != "" {
+		if !isRemoteEngine(*engineURL) {
+			return fmt.Errorf("--engine %q: want an http:// or https:// URL of a `diffill serve --http`", *engineURL)
+		}
+		if *modelDir != "" {
+			return fmt.Errorf("--engine and --model: choose one (the remote server has its own model)")
+		}
+		*modelDir = *engineURL
+	} else if err := checkModelFlags(*modelDir, *device); err != nil {
+		// A bad --model is said now, not at the editor's first keystroke.
 		return err
 	}
 	log, closeLog, err := serveLogger(*logLevel, *logFile, stderr)
@@ -70,6 +84,27 @@ Flags:
 	wc.Budget = *snippetBytes
 	opts := lsp.Options{Defaults: &defaults, Version: buildVersion(), Context: &wc}
 
+	if *httpAddr != "" {
+		if *listen != "" {
+			return fmt.Errorf("--http and --listen: choose one (HTTP completions or LSP)")
+		}
+		if *engineURL != "" {
+			return fmt.Errorf("--http and --engine: an HTTP server runs its own model (--model); point editors at the other server instead")
+		}
+		ln, token, err := listenHTTP(*httpAddr, *httpToken, log)
+		if err != nil {
+			return err
+		}
+		auth := "no token"
+		if token != "" {
+			auth = "clients send 'Authorization: Bearer' with the token in " + *httpToken
+		}
+		fmt.Fprintf(stderr, "diffill serve: HTTP on http://%s (%s)\n", ln.Addr(), auth)
+		s := newHTTPServer(engines, log, httpOptions{Model: *modelDir, Device: *device, Token: token,
+			Queue: *httpQueue, Timeout: *httpTimeout, MaxBody: *httpMaxBody})
+		return serveHTTP(ctx, ln, s)
+	}
+
 	if *listen == "" {
 		var conn io.ReadWriteCloser
 		if f, ok := stdout.(*os.File); ok && f == os.Stdout {
@@ -80,7 +115,7 @@ Flags:
 			conn = lsp.NewConn(os.Stdin, nopCloser{stdout})
 		}
 		log.Info("serving LSP on stdio", zap.String("model", modelOrBuiltin(*modelDir)))
-		err := lsp.NewServer(engines.load, log, opts).Serve(ctx, conn)
+		err := lsp.NewServer(withRemote(engines.load), log, opts).Serve(ctx, conn)
 		if ctx.Err() != nil {
 			return nil // interrupted: not the client's fault
 		}
@@ -121,7 +156,7 @@ Flags:
 	}
 	defer ln.Close()
 	log.Info("listening", zap.Stringer("addr", ln.Addr()))
-	return serveListener(ctx, ln, log, func() *lsp.Server { return lsp.NewServer(engines.load, log, opts) })
+	return serveListener(ctx, ln, log, func() *lsp.Server { return lsp.NewServer(withRemote(engines.load), log, opts) })
 }
 
 // listenAddr turns --listen into an address: "PORT" and ":PORT" bind the
