@@ -3,6 +3,8 @@ package infill
 import (
 	"math"
 	"slices"
+
+	"github.com/diffill/diffill/model/kernels"
 )
 
 // The copy prior: code repeats itself, within a file and across a package,
@@ -144,33 +146,18 @@ func (d *decoder) drafts() map[int]draft {
 	return out
 }
 
-// mixCopy mixes a draft into row (logits, in place): row becomes
-// log((1-λ)·softmax(row) + λ·onehot(draft)), unless the model is
-// confident of another token.
-func mixCopy(row []float32, dr draft) {
-	mx := math.Inf(-1)
-	arg := 0
-	for i, v := range row {
-		if float64(v) > mx {
-			mx, arg = float64(v), i
-		}
-	}
-	sum := 0.0
-	for _, v := range row {
-		sum += math.Exp(float64(v) - mx)
-	}
-	if pmax := 1 / sum; pmax >= copyConfident && int32(arg) != dr.tok {
+// mixCopy mixes a draft into row (logits, in place) so that its softmax
+// is (1-λ)·softmax(row) + λ·onehot(draft), unless the model is confident
+// of another token. Softmax ignores a common shift of the logits, so only
+// the draft's logit changes: one vectorised pass for the normaliser.
+func (d *decoder) mixCopy(row []float32, dr draft) {
+	mx := kernels.Max(row)
+	d.scratch = append(d.scratch[:0], row...)
+	sum := float64(kernels.ExpSum(d.scratch, 1, mx))
+	if pmax := 1 / sum; pmax >= copyConfident && row[dr.tok] != mx {
 		return
 	}
-	for i, v := range row {
-		q := (1 - dr.lam) * math.Exp(float64(v)-mx) / sum
-		if int32(i) == dr.tok {
-			q += dr.lam
-		}
-		if q <= 0 {
-			row[i] = negInf32
-			continue
-		}
-		row[i] = float32(math.Log(q))
-	}
+	pt := float64(d.scratch[dr.tok]) / sum
+	logZ := float64(mx) + math.Log(sum)
+	row[dr.tok] = float32(math.Log((1-dr.lam)*pt+dr.lam) - math.Log(1-dr.lam) + logZ)
 }
