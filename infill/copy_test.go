@@ -2,6 +2,7 @@ package infill
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -56,22 +57,59 @@ func TestCopyPriorYieldsToConfidentModel(t *testing.T) {
 		}
 		return b
 	}
+	mix := (&decoder{}).mixCopy
 	// Token 1 at 0.995, the rest shared: confident.
 	confident := []float32{0, 7, 0, 0, 0, 0}
-	mixCopy(confident, draft{tok: 3, lam: copyMaxWeight})
+	mix(confident, draft{tok: 3, lam: copyMaxWeight})
 	if argmax(confident) != 1 {
 		t.Fatalf("a confident model was overridden: argmax %d", argmax(confident))
 	}
 	// Token 1 at about 0.6: unsure; a long run's draft takes over.
 	unsure := []float32{0, 2, 0, 0, 0, 0}
-	mixCopy(unsure, draft{tok: 3, lam: copyMaxWeight})
+	mix(unsure, draft{tok: 3, lam: copyMaxWeight})
 	if argmax(unsure) != 3 {
 		t.Fatalf("an unsure model kept its token against a strong draft: argmax %d", argmax(unsure))
 	}
 	// A confident model that agrees with the draft keeps it, surer.
 	agree := []float32{0, 5, 0, 0, 0, 0}
-	mixCopy(agree, draft{tok: 1, lam: 0.5})
+	mix(agree, draft{tok: 1, lam: 0.5})
 	if argmax(agree) != 1 {
 		t.Fatalf("agreeing draft: argmax %d", argmax(agree))
 	}
+}
+
+// TestMixCopyDistribution: the mixed logits' softmax is exactly
+// (1-λ)·p + λ·onehot.
+func TestMixCopyDistribution(t *testing.T) {
+	row := []float32{0.5, 2, -1, 1, 0, 3}
+	p := softmax64(row)
+	mixed := append([]float32(nil), row...)
+	(&decoder{}).mixCopy(mixed, draft{tok: 3, lam: 0.6})
+	q := softmax64(mixed)
+	for i := range p {
+		want := 0.4 * p[i]
+		if i == 3 {
+			want += 0.6
+		}
+		if d := q[i] - want; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("token %d: %.6f, want %.6f", i, q[i], want)
+		}
+	}
+}
+
+func softmax64(row []float32) []float64 {
+	mx := row[0]
+	for _, v := range row {
+		mx = max(mx, v)
+	}
+	out := make([]float64, len(row))
+	sum := 0.0
+	for i, v := range row {
+		out[i] = math.Exp(float64(v - mx))
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
 }

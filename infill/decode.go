@@ -116,7 +116,8 @@ type decoder struct {
 	resizes                  int // expand policy: steps that changed a span's length
 	grown                    int // expand policy: expand tokens turned into two masks
 
-	copy *copyIndex // the copy prior's corpus (nil: none; see copy.go)
+	copy    *copyIndex // the copy prior's corpus (nil: none; see copy.go)
+	scratch []float32  // the copy prior's softmax
 
 	// Set by nextPass for apply.
 	targets []int // masked positions whose logits were asked for
@@ -481,7 +482,7 @@ func (d *decoder) denoise(rows []float32) {
 		d.banned = b
 		row := rows[i*v : (i+1)*v]
 		if dr, ok := drafts[p]; ok {
-			mixCopy(row, dr)
+			d.mixCopy(row, dr)
 		}
 		if sp.allow != nil && p == sp.pos {
 			d.restrict(row, sp.allow)

@@ -31,7 +31,7 @@ type checkStat struct {
 	Name  string                `json:"name"`
 	Kinds map[string]*kindCheck `json:"kinds"`
 	// Shown is, for Go-aware runs, what ghost text would show at each
-	// confidence threshold (the parse check always applies); for the
+	// confidence threshold, as the server gates it: every Go check passed; for the
 	// others, every non-empty answer.
 	Shown []shownStat `json:"shown"`
 }
@@ -133,7 +133,7 @@ func checkRuns(ctx context.Context, sess *workspace.Session, cs []*evalCase, run
 				}
 				n++
 				v := verdicts[i]
-				if strings.TrimSpace(r.answers[i]) == "" || r.goaware && (!v.Parses || r.confs[i] < th) {
+				if strings.TrimSpace(r.answers[i]) == "" || r.goaware && (!v.OK() || r.confs[i] <= 0 || r.confs[i] < th) {
 					continue
 				}
 				shown++

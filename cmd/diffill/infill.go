@@ -205,6 +205,12 @@ Flags:
 		}
 	}
 	req.Params = *p
+	// The copy prior reads the document, as the server's does.
+	cursor := strings.Index(text, p.HoleMarker)
+	if len(req.Spans) > 0 {
+		cursor = req.Spans[0].Start
+	}
+	req.Corpus = workspace.Corpus(text, cursor, "")
 
 	m, err := loadCLIModel(*modelDir, *device, stderr)
 	if err != nil {
@@ -345,6 +351,7 @@ func jsonlOne(ctx context.Context, eng *infill.Engine, p infill.Params, wc *json
 		Mode:    infill.ModeInfill,
 		Params:  p,
 		Prelude: prelude,
+		Corpus:  workspace.Corpus(text, at, ""),
 	})
 	if err != nil {
 		return "", err

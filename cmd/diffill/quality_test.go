@@ -17,10 +17,10 @@ var qualityFloors = map[string]map[string]struct{ em, es float64 }{
 		"line":   {0.067, 0.30},
 		"block":  {0, 0.14},
 	},
-	"copy": { // with the copy prior over the document, as the server runs; measured 0.100 / 0.378, 0.033 / 0.352, 0.000 / 0.255
+	"copy": { // with the copy prior over the document, as the server runs; measured 0.100 / 0.378, 0.033 / 0.352, 0.000 / 0.229
 		"cursor": {0.033, 0.33},
 		"line":   {0, 0.31},
-		"block":  {0, 0.21},
+		"block":  {0, 0.19},
 	},
 }
 
@@ -62,7 +62,7 @@ func TestQualityFloors(t *testing.T) {
 		}
 	}
 	// The copy prior's gain: edit similarity of the rest of a line and of
-	// blocks (measured +0.029 and +0.068 here).
+	// blocks (measured +0.029 and +0.042 here).
 	for _, kind := range []string{"cursor", "block"} {
 		if a, b := scores["none"].Groups[kind].ES, scores["copy"].Groups[kind].ES; b <= a {
 			t.Errorf("%s: edit similarity %.3f with the copy prior, %.3f without", kind, b, a)
