@@ -8,8 +8,6 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"golang.org/x/sys/cpu"
-
 	"github.com/diffill/diffill/model/kernels"
 )
 
@@ -79,20 +77,5 @@ func cpuFeatures() string {
 	if runtime.GOARCH != "amd64" {
 		return "no x86 features (" + runtime.GOARCH + ": pure Go kernels)"
 	}
-	var fs []string
-	for _, f := range []struct {
-		name string
-		has  bool
-	}{
-		{"avx512f", cpu.X86.HasAVX512F}, {"avx512bw", cpu.X86.HasAVX512BW},
-		{"avx2", cpu.X86.HasAVX2}, {"fma", cpu.X86.HasFMA}, {"f16c", cpu.X86.HasF16C},
-	} {
-		if f.has {
-			fs = append(fs, f.name)
-		}
-	}
-	if len(fs) == 0 {
-		return "none of avx512f, avx512bw, avx2, fma, f16c"
-	}
-	return strings.Join(fs, " ")
+	return kernels.Features()
 }
