@@ -124,6 +124,7 @@ Flags:
 	goAware := fs.Bool("go", false, "also run Go-aware decoding (several candidates checked by Go's parser and type checker, best first) and report, for every run, the share of answers that parse and type-check in place, and what ghost text would show at each confidence threshold")
 	goFeatures := fs.String("go-features", "", "with --go: write every candidate of every case (source, the model's confidence, the checks' verdicts, exact or not) as JSON lines to this file, for calibrating the confidence")
 	goDecodes := fs.Int("go-decodes", 3, "with --go: the decodes (at different lengths) each case checks and ranks")
+	casesOut := fs.String("write-cases", "", "with --workspace: also write the cases cut, as `FILE`.jsonl for --cases (to run them with another build, side by side)")
 	answersOut := fs.String("answers", "", "write each case's answers (one JSON line per case: middle and each run's answer) to this file")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -170,6 +171,11 @@ Flags:
 	}
 	if err != nil {
 		return err
+	}
+	if *casesOut != "" {
+		if err := writeCases(*casesOut, cs); err != nil {
+			return err
+		}
 	}
 	configs := []evalConfig{{name: "model", cache: !*noCache, length: p.Length}}
 	if *contexts == "" && hasPaths(cs) {
@@ -266,6 +272,26 @@ func writeAnswers(path string, cs []*evalCase, runs []*evalScore) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("--answers: %w", err)
+	}
+	return nil
+}
+
+// writeCases writes cases as readCases reads them.
+func writeCases(path string, cs []*evalCase) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--write-cases: %w", err)
+	}
+	enc := json.NewEncoder(f)
+	enc.SetEscapeHTML(false)
+	for _, c := range cs {
+		if err := enc.Encode(c); err != nil {
+			f.Close()
+			return fmt.Errorf("--write-cases: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--write-cases: %w", err)
 	}
 	return nil
 }
