@@ -360,6 +360,7 @@ async function scenarioNotFound(E) {
 // The Go function around 1-based line n of the file on disk, from its `func` line to its closing brace at column 0.
 function funcAround(n) {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
+  if (n > lines.length) throw new Error(`the file on disk has ${lines.length} lines, fewer than the ${n} it had before the rewrite:\n${lines.join('\n')}`);
   let a = n - 1;
   while (a > 0 && !lines[a].startsWith('func ')) a--;
   let b = n - 1;
@@ -475,6 +476,16 @@ async function main() {
     const before = fs.readFileSync(file, 'utf8');
     await page.keyboard.press('Control+s');
     await waitFor('the save', 5000, async () => fs.readFileSync(file, 'utf8') !== before).catch(() => {});
+    // VS Code writes the file in place: a read in the middle of the write sees it cut short. Wait until two reads
+    // a moment apart agree.
+    let last = fs.readFileSync(file, 'utf8');
+    await waitFor('the saved file to settle', 5000, async () => {
+      await page.waitForTimeout(150);
+      const now = fs.readFileSync(file, 'utf8');
+      const same = now === last;
+      last = now;
+      return same;
+    }).catch(() => {});
   };
   const gotoLine = async (n) => {
     await page.keyboard.press('Control+g');
